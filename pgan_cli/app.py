@@ -1,0 +1,78 @@
+"""The ``pgan`` entry point: the root app, global flags, and command discovery.
+
+Every module in :mod:`pgan_cli.commands` registers itself on import; they are imported in
+pipeline order so ``pgan --help`` lists them as a user runs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from typing import Annotated
+
+import typer
+
+from pgan_cli import __version__, console
+from pgan_cli.cli import GLOBAL_FLAGS, app
+
+PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
+                  "privatize", "report", "audit", "env", "completions"]
+
+
+def _load_commands() -> None:
+    import pgan_cli.commands as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    rank = {n: i for i, n in enumerate(PIPELINE_ORDER)}
+    for name in sorted(names, key=lambda n: (rank.get(n, len(rank)), n)):
+        importlib.import_module(f"pgan_cli.commands.{name}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """[bold]pgan[/bold]: train GANs on sensitive images and audit what they release.
+
+    Commands read and write HDF5 dataset files and NPY arrays so they chain in shell scripts;
+    results go to stdout (JSON with --json), progress and logs to stderr. Exit codes: 0 ok,
+    1 an audit gate failed, 2 bad input.
+
+    Example: pgan data digits -o real.h5 && pgan data split real.h5 --out-dir splits --seed 0
+    """
+    console.configure(quiet=quiet or console.state.quiet, verbose=verbose or console.state.verbose)
+
+
+_load_commands()
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Let the global flags (--quiet, -q, --verbose) appear anywhere on the command line."""
+    head, rest = [], []
+    for i, a in enumerate(argv):
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        if a in GLOBAL_FLAGS:
+            attr, value = GLOBAL_FLAGS[a]
+            console.configure(**{attr: value})
+            head.append(a)
+        else:
+            rest.append(a)
+    return head + rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the tool (the ``pgan`` console script and ``python -m pgan_cli``)."""
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    app(args=args, prog_name="pgan")

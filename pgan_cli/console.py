@@ -1,0 +1,115 @@
+"""Where output goes: results on stdout, people (logs, progress bars, tables) on stderr.
+
+Library code may call :func:`log` and :func:`progress`; both respect ``--quiet`` and never
+write to stdout, so ``pgan mmd a.npy b.npy --json | jq .p_value`` always works.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+T = TypeVar("T")
+
+
+class _State:
+    quiet: bool = False
+    verbose: bool = False
+
+
+state = _State()
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def configure(quiet: bool | None = None, verbose: bool | None = None) -> None:
+    """Set the global ``--quiet`` / ``--verbose`` flags."""
+    if quiet is not None:
+        state.quiet = quiet
+    if verbose is not None:
+        state.verbose = verbose
+
+
+def log(message: str) -> None:
+    """A progress or information line on stderr (silenced by ``--quiet``)."""
+    if not state.quiet:
+        stderr.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr; shown even with ``--quiet``."""
+    stderr.print(f"warning: {message}", markup=False)
+
+
+def _progress_bar():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                    console=stderr, transient=True, disable=state.quiet or not stderr.is_terminal)
+
+
+def progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (only on a terminal, never with ``--quiet``)."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    with _progress_bar() as bar:
+        task = bar.add_task(description, total=total, info="")
+        for item in iterable:
+            yield item
+            bar.advance(task)
+
+
+@contextmanager
+def progress_task(description: str, total: int | None):
+    """A progress bar driven by hand: ``with progress_task("train", n) as step: step(1, info="loss 0.3")``."""
+    with _progress_bar() as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str | None = None) -> None:
+            if info is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, advance=n, info=info)
+
+        yield advance
+
+
+def _clean(value: Any) -> Any:
+    """Make a result JSON-safe: numpy scalars/arrays to Python, non-finite floats refused."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(result: Any) -> str:
+    """Serialise a result with sorted keys; NaN/Inf become ``null`` (never invalid JSON)."""
+    return json.dumps(_clean(result), indent=2, sort_keys=True, allow_nan=False)
+
+
+def emit_json(result: Any) -> None:
+    """Print a result as JSON on stdout."""
+    sys.stdout.write(to_json(result) + "\n")
+    sys.stdout.flush()
+
+
+def emit(text: str) -> None:
+    """Print a short human-readable result on stdout."""
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,387 @@
+"""The pgan dataset file (HDF5), the one format every command reads and writes.
+
+Layout (see ``docs/FORMAT.md``):
+
+- ``samples``: float32, ``(N, C, H, W)`` images in [-1, 1], or ``(N, D)`` vectors (unscaled);
+- ``labels``: int64 ``(N,)``, optional, in ``0..K-1``; root attribute ``class_names`` (JSON list);
+- ``latents``: float32 ``(N, Z)``, optional (the codes that made each synthetic sample);
+- ``source_indices``: int64 ``(N,)``, optional (row numbers in the file a split came from);
+- root attributes ``kind`` ("images" | "vectors"), ``pgan_version``, ``format_version`` (1),
+  ``provenance`` (JSON), and any extra JSON attributes (``intensity_mapping``, ``mixture``...).
+
+:class:`Dataset` validates on open and reads in batches, so a file larger than memory can be
+streamed. :class:`DatasetWriter` writes batches to a temporary file in the target folder and
+renames it only when complete. NPY ``(N, D)`` arrays are accepted wherever vectors are expected
+(:func:`load_vectors`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgan_cli import FORMAT_VERSION, __version__
+from pgan_cli.errors import FormatError, InputError
+from pgan_cli.files import atomic_path, check_input
+
+KIND_IMAGES = "images"
+KIND_VECTORS = "vectors"
+IMAGE_RANGE_TOLERANCE = 1e-3
+_BATCH = 4096
+
+
+def _json_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _open_h5(path: Path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        reason = str(e).split("(")[0].strip() or "unreadable"
+        raise FormatError(f"{path} is not a readable HDF5 file ({reason}); is it truncated or "
+                          f"corrupt? Re-create it with the pgan command that wrote it") from None
+
+
+class Dataset:
+    """An open, validated pgan dataset file. Use as a context manager or call :meth:`close`.
+
+    Validation on open: ``samples`` present, float32, 2-D or 4-D and consistent with ``kind``,
+    N > 0, no NaN/Inf (checked in batches), images within [-1, 1], labels int64 of length N in
+    ``0..K-1``, latents of length N, and a known ``format_version``.
+    """
+
+    def __init__(self, path: str | os.PathLike, check_values: bool = True):
+        self.path = check_input(path, "dataset file")
+        if self.path.suffix.lower() == ".npy":
+            raise FormatError(f"{self.path} is an NPY array, not a pgan dataset file; commands that "
+                              f"take vectors accept it, others need `pgan data import` first")
+        self._f = _open_h5(self.path)
+        try:
+            self._validate(check_values)
+        except BaseException:
+            self._f.close()
+            raise
+
+    # -- validation -------------------------------------------------------------------------
+    def _fail(self, what: str) -> None:
+        raise FormatError(f"{self.path}: {what}")
+
+    def _validate(self, check_values: bool) -> None:
+        import h5py
+
+        f = self._f
+        version = f.attrs.get("format_version")
+        if version is None:
+            self._fail("no format_version attribute; not a pgan dataset file "
+                       "(create one with `pgan data import` or `pgan data digits`)")
+        if int(version) != FORMAT_VERSION:
+            self._fail(f"format_version {int(version)} is not supported by pgan {__version__} "
+                       f"(reads version {FORMAT_VERSION}); upgrade pgan")
+        if "samples" not in f or not isinstance(f["samples"], h5py.Dataset):
+            self._fail("missing the 'samples' dataset")
+        s = f["samples"]
+        if s.dtype != np.float32:
+            self._fail(f"'samples' has dtype {s.dtype}, expected float32")
+        if s.ndim not in (2, 4):
+            self._fail(f"'samples' has shape {s.shape}; expected (N, C, H, W) images or (N, D) vectors")
+        if s.shape[0] == 0:
+            self._fail("'samples' is empty (N = 0)")
+        if any(d == 0 for d in s.shape[1:]):
+            self._fail(f"'samples' has an empty dimension: shape {s.shape}")
+        kind = _json_attr(f.attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS))
+        if kind not in (KIND_IMAGES, KIND_VECTORS):
+            self._fail(f"unknown kind {kind!r}; expected 'images' or 'vectors'")
+        if (kind == KIND_IMAGES) != (s.ndim == 4):
+            self._fail(f"kind is {kind!r} but 'samples' has shape {s.shape}")
+        self.kind: str = kind
+        self.n: int = int(s.shape[0])
+        self.sample_shape: tuple[int, ...] = tuple(int(d) for d in s.shape[1:])
+        names = _json_attr(f.attrs.get("class_names")) if "class_names" in f.attrs else None
+        if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)):
+            self._fail("attribute class_names is not a JSON list of strings")
+        self.class_names: list[str] | None = names
+        self.has_labels = "labels" in f
+        if self.has_labels:
+            lab = f["labels"]
+            if lab.dtype != np.int64 or lab.shape != (self.n,):
+                self._fail(f"'labels' must be int64 of shape ({self.n},), got {lab.dtype} {lab.shape}")
+        self.has_latents = "latents" in f
+        if self.has_latents:
+            lat = f["latents"]
+            if lat.dtype != np.float32 or lat.ndim != 2 or lat.shape[0] != self.n:
+                self._fail(f"'latents' must be float32 of shape ({self.n}, Z), got {lat.dtype} {lat.shape}")
+        if check_values:
+            self._check_values()
+
+    def _check_values(self) -> None:
+        lo, hi = np.inf, -np.inf
+        max_label, min_label = -1, 0
+        for start in range(0, self.n, self._batch_rows()):
+            stop = min(self.n, start + self._batch_rows())
+            x = self._f["samples"][start:stop]
+            finite = np.isfinite(x)
+            if not finite.all():
+                row = start + int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))
+                self._fail(f"'samples' contains NaN or Inf (first at row {row}); clean the data first")
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+            if self.has_labels:
+                lab = self._f["labels"][start:stop]
+                max_label, min_label = max(max_label, int(lab.max())), min(min_label, int(lab.min()))
+            if self.has_latents and not np.isfinite(self._f["latents"][start:stop]).all():
+                self._fail("'latents' contains NaN or Inf")
+        if self.kind == KIND_IMAGES and (lo < -1 - IMAGE_RANGE_TOLERANCE or hi > 1 + IMAGE_RANGE_TOLERANCE):
+            self._fail(f"image samples must lie in [-1, 1], found [{lo:.4g}, {hi:.4g}]")
+        self.value_range = (lo, hi)
+        if self.has_labels:
+            if min_label < 0:
+                self._fail(f"labels must be >= 0, found {min_label}")
+            if self.class_names is not None and max_label >= len(self.class_names):
+                self._fail(f"label {max_label} is out of range for {len(self.class_names)} class_names")
+
+    def _batch_rows(self) -> int:
+        per_row = int(np.prod(self.sample_shape)) * 4
+        return max(1, min(_BATCH, (64 << 20) // max(per_row, 1)))
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes, JSON ones decoded."""
+        return {k: _json_attr(v) for k, v in self._f.attrs.items()}
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        p = self.attrs.get("provenance")
+        return p if isinstance(p, dict) else None
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.class_names is not None:
+            return len(self.class_names)
+        if self.has_labels:
+            return int(self._f["labels"][:].max()) + 1
+        return None
+
+    @property
+    def dim(self) -> int:
+        """Number of values per sample (C*H*W or D)."""
+        return int(np.prod(self.sample_shape))
+
+    # -- reading ---------------------------------------------------------------------------
+    def samples(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self._f["samples"][start:stop], dtype=np.float32)
+
+    def labels(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        return np.asarray(self._f["labels"][start:stop]) if self.has_labels else None
+
+    def latents(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        return np.asarray(self._f["latents"][start:stop]) if self.has_latents else None
+
+    def extra(self, name: str) -> np.ndarray | None:
+        """Any other dataset in the file (``source_indices`` ...), or None."""
+        return np.asarray(self._f[name][:]) if name in self._f else None
+
+    def iter_batches(self, batch_size: int = 1024) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """Yield ``(start, samples, labels)`` batches in file order."""
+        for start in range(0, self.n, batch_size):
+            stop = min(self.n, start + batch_size)
+            yield start, self.samples(start, stop), self.labels(start, stop)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class DataBundle:
+    """A dataset file loaded into memory."""
+
+    samples: np.ndarray
+    labels: np.ndarray | None = None
+    latents: np.ndarray | None = None
+    kind: str = KIND_IMAGES
+    class_names: list[str] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(self.labels.max()) + 1 if self.labels is not None else None
+
+
+def read_dataset(path: str | os.PathLike) -> DataBundle:
+    """Open, validate and load a whole dataset file."""
+    with Dataset(path) as ds:
+        extra_attrs = ds.attrs
+        return DataBundle(samples=ds.samples(), labels=ds.labels(), latents=ds.latents(), kind=ds.kind,
+                          class_names=ds.class_names, attrs=extra_attrs, path=ds.path)
+
+
+def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
+    """Read a set of vectors: an NPY ``(N, D)`` array, or a dataset file flattened to ``(N, D)``.
+
+    Refuses empty sets, NaN/Inf and non-numeric arrays with a clear message.
+    """
+    p = check_input(path, what)
+    if p.suffix.lower() == ".npy":
+        try:
+            x = np.load(p, allow_pickle=False, mmap_mode="r")
+        except ValueError as e:
+            raise FormatError(f"{p} is not a plain numeric NPY array ({e})") from None
+        except (OSError, EOFError) as e:
+            raise FormatError(f"{p} is not a readable NPY file ({e}); is it truncated?") from None
+        if x.dtype.kind not in "fiu":
+            raise FormatError(f"{p} has dtype {x.dtype}; expected a float array (N, D)")
+        if x.ndim == 1:
+            raise FormatError(f"{p} has shape {x.shape}; expected a 2-D array (N, D) of vectors")
+        x = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise FormatError(f"{p} is empty (shape {x.shape})")
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise FormatError(f"{p} contains NaN or Inf (first at row {int(np.argmax(bad))}); clean the data first")
+        return x
+    with Dataset(p) as ds:
+        return ds.samples().reshape(ds.n, -1)
+
+
+def load_labels(path: str | os.PathLike) -> np.ndarray | None:
+    """Labels of a dataset file (None for NPY inputs or unlabelled files)."""
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        return None
+    with Dataset(p, check_values=False) as ds:
+        return ds.labels()
+
+
+class DatasetWriter:
+    """Write a dataset file in batches; the file appears only when :meth:`__exit__` succeeds.
+
+    >>> with DatasetWriter("out.h5", n=10, sample_shape=(1, 8, 8), provenance=prov) as w:
+    ...     w.write(samples, labels=labels)
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, sample_shape: tuple[int, ...], *,
+                 provenance: dict[str, Any], kind: str | None = None, with_labels: bool = False,
+                 class_names: list[str] | None = None, latent_dim: int | None = None,
+                 attrs: dict[str, Any] | None = None, compression: str | None = None):
+        if n <= 0:
+            raise InputError(f"cannot write an empty dataset to {path} (N = {n})")
+        self.path = Path(path)
+        self.n, self.sample_shape = int(n), tuple(int(d) for d in sample_shape)
+        self.kind = kind or (KIND_IMAGES if len(self.sample_shape) == 3 else KIND_VECTORS)
+        self.with_labels, self.latent_dim = with_labels, latent_dim
+        self.class_names, self.attrs, self.provenance = class_names, attrs or {}, provenance
+        self.compression = compression
+        self._cursor = 0
+        self._ctx = None
+
+    def __enter__(self) -> DatasetWriter:
+        import h5py
+
+        self._ctx = atomic_path(self.path, suffix=".h5.tmp")
+        tmp = self._ctx.__enter__()
+        self._f = h5py.File(tmp, "w")
+        f = self._f
+        chunk_rows = max(1, min(self.n, (1 << 20) // max(4 * int(np.prod(self.sample_shape)), 1)))
+        f.create_dataset("samples", shape=(self.n, *self.sample_shape), dtype=np.float32,
+                         chunks=(chunk_rows, *self.sample_shape), compression=self.compression)
+        if self.with_labels:
+            f.create_dataset("labels", shape=(self.n,), dtype=np.int64)
+        if self.latent_dim:
+            f.create_dataset("latents", shape=(self.n, self.latent_dim), dtype=np.float32)
+        f.attrs["kind"] = self.kind
+        f.attrs["pgan_version"] = __version__
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True, default=str)
+        if self.class_names is not None:
+            f.attrs["class_names"] = json.dumps(list(self.class_names))
+        for k, v in self.attrs.items():
+            f.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, sort_keys=True, default=str)
+        return self
+
+    def write(self, samples: np.ndarray, labels: np.ndarray | None = None,
+              latents: np.ndarray | None = None) -> None:
+        """Append a batch of rows."""
+        samples = np.asarray(samples, dtype=np.float32)
+        m = samples.shape[0]
+        if samples.shape[1:] != self.sample_shape:
+            raise InputError(f"batch shape {samples.shape[1:]} does not match {self.sample_shape}")
+        if not np.isfinite(samples).all():
+            raise InputError(f"refusing to write NaN or Inf samples to {self.path}")
+        a, b = self._cursor, self._cursor + m
+        if b > self.n:
+            raise InputError(f"writing {b} rows into a dataset declared with {self.n}")
+        self._f["samples"][a:b] = samples
+        if self.with_labels:
+            if labels is None:
+                raise InputError("labels are required for every batch of this dataset")
+            self._f["labels"][a:b] = np.asarray(labels, dtype=np.int64)
+        if self.latent_dim:
+            self._f["latents"][a:b] = np.asarray(latents, dtype=np.float32)
+        self._cursor = b
+
+    def add_dataset(self, name: str, data: np.ndarray) -> None:
+        """Store another array (e.g. ``source_indices``) in the file."""
+        self._f.create_dataset(name, data=data)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._f.close()
+        if exc_type is None and self._cursor != self.n:
+            exc = InputError(f"only {self._cursor} of {self.n} rows were written to {self.path}")
+            self._ctx.__exit__(InputError, exc, None)
+            raise exc
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+def write_dataset(path: str | os.PathLike, samples: np.ndarray, *, provenance: dict[str, Any],
+                  labels: np.ndarray | None = None, latents: np.ndarray | None = None,
+                  kind: str | None = None, class_names: list[str] | None = None,
+                  attrs: dict[str, Any] | None = None,
+                  extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a whole dataset file atomically and return its path."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim not in (2, 4):
+        raise InputError(f"samples must be (N, C, H, W) or (N, D); got shape {samples.shape}")
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (len(samples),):
+            raise InputError(f"labels shape {labels.shape} does not match {len(samples)} samples")
+        if labels.size and (labels.min() < 0 or (class_names is not None and labels.max() >= len(class_names))):
+            raise InputError(f"labels out of range 0..{len(class_names or []) - 1}")
+    w = DatasetWriter(path, len(samples), samples.shape[1:], provenance=provenance, kind=kind,
+                      with_labels=labels is not None, class_names=class_names,
+                      latent_dim=None if latents is None else int(np.asarray(latents).shape[1]), attrs=attrs)
+    with w:
+        w.write(samples, labels=labels, latents=latents)
+        for name, data in (extra or {}).items():
+            w.add_dataset(name, data)
+    return Path(path)
