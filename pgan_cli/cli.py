@@ -97,11 +97,19 @@ def guarded(prog: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def _help_kwargs(fn: Callable, kwargs: dict) -> dict:
+    """``help=`` is the one-line summary in lists; the docstring (with its example) the full help."""
+    if "help" in kwargs and fn.__doc__:
+        kwargs = dict(kwargs)
+        kwargs["short_help"] = kwargs.pop("help")
+    return kwargs
+
+
 def command(name: str, **kwargs) -> Callable[[Callable], Callable]:
     """Register a top-level command ``pgan <name>`` (kwargs go to ``Typer.command``)."""
 
     def decorate(fn: Callable) -> Callable:
-        app.command(name, **kwargs)(guarded(f"pgan {name}")(fn))
+        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}")(fn))
         return fn
 
     return decorate
@@ -119,7 +127,7 @@ class Group:
 
     def command(self, name: str, **kwargs) -> Callable[[Callable], Callable]:
         def decorate(fn: Callable) -> Callable:
-            self.typer.command(name, **kwargs)(guarded(f"pgan {self.name} {name}")(fn))
+            self.typer.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {self.name} {name}")(fn))
             return fn
 
         return decorate
