@@ -38,10 +38,7 @@ def render_cli_reference() -> str:
         if subs:
             if path:
                 out.extend([f"## pgan {' '.join(path)}", "", inspect.cleandoc(cmd.help or ""), ""])
-            from pgan_cli.app import PIPELINE_ORDER
-
-            rank = {n: i for i, n in enumerate(PIPELINE_ORDER)} if not path else {}
-            for name in sorted(subs, key=lambda n: rank.get(n, len(rank))) if not path else subs:
+            for name in cmd.list_commands(None) if not path else subs:
                 walk(subs[name], (*path, name))
             return
         out.extend([f"### pgan {' '.join(path)}", "", inspect.cleandoc(cmd.help or ""), ""])
