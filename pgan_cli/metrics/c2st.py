@@ -41,5 +41,11 @@ def c2st_auc(real: np.ndarray, synthetic: np.ndarray, classifier: str = "gbm", s
         from sklearn.preprocessing import StandardScaler
 
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    model.fit(x_tr, y_tr)
-    return float(roc_auc_score(y_te, model.predict_proba(x_te)[:, 1]))
+    from threadpoolctl import threadpool_limits
+
+    # one OpenMP thread: gradient boosting on a few thousand rows gains nothing from more, and
+    # OpenMP spin-waiting next to FAISS/torch thread pools slowed it 40x on a busy 2-core machine
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(x_tr, y_tr)
+        proba = model.predict_proba(x_te)[:, 1]
+    return float(roc_auc_score(y_te, proba))

@@ -14,6 +14,12 @@ These are exactly the conventions of the authors' ``prdc`` package (strict ``<``
 neighbour excluding the point itself, duplicates kept). Unlike that package, which builds three
 dense N x N matrices (10 GB each at 50k points), radii come from FAISS kNN and the real-synthetic
 comparisons run in float64 row blocks, so memory stays O(block x N).
+
+Exact ties: when a synthetic row is an exact copy of a real row, some distances equal a radius
+mathematically and the strict ``<`` is decided by the last bit of floating-point rounding, in
+the ``prdc`` package and here alike (it computes distances with scikit-learn's expanded form,
+pgan with the same form but another BLAS call). Values then agree to about one count in
+N x M comparisons, not bit for bit; on continuous data they are identical.
 """
 
 from __future__ import annotations
