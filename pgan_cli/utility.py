@@ -255,6 +255,10 @@ def utility(synthetic: LabelledSet, real_train: LabelledSet, test: LabelledSet,
     if classifier not in CLASSIFIERS:
         raise InputError(f"unknown classifier {classifier!r}; use one of {', '.join(CLASSIFIERS)}")
     k = check_sets([synthetic, real_train], test)
+    if classifier == "cnn" and test.samples.ndim != 4:
+        raise UsageError("--classifier cnn needs image datasets (N, C, H, W); use logreg or knn for vectors")
+    if permutations < 1:
+        raise InputError(f"permutations must be at least 1, got {permutations}")
     say = log or (lambda s: None)
     fit = _FIT[classifier]
     kwargs = {"epochs": cnn_epochs} if classifier == "cnn" else {}

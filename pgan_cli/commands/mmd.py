@@ -41,10 +41,10 @@ def mmd_cmd(
     dev = resolve_device(device)
     x = load_vectors(x_path, "X")
     y = load_vectors(y_path, "Y")
-    console.log(f"MMD² ({kernel} kernel, {estimator}) between {len(x)} and {len(y)} samples on {dev}")
     with console.progress_task("kernel rows", len(x) + len(y)) as step:
         res = mmd.mmd_test(x, y, kernel=kernel, bandwidth=bandwidth, permutations=permutations,
-                           estimator=estimator, seed=seed, device=dev, progress=step)
+                           estimator=estimator, seed=seed, device=dev, progress=step,
+                           log=console.log)
     result = res.to_dict()
     result["provenance"] = make_provenance([x_path, y_path], seed=seed, device=dev, kernel=kernel,
                                            bandwidth=bandwidth, permutations=permutations,

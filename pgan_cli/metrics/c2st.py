@@ -18,16 +18,21 @@ CLASSIFIERS = ("gbm", "logreg")
 TEST_FRACTION = 0.3
 
 
+def check_inputs(real: np.ndarray, synthetic: np.ndarray, classifier: str) -> None:
+    """Known classifier and at least 5 rows per side."""
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"unknown C2ST classifier {classifier!r}; use one of {', '.join(CLASSIFIERS)}")
+    if min(len(real), len(synthetic)) < 5:
+        raise InputError(f"C2ST needs at least 5 real and 5 synthetic samples "
+                         f"(got {len(real)} and {len(synthetic)}); leave it out with --metrics")
+
+
 def c2st_auc(real: np.ndarray, synthetic: np.ndarray, classifier: str = "gbm", seed: int = 0) -> float:
     """Held-out AUC of a classifier separating ``real`` (label 0) from ``synthetic`` (label 1)."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    if classifier not in CLASSIFIERS:
-        raise InputError(f"unknown C2ST classifier {classifier!r}; use one of {', '.join(CLASSIFIERS)}")
-    if min(len(real), len(synthetic)) < 5:
-        raise InputError(f"C2ST needs at least 5 real and 5 synthetic samples "
-                         f"(got {len(real)} and {len(synthetic)})")
+    check_inputs(real, synthetic, classifier)
     x = np.concatenate([np.asarray(real, np.float32), np.asarray(synthetic, np.float32)])
     y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(synthetic), np.int64)])
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, stratify=y, random_state=seed)

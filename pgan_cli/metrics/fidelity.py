@@ -50,6 +50,13 @@ def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = 5, metrics: list[
         raise InputError(f"real and synthetic sets have different dimensions ({real.shape[1]} vs "
                          f"{synthetic.shape[1]}); compare them in the same space")
     metrics = list(METRIC_GROUPS) if metrics is None else metrics
+    # validate everything first, so a bad input fails before any work (and any log line)
+    if "prdc" in metrics:
+        prdc.check_pair(real, synthetic, k)
+    if "c2st" in metrics:
+        c2st.check_inputs(real, synthetic, c2st_classifier)
+    if mixture is not None:
+        modes.check_dims(synthetic, mixture)
     say = log or (lambda s: None)
     out: dict[str, Any] = {}
     if "prdc" in metrics:

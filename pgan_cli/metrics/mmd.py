@@ -282,7 +282,8 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
              bandwidth: float | str | None = "median", permutations: int = DEFAULT_PERMUTATIONS,
              estimator: str = DEFAULT_ESTIMATOR, seed: int = 0, device: str = "cpu",
              block_bytes: int = BLOCK_BYTES,
-             progress: Callable[[int], None] | None = None) -> MMDResult:
+             progress: Callable[[int], None] | None = None,
+             log: Callable[[str], None] | None = None) -> MMDResult:
     """MMD² between samples ``x`` (n, d) and ``y`` (m, d) with a p-value.
 
     ``estimator="unbiased"``: the U-statistic and a permutation test with ``permutations``
@@ -296,6 +297,9 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
         raise InputError(f"permutations must be >= 0, got {permutations}")
     x, y = check_samples(x, y, min_n=4 if estimator == "linear" else 2)
     sigma, rule = resolve_bandwidth(x, y, kernel, bandwidth, seed)
+    if log is not None:
+        bw = "" if sigma is None else f", σ = {sigma:.4g} ({rule})"
+        log(f"MMD² ({kernel}{bw}, {estimator}) between {len(x)} and {len(y)} samples on {device}")
     if estimator == "linear":
         stat, p = linear_time(x, y, kernel, sigma, seed, device)
         return MMDResult(stat, p, kernel, sigma, len(x), len(y), 0, estimator, rule, "normal")

@@ -42,14 +42,20 @@ def log_likelihood(x: np.ndarray, means: np.ndarray, std: float, weights: np.nda
     return logsumexp(comp, axis=1)
 
 
+def check_dims(synthetic: np.ndarray, mixture: Any) -> None:
+    """The samples live in the mixture's space."""
+    means, _, _ = parse_mixture(mixture)
+    if synthetic.shape[1] != means.shape[1]:
+        raise InputError(f"the mixture has {means.shape[1]}-D modes but the samples are "
+                         f"{synthetic.shape[1]}-D; score the raw toy samples, not an embedding")
+
+
 def mode_scores(synthetic: np.ndarray, mixture: Any, real: np.ndarray | None = None) -> dict:
     """``modes_covered``, ``modes_total``, ``high_quality_fraction``, ``log_likelihood`` (mean),
     plus ``log_likelihood_real`` (the same for the real set, the value to compare with)."""
     means, std, weights = parse_mixture(mixture)
     synthetic = np.asarray(synthetic, dtype=np.float64)
-    if synthetic.shape[1] != means.shape[1]:
-        raise InputError(f"the mixture has {means.shape[1]}-D modes but the samples are "
-                         f"{synthetic.shape[1]}-D; score the raw toy samples, not an embedding")
+    check_dims(synthetic, mixture)
     dist = np.sqrt(((synthetic[:, None, :] - means[None, :, :]) ** 2).sum(-1))  # (M, K)
     close = dist <= QUALITY_STDS * std
     out = {
