@@ -32,7 +32,7 @@ def utility_cmd(
     classifier: Annotated[str, typer.Option("--classifier", help="logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).")] = "logreg",
     permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test.")] = 1000,
     kmeans: Annotated[bool, typer.Option("--kmeans", help="Add the unsupervised k-means + Hungarian baseline.")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the cnn classifier.")] = 15,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the cnn classifier.")] = 10,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     output: OptionalOutputOpt = None,
