@@ -262,9 +262,9 @@ def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
             raise FormatError(f"{p} has dtype {x.dtype}; expected a float array (N, D)")
         if x.ndim == 1:
             raise FormatError(f"{p} has shape {x.shape}; expected a 2-D array (N, D) of vectors")
-        x = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)
-        if x.shape[0] == 0 or x.shape[1] == 0:
+        if x.size == 0:
             raise FormatError(f"{p} is empty (shape {x.shape})")
+        x = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)
         bad = ~np.isfinite(x).all(axis=1)
         if bad.any():
             raise FormatError(f"{p} contains NaN or Inf (first at row {int(np.argmax(bad))}); clean the data first")
