@@ -110,6 +110,9 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                         Path(output) if output is not None else None)
     if save_model is not None and Path(save_model).suffix != ".npz":
         raise UsageError(f"--save-model {save_model}: the model file must end in .npz")
+    from pgan_cli.cli import resolve_device
+
+    device = resolve_device(device)
     sources = [SampleSource(p) for p in paths]  # validate every input before any work
     try:
         if model is not None:

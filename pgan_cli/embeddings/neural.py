@@ -145,7 +145,7 @@ class AutoencoderEmbedding(Embedding):
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    loss_v = float(loss)
+                    loss_v = float(loss.detach())
                     step(1, info=f"epoch {epoch + 1} loss {loss_v:.4f}")
         if not math.isfinite(loss_v):
             raise InputError("the autoencoder's training diverged (loss is NaN); check the fit set's scale")
