@@ -9,7 +9,8 @@ is not needed and ranks the same wherever p_R > 1e-10).
 
 A KDE on raw pixels is singular; the method refuses inputs above 64 dimensions and asks for a
 low-dimensional embedding (``pgan embed``). Directions where S ∪ R has no variance (constant
-pixels) are dropped before fitting. Non-finite scores are an error, never an AUC of 0.5.
+pixels, below 1e-6 of the largest variance) are dropped before fitting, and each KDE's
+covariance gets a ridge of 1e-6 of its mean variance. Non-finite scores are an error, never an AUC of 0.5.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pgan_cli.attacks.base import REFERENCE, SYNTHETIC, Attack, AttackInputs, ch
 from pgan_cli.errors import InputError
 
 MAX_DIMS = 64
+RIDGE = 1e-6
+MIN_RELATIVE_VARIANCE = 1e-6
 _BLOCK = 1024
 
 
@@ -33,6 +36,8 @@ class GaussianKDE:
             raise InputError(f"domias: the {what} set has {n} rows for {d} dimensions; a KDE needs more "
                              f"rows than dimensions (use a lower-dimensional `pgan embed`)")
         cov = np.cov(x, rowvar=False).reshape(d, d)
+        # a ridge of 1e-6 of the mean variance keeps directions this set barely spans invertible
+        cov = cov + np.eye(d) * max(np.trace(cov) / d, 1e-12) * RIDGE
         factor = n ** (-1.0 / (d + 4))
         try:
             chol = np.linalg.cholesky(cov * factor ** 2)
@@ -74,7 +79,7 @@ class Domias(Attack):
         both = np.concatenate([s, r]).astype(np.float64)
         self.mean = both.mean(axis=0)
         w, v = np.linalg.eigh(np.cov(both, rowvar=False).reshape(both.shape[1], both.shape[1]))
-        keep = w > max(w.max(), 1e-300) * 1e-9
+        keep = w > max(w.max(), 1e-300) * MIN_RELATIVE_VARIANCE
         self.basis = v[:, keep]
         self.params["dims_used"] = int(keep.sum())
         self.kde_s = GaussianKDE(self._project(s), "synthetic")
