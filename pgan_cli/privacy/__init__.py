@@ -1,2 +1,1 @@
-"""Differential privacy: local DP of inputs (:mod:`.ldp`), DP-SGD training (:mod:`.dpsgd`) and the
-privacy-utility curve (:mod:`.curve`)."""
+"""Distance-based privacy metrics of a synthetic set (DCR, NNDR, NNAA, authenticity, C_T, near-copies)."""
