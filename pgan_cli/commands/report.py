@@ -21,8 +21,8 @@ ShowRealOpt = Annotated[bool, typer.Option(
 
 @command("report", help="Assemble results into a self-contained HTML report, summary.json and a verdict.")
 def report_cmd(
-    results: Annotated[list[Path], typer.Argument(help="Result files: JSON of attack/mmd/fidelity/utility, "
-                                                       "train log .jsonl, knn.h5, scores.h5.")],
+    results: Annotated[Optional[list[Path]], typer.Argument(help="Result files: JSON of attack/mmd/fidelity/"
+                                                                 "utility, train log .jsonl, knn.h5, scores.h5.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The HTML report to write.",
                                                    dir_okay=False)] = None,
     summary: Annotated[Optional[Path], typer.Option("--summary", help="Write summary.json here.", dir_okay=False)] = None,
@@ -48,7 +48,7 @@ def report_cmd(
     from pgan_cli.report.build import make_report
     from pgan_cli.report.gates import raise_if_failed
 
-    summ, gate_results = make_report(results, output, summary_path=summary, gates=gate, preset=preset,
+    summ, gate_results = make_report(results or [], output, summary_path=summary, gates=gate, preset=preset,
                                      members=members, synthetic=synthetic, holdout=holdout,
                                      show_real_images=show_real_images, map_method=map_method, seed=seed,
                                      title=title)

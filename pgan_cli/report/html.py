@@ -143,7 +143,7 @@ def figure_png(fig) -> str:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -302,6 +302,9 @@ def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_se
     for res in _by_kind(results, KIND_KNN):
         q, r = knn_pair(res)
         series.append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
+    if not series:
+        for res in _by_kind(results, KIND_SCORES):
+            series.extend((f"{k} ({res.path.name})", v) for k, v in res.data.get("dcr", {}).items())
     if not series:
         series = list(dcr_sets.items())
     if series:
@@ -563,7 +566,8 @@ def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, 
     gate_rows = summary.get("gates", [])
     verdict = summary.get("verdict", "no gates")
     dcr_sets: dict[str, np.ndarray] = {}
-    if members is not None and synthetic is not None and not _by_kind(results, KIND_KNN):
+    if (members is not None and synthetic is not None and not _by_kind(results, KIND_KNN)
+            and not any(r.data.get("dcr") for r in _by_kind(results, KIND_SCORES))):
         from pgan_cli.neighbors import nearest_distance
 
         xm = members.samples.reshape(members.n, -1)

@@ -59,6 +59,10 @@ SUMMARY_FORMAT = "pgan-summary"
 FIDELITY_KEYS = ("precision", "recall", "density", "coverage", "alpha_precision", "beta_recall",
                  "frechet", "frechet_distance", "fd", "c2st", "c2st_auc", "modes_covered",
                  "high_quality_fraction", "log_likelihood", "prdc", "alpha_beta")
+# The scores file of pgan attack (issue 6's pgan_cli/attacks/keys.py): scores/<method>, membership,
+# distances/dcr_synthetic_to_members and distances/dcr_holdout_to_members.
+SCORES_GROUP, SCORES_DISTANCES_GROUP = "scores", "distances"
+SCORES_DCR_SYNTHETIC, SCORES_DCR_HOLDOUT = "dcr_synthetic_to_members", "dcr_holdout_to_members"
 SCORES_TRUTH_NAMES = ("membership", "is_member", "member", "members", "truth", "y_true", "labels", "label")
 MAX_LIST = 400  # lists with more numbers than this (per-sample arrays) stay out of the summary
 
@@ -203,19 +207,29 @@ def _load_h5(path: Path) -> ResultFile:
         if len(truth) == 0 or not set(np.unique(truth)) <= {0, 1} or len(np.unique(truth)) < 2:
             raise FormatError(f"{path}: '{truth_name}' must hold 0/1 membership for members and non-members")
         scores: dict[str, np.ndarray] = {}
-        for name, ds in dsets.items():
+        in_group = [n for n in dsets if n.startswith(SCORES_GROUP + "/")]
+        for name in in_group or list(dsets):
+            ds = dsets[name]
             if name == truth_name or ds.ndim != 1 or ds.shape[0] != len(truth) or ds.dtype.kind != "f":
                 continue
-            parts = [p for p in name.split("/") if p not in ("scores", "score")]
-            label = "/".join(parts) or name
+            if not in_group and name.startswith(SCORES_DISTANCES_GROUP + "/"):
+                continue
+            label = name[len(SCORES_GROUP) + 1:] if in_group else name
             s = np.asarray(ds[:], dtype=np.float64)
             if not np.isfinite(s).all():
                 raise FormatError(f"{path}: scores of '{label}' hold NaN or Inf; an AUC on them would be "
                                   f"meaningless; re-run pgan attack")
             scores[label] = s
+        dcr = {}
+        for key, label in ((SCORES_DCR_SYNTHETIC, "synthetic -> members"), (SCORES_DCR_HOLDOUT, "holdout -> members")):
+            name = f"{SCORES_DISTANCES_GROUP}/{key}"
+            if name in dsets and dsets[name].ndim == 1 and dsets[name].shape[0] > 0:
+                d = np.asarray(dsets[name][:], dtype=np.float64)
+                if np.isfinite(d).all():
+                    dcr[label] = d
         if not scores:
             raise FormatError(f"{path} holds membership truth but no per-candidate scores")
-        return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores,
+        return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores, "dcr": dcr,
                                                                 "attrs": attrs}, provenance=prov)
 
 
@@ -391,7 +405,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
     ``datasets`` maps roles (``members``, ``synthetic``) to dataset files given for pictures;
     they count as inputs (hash recorded) and their provenance is searched for DP records.
     """
-    if not results:
+    if not results and not datasets:
         raise InputError("no result files given; pass the JSON of pgan attack, mmd, fidelity or "
                          "utility (or run pgan audit, which runs them all)")
     privacy: dict[str, Any] = {}
