@@ -385,8 +385,8 @@ def map_section(members, synthetic, method: str, seed: int) -> str:
         ax = fig.add_subplot(rows, cols, i + 1)
         mm = np.ones(len(pm), bool) if c is None else lm == c
         ms = np.ones(len(ps), bool) if c is None else ls == c
-        ax.scatter(pm[mm, 0], pm[mm, 1], s=4, alpha=0.5, c="#1f77b4", label="real (members)", linewidths=0)
-        ax.scatter(ps[ms, 0], ps[ms, 1], s=4, alpha=0.5, c="#ff7f0e", label="synthetic", linewidths=0)
+        ax.scatter(pm[mm, 0], pm[mm, 1], s=7, alpha=0.55, c="#1f77b4", label="real (members)", linewidths=0)
+        ax.scatter(ps[ms, 0], ps[ms, 1], s=7, alpha=0.55, c="#ff7f0e", label="synthetic", linewidths=0)
         ax.set_title(f"{title} ({int(mm.sum())} real, {int(ms.sum())} synth.)", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
