@@ -15,7 +15,7 @@ _pgan() {
 _pgan_words() {
     local words
     case "$1" in
-        "") words="completions data env --version --quiet -q --verbose --help" ;;
+        "") words="completions data env sample train --version --quiet -q --verbose --help" ;;
         "completions") words="--write --help" ;;
         "data") words="breast-cancer digits export gaussian import info split --help" ;;
         "data breast-cancer") words="--output -o --help" ;;
@@ -26,6 +26,8 @@ _pgan_words() {
         "data info") words="--json --help" ;;
         "data split") words="--out-dir --fractions --names --seed --help" ;;
         "env") words="--json --help" ;;
+        "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;
+        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --seed --device --json --help" ;;
         *) return 1 ;;
     esac
     echo "$words"

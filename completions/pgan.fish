@@ -4,6 +4,8 @@ complete -c pgan -f
 complete -c pgan -n '__fish_use_subcommand' -a completions -d 'Print (or write) shell completion scripts for bash, zsh or fish.'
 complete -c pgan -n '__fish_use_subcommand' -a data -d 'Create, import, split, inspect and export dataset files (.h5).'
 complete -c pgan -n '__fish_use_subcommand' -a env -d 'Print versions of Python, torch, faiss, CUDA and the GPUs (for bug reports).'
+complete -c pgan -n '__fish_use_subcommand' -a sample -d 'Draw N samples from a checkpoint into a dataset file, or draw an interpolation g'
+complete -c pgan -n '__fish_use_subcommand' -a train -d 'Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.'
 complete -c pgan -n '__fish_use_subcommand' -l version -d 'Print the version and exit.' -r
 complete -c pgan -n '__fish_use_subcommand' -l quiet -d 'No progress bars or logs on stderr.' -r
 complete -c pgan -n '__fish_use_subcommand' -s q -d 'No progress bars or logs on stderr.'
@@ -64,3 +66,50 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from env' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from env' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from env' -F
+complete -c pgan -n '__fish_seen_subcommand_from sample' -s n -d 'Number of samples.'
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l n -d 'Number of samples.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l output -d 'Synthetic dataset file to write (.h5).' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -s o -d 'Synthetic dataset file to write (.h5).'
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l class -d 'Conditional models - draw only this class (name or index).' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l classes-from -d 'Conditional models - match the class prior of this dataset file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l uniform-classes -d 'Conditional models - classes drawn uniformly.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l batch-size -d 'Samples per generator call.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l interpolate -d 'Draw latent-interpolation (and class-morph) rows instead.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l grid -d 'PNG file for --interpolate.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l rows -d 'Rows of the interpolation grid.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l steps -d 'Images per interpolation row.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from sample' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from sample' -F
+complete -c pgan -n '__fish_seen_subcommand_from train' -l output -d 'Checkpoint to write (.pt); default - the --resume file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -s o -d 'Checkpoint to write (.pt); default - the --resume file.'
+complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and regulariser - dcgan, wgan or wgan-gp.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l net -d 'Backbone - conv (default for images) or mlp (default for vectors).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm or none (default - batchnorm; none for' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l conditional -d 'Class-conditional G and an AC-GAN class head on D (needs labels).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 'Weight of the AC-GAN class loss.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l class-balanced -d 'Weight the class loss by inverse class frequency.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l epochs -d 'Total epochs over the data (also with --resume); default 20.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l steps -d 'Total generator steps (instead of --epochs).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real samples per critic step (split across torchrun processes).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - 2e-4, 5e-5, 1e-4).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default - 1 dcgan, 5 wgan/wgan-gp).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l latent-dim -d 'Size of the noise z.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l width -d 'Base width of the nets (conv channels; MLP hidden = 4x).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l precision -d 'fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l augment -d 'pGAN augmentation - small zoom, rotation, shift, intensity shift.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l ema -d 'Keep an exponential moving average of Gs weights (used for sampling).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run saved in this checkpoint.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l checkpoint-every -d 'Save the checkpoint every N generator steps (0 - only at the end).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l log -d 'Write a JSON line per log step (train.jsonl).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l log-every -d 'Generator steps between log lines.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l sample-every -d 'Write a sample grid (PNG) every N generator steps.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l sample-dir -d 'Folder for the sample grids.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from train' -F
