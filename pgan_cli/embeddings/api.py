@@ -55,7 +55,7 @@ class SampleSource:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.n if stop is None else min(stop, self.n)
         if self._arr is not None:
-            x = np.asarray(self._arr[start:stop], dtype=np.float32)
+            x = np.array(self._arr[start:stop], dtype=np.float32)  # a writable copy, not the memmap
             bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
             if bad.any():
                 raise FormatError(f"{self.path} contains NaN or Inf (first at row {start + int(np.argmax(bad))}); "
