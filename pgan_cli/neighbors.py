@@ -535,6 +535,13 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         raise InputError(f"unknown --index {index!r}; use one of {', '.join(INDEXES)}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if index != "ivf" and (nlist is not None or nprobe is not None):
+        raise UsageError("--nlist and --nprobe apply to --index ivf only")
+    if index != "hnsw" and ef_search is not None:
+        raise UsageError("--ef-search applies to --index hnsw only")
+    for name, v in (("--nlist", nlist), ("--nprobe", nprobe), ("--ef-search", ef_search)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1, got {v}")
     t0 = time.perf_counter()
     with VectorSource(query_path, "query") as src:
         ref_shape = VectorSource(ref_path, "reference")

@@ -196,6 +196,8 @@ def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
         ((q, r_, "--metric", "linf", "--index", "hnsw"), ("linf",)),
         ((q, r_, "--index", "lsh"), ("lsh",)),
         ((q, r_, "--exclude-self"), ("exclude",)),
+        ((q, r_, "--nprobe", "4"), ("--index ivf",)),
+        ((q, r_, "--index", "ivf", "--nlist", "0"), ("--nlist",)),
         ((q, tmp_path / "missing.npy"), ("does not exist",)),
         ((q, r_, "--device", "cuda:all"), ("GPU",)) if resolve_knn_device("auto") == "cpu" else
         ((q, r_, "-k", "0"), ("k = 0",)),
