@@ -39,10 +39,16 @@ PEERS = ("pgan", "sklearn", "torch")
 def make_data(nq: int, nr: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Clustered float32 data (100 Gaussian clusters), queries near reference points."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(100, d)).astype(np.float32) * 2
-    ref = centres[rng.integers(0, 100, nr)] + rng.normal(size=(nr, d)).astype(np.float32)
-    query = centres[rng.integers(0, 100, nq)] + rng.normal(size=(nq, d)).astype(np.float32)
-    return np.ascontiguousarray(query, np.float32), np.ascontiguousarray(ref, np.float32)
+    centres = rng.standard_normal((100, d), dtype=np.float32) * 2
+    out = []
+    for n in (nq, nr):  # filled in chunks: no temporaries, so RSS before the search is just the data
+        x = np.empty((n, d), dtype=np.float32)
+        for a in range(0, n, 4096):
+            b = min(n, a + 4096)
+            x[a:b] = centres[rng.integers(0, 100, b - a)]
+            x[a:b] += rng.standard_normal((b - a, d), dtype=np.float32)
+        out.append(x)
+    return out[0], out[1]
 
 
 def gemm_gflops(n: int = 4096, reps: int = 3) -> dict[str, float]:
@@ -130,14 +136,17 @@ def stream_check(nr: int, nq: int, d: int, k: int, folder: Path) -> dict:
         paths[name] = path
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "pgan_cli", "knn", str(paths["query"]), str(paths["ref"]), "-k", str(k),
-                        "-o", str(folder / "knn.h5"), "--json", "--device", "cpu", "--quiet"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.Popen([sys.executable, "-m", "pgan_cli", "knn", str(paths["query"]), str(paths["ref"]), "-k",
+                          str(k), "-o", str(folder / "knn.h5"), "--json", "--device", "cpu", "--quiet"],
+                         stdout=subprocess.PIPE, env=env)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+    p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(p.stderr)
-    s = json.loads(p.stdout)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        raise SystemExit("pgan knn failed")
+    s = json.loads(out)
+    peak = usage.ru_maxrss / 1024
     return {"n_reference": nr, "n_query": nq, "dim": d, "k": k, "wall_seconds": wall, "peak_rss_mib": peak,
             "reference_mib": nr * d * 4 / 2 ** 20, "search_seconds": s["seconds_search"],
             "gflops": 2.0 * nq * nr * d / s["seconds_search"] / 1e9,
@@ -182,6 +191,8 @@ def main() -> None:
                 rows.append(r)
                 print(f"# {peer:8s} D={d}: {r['seconds']:.2f} s, {r['gflops']:.1f} GFLOP/s "
                       f"(GEMM {r['gemm_gflops']:.1f}), peak {r['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+            if "pgan" not in peers:
+                continue
             ref_d = np.load(Path(tmp) / f"pgan_{d}_dist.npy")
             for peer in peers:
                 other = np.load(Path(tmp) / f"{peer}_{d}_dist.npy")
@@ -195,12 +206,8 @@ def main() -> None:
     base = {r["dim"]: r["seconds"] for r in rows if r["peer"] == "pgan"}
     print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs "
           f"(affinity {len(os.sched_getaffinity(0))}); {a.nq} queries x {a.nr} references, k = {a.k}\n")
-    print("| D | peer | time (s) | peer time / pgan time | GFLOP/s | GEMM GFLOP/s (same process) | % of GEMM | peak RSS (MiB) | RSS before search (MiB) | max rel. diff vs pgan |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['dim']} | {r['peer']} | {r['seconds']:.2f} | {r['seconds'] / base.get(r['dim'], np.nan):.2f} | "
-              f"{r['gflops']:.1f} | {r['gemm_gflops']:.1f} | {100 * r['gflops'] / r['gemm_gflops']:.0f}% | "
-              f"{r['peak_rss_mib']:.0f} | {r['data_rss_mib']:.0f} | {r.get('max_rel_diff_vs_pgan', float('nan')):.1e} |")
+    if rows:
+        print_table(rows, base)
     if stream:
         print(f"\nStreaming `pgan knn` ({stream['n_query']} queries x {stream['n_reference']} references x "
               f"{stream['dim']}-d, memory-mapped NPY): peak RSS {stream['peak_rss_mib']:.0f} MiB for a "
@@ -209,6 +216,15 @@ def main() -> None:
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "stream": stream, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+
+
+def print_table(rows: list[dict], base: dict) -> None:
+    print("| D | peer | time (s) | peer time / pgan time | GFLOP/s | GEMM GFLOP/s (same process) | % of GEMM | peak RSS (MiB) | RSS before search (MiB) | max rel. diff vs pgan |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dim']} | {r['peer']} | {r['seconds']:.2f} | {r['seconds'] / base.get(r['dim'], np.nan):.2f} | "
+              f"{r['gflops']:.1f} | {r['gemm_gflops']:.1f} | {100 * r['gflops'] / r['gemm_gflops']:.0f}% | "
+              f"{r['peak_rss_mib']:.0f} | {r['data_rss_mib']:.0f} | {r.get('max_rel_diff_vs_pgan', float('nan')):.1e} |")
 
 
 if __name__ == "__main__":
