@@ -19,12 +19,26 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
 
+PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
+                  "privatize", "report", "audit", "env", "completions"]
+
+
+class PipelineOrderGroup(TyperGroup):
+    """Lists commands in the order a user runs them (data -> train -> ... -> audit)."""
+
+    def list_commands(self, ctx):
+        rank = {n: i for i, n in enumerate(PIPELINE_ORDER)}
+        return sorted(self.commands, key=lambda n: (rank.get(n, len(rank)), n))
+
+
 app = typer.Typer(
     name="pgan",
+    cls=PipelineOrderGroup,
     help="Train GANs on sensitive images and audit what they release: fidelity, utility, privacy.",
     no_args_is_help=True,
     add_completion=False,

@@ -42,3 +42,12 @@ def test_bash_completion_runs():
            f"COMP_WORDS=(pgan data split x.h5 --se); COMP_CWORD=4; _pgan; echo ${{COMPREPLY[@]}}")
     out = subprocess.run([bash, "-c", cmd], capture_output=True, text=True)
     assert out.stdout.split("\n")[:2] == ["split", "--seed"]
+
+
+def test_cli_reference_is_up_to_date():
+    from pgan_cli.clidoc import render_cli_reference
+
+    text = render_cli_reference()
+    assert (REPO / "docs" / "CLI.md").read_text() == text, (
+        "docs/CLI.md is stale: run `pgan completions --write completions`")
+    assert "### pgan data split" in text and "`--fractions`" in text

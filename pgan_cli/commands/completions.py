@@ -19,6 +19,8 @@ def completions(
 ) -> None:
     """Shell completion for every command and option, generated from the CLI itself.
 
+    With --write DIR inside the repository, docs/CLI.md (the command reference) is regenerated too.
+
     Example: pgan completions bash > ~/.local/share/bash-completion/completions/pgan
     """
     from pgan_cli.completions import SHELLS, render
@@ -29,6 +31,12 @@ def completions(
         for sh, name in SHELLS.items():
             with atomic_path(write / name) as tmp:
                 tmp.write_text(render(sh))
+        docs = write.parent / "docs" / "CLI.md"
+        if docs.parent.is_dir():  # in the repository: the command reference too
+            from pgan_cli.clidoc import render_cli_reference
+
+            with atomic_path(docs) as tmp:
+                tmp.write_text(render_cli_reference())
         console.log(f"wrote {', '.join(str(write / n) for n in SHELLS.values())}")
         return
     if shell not in SHELLS:
