@@ -75,11 +75,15 @@ def compute_epsilon(noise_multiplier: float, sample_rate: float, steps: int, del
     """Epsilon after ``steps`` Poisson-sampled Gaussian steps, by Opacus's accountant (PRV default)."""
     from opacus.accountants import create_accountant
 
+    import warnings
+
     if steps <= 0:
         return 0.0
     acc = create_accountant(accountant)
     acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
-    return float(acc.get_epsilon(delta=delta))
+    with warnings.catch_warnings():  # RDP's "optimal order is the largest alpha" (PRV uses RDP for its domain)
+        warnings.simplefilter("ignore")
+        return float(acc.get_epsilon(delta=delta))
 
 
 def noise_for_budget(epsilon: float, delta: float, sample_rate: float, steps: int,
@@ -201,7 +205,8 @@ class DPTrainer(Trainer):
                 x = augment_images(x) if len(x) else x
             y = self.labels[idx] if self.labels is not None else None
             yield b, x, y
-        if not self._done():
+        every = max(1, int(self.config.get("epochs") or 0) // 100)  # at most ~100 lines
+        if not self._done() and (epoch + 1) % every == 0:
             self._log_epsilon(f"epoch {epoch + 1}")
 
     # ---- the updates -----------------------------------------------------------------------------------
