@@ -103,6 +103,16 @@ def noise_for_budget(epsilon: float, delta: float, sample_rate: float, steps: in
                              f"({e}); ask for a larger --dp-epsilon or fewer epochs") from None
 
 
+def not_covered(config: dict[str, Any]) -> list[str]:
+    """Statistics of the members that the run uses outside DP-SGD (stated, not hidden)."""
+    out = []
+    if (config.get("data_scaling") or {}).get("kind") == "standardize":
+        out.append("data_scaling: the members' per-feature mean and std standardise vectors (not private)")
+    if config.get("conditional"):
+        out.append("class_prior: the members' class frequencies set the generator's class prior (not private)")
+    return out
+
+
 class _PrivateRecord(dict):
     """A log record whose dropped (non-private) keys read as NaN for the progress line but are not
     written to the JSON log or the summary."""
@@ -140,7 +150,9 @@ class DPTrainer(Trainer):
             config["norm"] = "groupnorm"
             config["dp_norm_replaced"] = "batchnorm -> groupnorm"
         self.dp_target = {"target_epsilon": float(dp_epsilon), "delta": delta, "max_grad_norm": float(max_grad_norm),
-                          "accountant": ACCOUNTANT}
+                          "accountant": ACCOUNTANT, "not_covered": not_covered(config)}
+        for item in self.dp_target["not_covered"]:
+            console.warn(f"DP-SGD covers D's updates only; not covered: {item}")
         self._dp_sigma: float | None = None if prior_dp is None else float(prior_dp["noise_multiplier"])
         super().__init__(config, samples, labels, resume=resume, **kwargs)
         self.sample_rate = self.batch / self.n
@@ -261,7 +273,8 @@ class DPTrainer(Trainer):
                 "delta": self.dp_target["delta"], "epsilon": self.epsilon_spent(),
                 "target_epsilon": self.dp_target["target_epsilon"], "planned_steps": self.dp_total_steps,
                 "max_grad_norm": self.dp_target["max_grad_norm"], "accountant": ACCOUNTANT,
-                "expected_batch_size": self.batch, "trained": "discriminator (DP-SGD); generator by post-processing"}
+                "expected_batch_size": self.batch, "trained": "discriminator (DP-SGD); generator by post-processing",
+                "not_covered": self.dp_target["not_covered"]}
 
     def _log_epsilon(self, when: str) -> None:
         eps = self.epsilon_spent()
