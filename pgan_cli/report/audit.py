@@ -245,8 +245,10 @@ def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, 
     lines += [f"#   {name} -> {target}" for name, target in links.items()]
     lines += [f"# skipped {name}: {why}" for name, why in skipped.items()]
     lines += ["set -euo pipefail", 'cd "$(dirname "$0")"']
+    made: set[str] = set()
     for s in steps:
-        for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."}):
+        for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."} - made):
+            made.add(d)
             if s.argv[0] != "embed":
                 lines.append(f"mkdir -p {shlex.quote(d)}")
         lines.append(s.line)
