@@ -307,41 +307,46 @@ def _isfloat(s: str) -> bool:
 def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_sets: dict[str, np.ndarray]) -> str:
     privacy = summary.get(KEY_PRIVACY, {})
     body = []
-    series: list[tuple[str, np.ndarray]] = []
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
     for res in _by_kind(results, KIND_KNN):
         q, r = knn_pair(res)
-        series.append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
-    if not series:
+        groups.setdefault(res.space, []).append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
+    if not groups:
         for res in _by_kind(results, KIND_SCORES):
-            series.extend((f"{k} ({res.path.name})", v) for k, v in res.data.get("dcr", {}).items())
-    if not series:
-        series = list(dcr_sets.items())
-    if series:
-        fig = new_figure(7.5, 4)
-        ax = fig.add_subplot(1, 1, 1)
-        allv = np.concatenate([s for _, s in series])
-        hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
-        bins = np.linspace(0, max(hi, 1e-9), 50)
-        for label, d in series:
-            ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
-        ax.set_xlabel("distance to the closest member (DCR)")
-        ax.set_ylabel("density")
-        ax.set_title("DCR: synthetic -> members against holdout -> members")
-        ax.legend(fontsize=8)
+            for k, v in res.data.get("dcr", {}).items():
+                groups.setdefault(res.space, []).append((f"{k} ({res.path.name})", v))
+    if not groups and dcr_sets:
+        groups["pixel"] = list(dcr_sets.items())
+    if groups:
+        fig = new_figure(min(15.0, 6.5 * len(groups)), 4)
+        for i, (space, series) in enumerate(groups.items()):
+            ax = fig.add_subplot(1, len(groups), i + 1)
+            allv = np.concatenate([v for _, v in series])
+            hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
+            bins = np.linspace(0, max(hi, 1e-9), 50)
+            for label, d in series:
+                ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
+            ax.set_xlabel(f"distance to the closest member ({space} space)")
+            ax.set_ylabel("density")
+            ax.set_title(f"DCR, {space} space: synthetic -> members against holdout -> members", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
         body.append(img_tag(figure_png(fig), "DCR histograms"))
     else:
         body.append(na("DCR histograms need knn files (pgan knn synthetic members, pgan knn holdout "
-                       "members) or --members, --holdout and --synthetic"))
+                       "members), the scores file of pgan attack, or --members, --holdout and --synthetic"))
     dist_keys = [k for k in privacy if k.startswith(KEY_DISTANCES)]
     for k in dist_keys:
-        rows = [[p, v] for p, v in flatten(privacy[k])]
+        shown = {key: v for key, v in privacy[k].items() if key != "details"}
+        rows = [[p, v] for p, v in flatten(shown)]
         body.append(f"<h3>{esc(k)}</h3>" + table(rows, ["figure", "value"]))
+        notes = (privacy[k].get("details") or {}).get("notes")
+        if isinstance(notes, list):
+            body.append("".join(f'<p class="meta">{esc(n)}</p>' for n in notes))
     if "nearest_neighbours" in privacy:
         rows = [[name, s["p5"], s["median"], s["mean"], s["n"]] for name, s in privacy["nearest_neighbours"].items()]
         body.append("<h3>Nearest-neighbour distances (knn files)</h3>"
                     + table(rows, ["query -> reference", "5th percentile", "median", "mean", "n"]))
-    if not dist_keys and not series:
-        return section("distances", "".join(body))
     return section("distances", "".join(body))
 
 
