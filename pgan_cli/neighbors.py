@@ -439,7 +439,7 @@ class VectorSource:
             self._arr = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
             self.n, self.dim = int(arr.shape[0]), int(np.prod(arr.shape[1:]))
         else:
-            self._ds = Dataset(self.path, check_values=False)
+            self._ds = Dataset(self.path)  # validates values (NaN/Inf) in batches on open
             self.n, self.dim = self._ds.n, self._ds.dim
         if self.n == 0 or self.dim == 0:
             self.close()
@@ -460,6 +460,12 @@ class VectorSource:
             raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
                               f"{start + int(np.argmax(bad))}); clean the data first")
         return np.ascontiguousarray(x)
+
+    def validate(self) -> None:
+        """Scan the whole set for NaN/Inf in bounded chunks (before any long work starts)."""
+        if self._arr is not None:
+            for _ in self.batches(max(1, (64 << 20) // (4 * self.dim))):
+                pass
 
     def batches(self, batch_size: int = QUERY_BATCH) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, batch_size):
@@ -528,11 +534,13 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         if not exclude_self and Path(query_path).resolve() == Path(ref_path).resolve():
             console.warn("QUERY and REF are the same file: every row finds itself first; "
                          "add --exclude-self to leave each row out of its own neighbours")
+        src.validate()
         ref = load_reference(ref_path)
-        console.log(f"indexing {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric})")
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
                              nprobe=nprobe, ef_search=ef_search, seed=seed)
         t_index = time.perf_counter() - t0
+        console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
+                    f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
         rows = recall_rows(src.n, seed) if check_recall else np.empty(0, dtype=np.int64)
         rec_q = np.empty((len(rows), src.dim), dtype=np.float32)
         rec_d = np.empty((len(rows), k), dtype=np.float32)
