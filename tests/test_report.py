@@ -136,7 +136,7 @@ def test_malformed_gate_is_usage_error(text):
 SUMMARY = {"privacy": {"attacks": {"dcr": {"auc": 0.7, "black_box": True, "tpr_at_fpr": {"0.001": 0.0, "0.01": 0.05}},
                                    "pairwise": {"auc": 0.5, "black_box": True, "tpr_at_fpr": {"0.01": 0.01}},
                                    "logan": {"auc": 0.9, "black_box": False, "tpr_at_fpr": {"0.01": 0.5}}},
-                       "distances": {"dcr_share": 0.58, "near_copies": 0}},
+                       "distances": {"dcr_share": 0.58, "near_copies": 3, "near_copies_excess": 0}},
            "fidelity": {"mmd": {"p_value": 0.2, "kernel": "rbf"}}}
 
 
@@ -156,16 +156,16 @@ def test_dotted_paths_and_wildcards():
 def test_presets_exactly_as_documented():
     d = {(g.path, g.op, g.threshold, g.black_box_only) for g in G.preset_gates("default")}
     assert d == {("privacy.attacks.*.auc", "<=", 0.60, True), ("privacy.distances*.dcr_share", "<=", 0.60, False),
-                 ("privacy.distances*.near_copies", "==", 0, False)}
+                 ("privacy.distances*.near_copies_excess", "==", 0, False)}
     s = {(g.path, g.op, g.threshold, g.black_box_only) for g in G.preset_gates("strict")}
     assert s == {("privacy.attacks.*.auc", "<=", 0.55, True), ("privacy.attacks.*.tpr_at_fpr.0.01", "<=", 0.03, True),
                  ("privacy.distances*.dcr_share", "<=", 0.55, False),
-                 ("privacy.distances*.near_copies", "==", 0, False)}
+                 ("privacy.distances*.near_copies_excess", "==", 0, False)}
     # default: the white-box logan (0.9) is not gated; dcr (0.7) fails; DCR share 0.58 passes
     res = G.evaluate(SUMMARY, G.preset_gates("default"))
     assert {r.path: r.passed for r in res} == {"privacy.attacks.dcr.auc": False, "privacy.attacks.pairwise.auc": True,
                                                "privacy.distances.dcr_share": True,
-                                               "privacy.distances.near_copies": True}
+                                               "privacy.distances.near_copies_excess": True}
     assert G.verdict(res) == "fail"
     strict = {r.path: r.passed for r in G.evaluate(SUMMARY, G.preset_gates("strict"))}
     assert strict["privacy.distances.dcr_share"] is False and strict["privacy.attacks.pairwise.tpr_at_fpr.0.01"] is True
@@ -194,6 +194,8 @@ def test_summary_keys(bundle):
     assert get_path(s, "privacy.attacks.logan.black_box") is False
     assert get_path(s, "privacy.distances.dcr_share") == 0.5
     assert get_path(s, "privacy.distances.near_copies") == 0
+    assert get_path(s, "privacy.distances.near_copies_excess") == 0
+    assert get_path(s, "privacy.distances.near_copies_expected") >= 2  # 99% quantile of Bin(200, ~1%)
     assert get_path(s, "fidelity.mmd.p_value") == 0.31
     assert get_path(s, "fidelity.precision") == 0.8
     assert get_path(s, "utility.tstr.balanced_accuracy") == 0.8
@@ -208,13 +210,13 @@ def test_summary_keys(bundle):
 
 # ---- exit codes --------------------------------------------------------------------------------
 def test_leaky_results_fail_with_exit_1(cli, tmp_path, bundle):
-    leaky = write_attack(tmp_path / "leaky.json", auc=0.93, dcr_share=0.9, near=7)
+    leaky = write_attack(tmp_path / "leaky.json", auc=0.93, dcr_share=0.9, near=40)
     r = cli("report", leaky, "-o", tmp_path / "r.html", "--summary", tmp_path / "s.json")
     assert r.exit_code == 1, r
     line = r.stderr.strip().splitlines()[-1]
     assert "3 of 4 gates failed" in line
     assert "privacy.attacks.dcr.auc = 0.93 (gate <= 0.6)" in line
-    assert "privacy.distances.near_copies = 7 (gate == 0)" in line
+    assert "privacy.distances.near_copies_excess = " in line
     assert "FAIL" in r.stdout and json.loads((tmp_path / "s.json").read_text())["verdict"] == "fail"
     assert "FAIL" in (tmp_path / "r.html").read_text()
     # an explicit gate on a figure that passes: exit 0, and no preset is added implicitly
@@ -381,3 +383,17 @@ def test_audit_bad_inputs(cli, tmp_path, digits_splits, ring8):
     r = cli("audit", *base, "--synthetic", digits_splits["reference"], "-o", tmp_path / "a", "--gate", "x <=")
     assert_clean_error(r, "malformed gate")
     assert not (tmp_path / "a").exists()
+
+
+def test_near_copy_allowance():
+    from scipy.stats import binom
+
+    from pgan_cli.report.summary import near_copy_allowance
+
+    allowed, rate, _ = near_copy_allowance(400, None, None)
+    assert rate == 0.01 and allowed == int(binom.ppf(0.99, 400, 0.01)) and 6 <= allowed <= 10
+    hold = np.r_[np.full(10, 0.1), np.full(990, 5.0)]  # 1% of holdout records fall below the threshold
+    allowed_h, rate_h, basis = near_copy_allowance(400, hold, 1.0)
+    assert 0.01 < rate_h < 0.02 and allowed_h >= allowed and "10/1000" in basis
+    # a clean release of 400 records (4 near-copies by chance) passes; 40 copies do not
+    assert 4 <= allowed and 40 > allowed_h

@@ -132,7 +132,7 @@ def fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, list):
         if len(v) == 2 and all(isinstance(a, (int, float)) for a in v):
-            return f"[{fmt(v[0])}, {fmt(v[1])}]"
+            return f"{v[0]:.3f}&ndash;{v[1]:.3f}"
         return esc(", ".join(fmt(a) for a in v[:20]) + (" ..." if len(v) > 20 else ""))
     return esc(v)
 
@@ -251,40 +251,49 @@ def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
                          a.get("balanced_accuracy"), a.get("epsilon_lower_bound"), a.get("space")])
         body.append(table(rows, ["attack", "box", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%",
                                  "advantage", "bal. acc.", "eps lower bound", "space"]))
-    fig = new_figure(7.5, 5)
-    ax = fig.add_subplot(1, 1, 1)
+    from pgan_cli.report.summary import roc_auc
+
+    panels = max(1, len(scores))
+    fig = new_figure(min(15.0, 6.5 * panels), 5)
     drawn = 0
-    for res in scores:
+    grid = np.logspace(-4, 0, 50)
+    for p, res in enumerate(scores):
+        ax = fig.add_subplot(1, panels, p + 1)
         truth = res.data["truth"]
         n_neg = int((truth == 0).sum())
-        for name, s in res.data["scores"].items():
-            fpr, tpr = _roc_points(truth, s)
-            auc = summary.get(KEY_PRIVACY, {}).get("scores_auc", {}).get(name)
-            ax.step(np.maximum(fpr, 1.0 / max(n_neg, 1)), tpr, where="post",
-                    label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+        for name, sc in res.data["scores"].items():
+            fpr, tpr = _roc_points(truth, sc)
+            ax.step(np.maximum(fpr, 0.5 / max(n_neg, 1)), tpr, where="post",
+                    label=f"{name} (AUC {roc_auc(truth, sc):.3f})")
             drawn += 1
-    if not drawn:  # no scores file: the operating points of the JSON
+        _roc_axes(ax, grid, 0.5 / max(n_neg, 1), f"{res.space} space ({res.path.name})")
+    if not scores:  # no scores file: the operating points of the JSON
+        ax = fig.add_subplot(1, 1, 1)
         for name, a in attacks.items():
             tpr = a.get("tpr_at_fpr") or {}
             pts = sorted((float(k), v) for k, v in tpr.items() if isinstance(v, (int, float)) and _isfloat(k))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name} (3 points from the JSON)")
+                ax.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=f"{name} (points from the JSON)")
                 drawn += 1
+        _roc_axes(ax, grid, 1e-3, "operating points")
     if drawn:
-        grid = np.logspace(-4, 0, 50)
-        ax.plot(grid, grid, "k--", lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_xlim(1e-3 if not scores else max(1e-4, 0.5 / max(1, int((scores[0].data["truth"] == 0).sum()))), 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_xlabel("false-positive rate (log scale)")
-        ax.set_ylabel("true-positive rate")
-        ax.set_title("ROC per attack (members against holdout)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
         body.append("<h3>ROC curves</h3>" + img_tag(figure_png(fig), "ROC curves per attack, log-scale FPR"))
     else:
         body.append(na("ROC curves need the --scores file of pgan attack"))
     return section("attacks", "".join(body))
+
+
+def _roc_axes(ax, grid: np.ndarray, xmin: float, title: str) -> None:
+    ax.plot(grid, grid, "k--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_xlim(max(1e-4, xmin), 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate (log scale)")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(f"ROC, members against holdout: {title}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _isfloat(s: str) -> bool:
@@ -298,41 +307,46 @@ def _isfloat(s: str) -> bool:
 def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_sets: dict[str, np.ndarray]) -> str:
     privacy = summary.get(KEY_PRIVACY, {})
     body = []
-    series: list[tuple[str, np.ndarray]] = []
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
     for res in _by_kind(results, KIND_KNN):
         q, r = knn_pair(res)
-        series.append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
-    if not series:
+        groups.setdefault(res.space, []).append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
+    if not groups:
         for res in _by_kind(results, KIND_SCORES):
-            series.extend((f"{k} ({res.path.name})", v) for k, v in res.data.get("dcr", {}).items())
-    if not series:
-        series = list(dcr_sets.items())
-    if series:
-        fig = new_figure(7.5, 4)
-        ax = fig.add_subplot(1, 1, 1)
-        allv = np.concatenate([s for _, s in series])
-        hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
-        bins = np.linspace(0, max(hi, 1e-9), 50)
-        for label, d in series:
-            ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
-        ax.set_xlabel("distance to the closest member (DCR)")
-        ax.set_ylabel("density")
-        ax.set_title("DCR: synthetic -> members against holdout -> members")
-        ax.legend(fontsize=8)
+            for k, v in res.data.get("dcr", {}).items():
+                groups.setdefault(res.space, []).append((f"{k} ({res.path.name})", v))
+    if not groups and dcr_sets:
+        groups["pixel"] = list(dcr_sets.items())
+    if groups:
+        fig = new_figure(min(15.0, 6.5 * len(groups)), 4)
+        for i, (space, series) in enumerate(groups.items()):
+            ax = fig.add_subplot(1, len(groups), i + 1)
+            allv = np.concatenate([v for _, v in series])
+            hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
+            bins = np.linspace(0, max(hi, 1e-9), 50)
+            for label, d in series:
+                ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
+            ax.set_xlabel(f"distance to the closest member ({space} space)")
+            ax.set_ylabel("density")
+            ax.set_title(f"DCR, {space} space: synthetic -> members against holdout -> members", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
         body.append(img_tag(figure_png(fig), "DCR histograms"))
     else:
         body.append(na("DCR histograms need knn files (pgan knn synthetic members, pgan knn holdout "
-                       "members) or --members, --holdout and --synthetic"))
+                       "members), the scores file of pgan attack, or --members, --holdout and --synthetic"))
     dist_keys = [k for k in privacy if k.startswith(KEY_DISTANCES)]
     for k in dist_keys:
-        rows = [[p, v] for p, v in flatten(privacy[k])]
+        shown = {key: v for key, v in privacy[k].items() if key != "details"}
+        rows = [[p, v] for p, v in flatten(shown)]
         body.append(f"<h3>{esc(k)}</h3>" + table(rows, ["figure", "value"]))
+        notes = (privacy[k].get("details") or {}).get("notes")
+        if isinstance(notes, list):
+            body.append("".join(f'<p class="meta">{esc(n)}</p>' for n in notes))
     if "nearest_neighbours" in privacy:
         rows = [[name, s["p5"], s["median"], s["mean"], s["n"]] for name, s in privacy["nearest_neighbours"].items()]
         body.append("<h3>Nearest-neighbour distances (knn files)</h3>"
                     + table(rows, ["query -> reference", "5th percentile", "median", "mean", "n"]))
-    if not dist_keys and not series:
-        return section("distances", "".join(body))
     return section("distances", "".join(body))
 
 
