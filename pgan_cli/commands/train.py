@@ -1,0 +1,90 @@
+"""``pgan train``: train a GAN (dcgan, wgan, wgan-gp; conv or mlp; conditional) on a dataset file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pgan_cli import console
+from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
+
+
+@command("train", help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
+def train_cmd(
+    data: Annotated[Path, typer.Argument(help="Training data: a pgan dataset file (.h5), e.g. splits/train.h5.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint to write (.pt); default: the --resume file.", dir_okay=False)] = None,
+    arch: Annotated[str, typer.Option("--arch", help="Loss and regulariser: dcgan, wgan or wgan-gp.")] = "dcgan",
+    net: Annotated[Optional[str], typer.Option("--net", help="Backbone: conv (default for images) or mlp (default for vectors).")] = None,
+    norm: Annotated[Optional[str], typer.Option("--norm", help="Normalisation in D: batchnorm, groupnorm or none (default: batchnorm; none for wgan-gp).")] = None,
+    conditional: Annotated[bool, typer.Option("--conditional", help="Class-conditional G and an AC-GAN class head on D (needs labels).")] = False,
+    class_loss_weight: Annotated[float, typer.Option("--class-loss-weight", help="Weight of the AC-GAN class loss.")] = 1.0,
+    class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Weight the class loss by inverse class frequency.")] = False,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Total epochs over the data (also with --resume); default 20.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Total generator steps (instead of --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Real samples per critic step (split across torchrun processes).")] = 64,
+    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help="Generator learning rate (default per arch: 2e-4, 5e-5, 1e-4).")] = None,
+    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help="Discriminator learning rate (default per arch).")] = None,
+    n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic steps per generator step (default: 1 dcgan, 5 wgan/wgan-gp).")] = None,
+    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = 100,
+    width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = 64,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = "fp32",
+    augment: Annotated[bool, typer.Option("--augment", help="pGAN augmentation: small zoom, rotation, shift, intensity shift.")] = False,
+    ema: Annotated[bool, typer.Option("--ema", help="Keep an exponential moving average of G's weights (used for sampling).")] = False,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run saved in this checkpoint.", dir_okay=False)] = None,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Save the checkpoint every N generator steps (0: only at the end).")] = 500,
+    log: Annotated[Optional[Path], typer.Option("--log", help="Write a JSON line per log step (train.jsonl).", dir_okay=False)] = None,
+    log_every: Annotated[int, typer.Option("--log-every", help="Generator steps between log lines.")] = 50,
+    sample_every: Annotated[int, typer.Option("--sample-every", help="Write a sample grid (PNG) every N generator steps.")] = 0,
+    sample_dir: Annotated[Optional[Path], typer.Option("--sample-dir", help="Folder for the sample grids.", file_okay=False)] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train D with DP-SGD (Opacus, PRV accountant) to this epsilon; G is private by post-processing. dcgan and wgan.")] = None,
+    dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="DP delta; must be below 1/N [default: min(1e-5, 1/(10 N))].")] = None,
+    max_grad_norm: Annotated[Optional[float], typer.Option("--max-grad-norm", help="DP-SGD per-sample gradient clipping norm C [default: 1.0].")] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a GAN on DATA and write a checkpoint (weights, optimisers, config, RNG states, data hash).
+
+    --arch picks the loss (dcgan: non-saturating, Adam 2e-4; wgan: weight clipping, RMSprop 5e-5,
+    5 critic steps; wgan-gp: gradient penalty 10, Adam 1e-4 (0.5, 0.9), 5 critic steps); --net the
+    backbone. Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
+
+    Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
+    Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt
+    """
+    from pgan_cli.cli import resolve_device
+    from pgan_cli.errors import UsageError
+    from pgan_cli.files import check_input
+    from pgan_cli.training.loop import train_file
+
+    check_input(data, "dataset file")
+    if resume is not None:
+        check_input(resume, "checkpoint")
+    out = output or resume
+    if out is None:
+        raise UsageError("missing --output/-o: the checkpoint file to write (e.g. -o gen.pt)")
+    from pgan_cli.privacy.dpsgd import dp_trainer
+
+    trainer_cls = dp_trainer(dp_epsilon, dp_delta, max_grad_norm, resume=resume)
+    dev = resolve_device(device)
+    summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,
+                         log_every=log_every, sample_every=sample_every, sample_dir=sample_dir,
+                         progress=not console.state.quiet,
+                         arch=arch, net=net, norm=norm, conditional=conditional,
+                         class_loss_weight=class_loss_weight, class_balanced=class_balanced,
+                         epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+                         n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
+                         augment=augment, ema=ema, seed=seed, **({"trainer_cls": trainer_cls} if trainer_cls else {}))
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if json_out:
+        console.emit_json(summary)
+    else:
+        console.emit(f"wrote {out}: {summary['arch']}/{summary['net']}, {summary['steps']} generator steps, "
+                     f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s"
+                     + (f", DP epsilon {summary['dp']['epsilon']:.3g} at delta {summary['dp']['delta']:.2g}"
+                        if summary.get("dp") else ""))

@@ -1,0 +1,678 @@
+"""The GAN trainer behind ``pgan train``: dcgan / wgan / wgan-gp, conditional (AC-GAN), resumable,
+data-parallel under ``torchrun``.
+
+Algorithms: DCGAN (Radford et al. 2016), WGAN (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al.
+2017), AC-GAN (Odena et al. 2017, as pGAN conditioned on the anatomical region); see
+:mod:`pgan_cli.training.losses` for the formulas and the per-arch defaults.
+
+The loop walks over the real data in epochs. Every real batch is one critic step
+(:meth:`Trainer.critic_step`); after every ``n_critic`` critic steps comes one generator step
+(:meth:`Trainer.generator_step`). ``step`` counts generator steps. The order of the data in
+epoch ``e`` depends only on ``(seed, e)``, and a checkpoint stores the position (epoch, batch,
+critic steps), the optimiser states and every RNG state, so a resumed run continues exactly
+where the saved one stopped: on CPU, 2 + 2 epochs give the same weights as 4 epochs.
+
+Extension points (e.g. DP-SGD on the discriminator, Abadi et al. 2016): subclass
+:class:`Trainer` and override :meth:`~Trainer.build_discriminator` (the one place D is made),
+:meth:`~Trainer.make_d_optimizer` (the one place its optimiser is made),
+:meth:`~Trainer.real_batches` (the one place real batches come from) and/or
+:meth:`~Trainer.critic_step` (every update that touches real data goes through it);
+:meth:`~Trainer.checkpoint_extra` adds entries to the checkpoint. The config's ``norm`` picks
+BatchNorm, GroupNorm or no normalisation in D.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank reads its share of every epoch's
+batch (the global ``batch_size`` is split across ranks), gradients are averaged with an
+all-reduce after each backward pass (the data-parallel scheme of DDP, done by hand as StyleGAN2-ADA
+does, because DDP does not support the double backward of the gradient penalty), NCCL on GPUs
+and gloo on CPU; rank 0 writes the log, the sample grids and the one checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pgan_cli import console
+from pgan_cli.checkpoint import (build_networks, get_rng_state, read_checkpoint_file, save_checkpoint,
+                                 set_rng_state, unwrap)
+from pgan_cli.errors import InputError, UsageError
+from pgan_cli.training import losses
+
+ARCHS = losses.ARCHS
+NETS = ("conv", "mlp")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEFAULT_EPOCHS = 20
+MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
+
+
+# ---- configuration -------------------------------------------------------------------------------
+def make_config(data, *, arch: str = "dcgan", net: str | None = None, norm: str | None = None,
+                epochs: int | None = None, steps: int | None = None, batch_size: int = 64,
+                lr_g: float | None = None, lr_d: float | None = None, n_critic: int | None = None,
+                latent_dim: int = 100, width: int = 64, seed: int = 0, precision: str = "fp32",
+                augment: bool = False, ema: bool = False, ema_decay: float = 0.999,
+                conditional: bool = False, class_loss_weight: float = 1.0, class_balanced: bool = False,
+                gp_weight: float | None = None, clip: float | None = None,
+                data_sha256: str | None = None, data_path: str | None = None) -> dict[str, Any]:
+    """Validate the options against the data and fill in the arch's published defaults.
+
+    ``data`` is a :class:`pgan_cli.dataset.DataBundle`. Returns the plain-dict config stored in
+    the checkpoint.
+    """
+    from pgan_cli.models.nets import NORMS, SIZES
+
+    if arch not in ARCHS:
+        raise UsageError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    d = losses.ARCH_DEFAULTS[arch]
+    is_images = data.kind == "images"
+    net = net or ("conv" if is_images else "mlp")
+    if net not in NETS:
+        raise UsageError(f"unknown --net {net!r}; choose one of {', '.join(NETS)}")
+    shape = tuple(int(s) for s in data.samples.shape[1:])
+    if net == "conv" and not is_images:
+        raise UsageError(f"--net conv needs images, but the data holds vectors of shape {shape}; "
+                         f"use --net mlp")
+    if net == "conv" and (shape[1] != shape[2] or shape[1] not in SIZES):
+        raise UsageError(f"--net conv needs square images of size 8, 16, ..., 256; got {shape[1]}x{shape[2]}; "
+                         f"resize the data (e.g. `pgan data digits --size 32`) or use --net mlp")
+    norm = norm or d["norm"]
+    if norm not in NORMS:
+        raise UsageError(f"unknown --norm {norm!r}; choose one of {', '.join(NORMS)}")
+    if arch == "wgan-gp" and norm == "batchnorm":
+        raise UsageError("--arch wgan-gp penalises per-sample gradients, which BatchNorm in the critic "
+                         "breaks (Gulrajani et al. 2017); use --norm none or --norm groupnorm")
+    if net == "mlp" and norm == "batchnorm" and arch != "dcgan":
+        norm = "none"  # the seeds' fully connected WGAN critic had no normalisation
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if epochs is not None and steps is not None:
+        raise UsageError("give --epochs or --steps, not both")
+    if epochs is None and steps is None:
+        epochs = DEFAULT_EPOCHS
+    for name, value in (("--epochs", epochs), ("--steps", steps)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be a positive number, got {value}")
+    for name, value, lo in (("--batch-size", batch_size, 1), ("--latent-dim", latent_dim, 1), ("--width", width, 1)):
+        if value < lo:
+            raise UsageError(f"{name} must be at least {lo}, got {value}")
+    n_critic = d["n_critic"] if n_critic is None else n_critic
+    if n_critic < 1:
+        raise UsageError(f"--n-critic must be at least 1, got {n_critic}")
+    lr_g = d["lr_g"] if lr_g is None else lr_g
+    lr_d = d["lr_d"] if lr_d is None else lr_d
+    for name, value in (("--lr-g", lr_g), ("--lr-d", lr_d)):
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{name} must be a positive number, got {value}")
+    if not 0.0 <= ema_decay < 1.0:
+        raise UsageError(f"--ema-decay must be in [0, 1), got {ema_decay}")
+    if augment and not is_images:
+        raise UsageError("--augment applies to images; the data holds vectors")
+    num_classes = data.num_classes or 0
+    prior = None
+    if conditional:
+        if data.labels is None:
+            raise UsageError(f"--conditional needs labels, but {data.path} has none; drop --conditional "
+                             f"or import the data with labels")
+        if num_classes < 2:
+            raise UsageError(f"--conditional needs at least 2 classes, {data.path} has {num_classes}")
+        counts = np.bincount(data.labels, minlength=num_classes)
+        prior = (counts / counts.sum()).tolist()
+    if class_loss_weight < 0:
+        raise UsageError(f"--class-loss-weight must be >= 0, got {class_loss_weight}")
+    if is_images:
+        scaling = {"kind": "none", "range": [-1.0, 1.0]}
+    else:
+        x = data.samples.astype(np.float64)
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        scaling = {"kind": "standardize", "mean": mean.tolist(), "std": std.tolist()}
+    attrs = {k: v for k, v in (data.attrs or {}).items() if k not in MANAGED_ATTRS}
+    return {
+        "arch": arch, "net": net, "norm": norm, "kind": data.kind, "sample_shape": list(shape),
+        "latent_dim": int(latent_dim), "width": int(width), "conditional": bool(conditional),
+        "num_classes": int(num_classes), "class_names": data.class_names, "class_prior": prior,
+        "class_loss_weight": float(class_loss_weight), "class_balanced": bool(class_balanced),
+        "epochs": epochs, "steps": steps, "batch_size": int(batch_size), "n_critic": int(n_critic),
+        "optimizer": d["optimizer"], "lr_g": float(lr_g), "lr_d": float(lr_d),
+        "betas": list(d["betas"]) if d["betas"] else None,
+        "gp_weight": float(gp_weight if gp_weight is not None else d.get("gp_weight", 0.0)),
+        "clip": float(clip if clip is not None else d.get("clip", 0.0)),
+        "seed": int(seed), "precision": precision, "augment": bool(augment), "ema": bool(ema),
+        "ema_decay": float(ema_decay), "data_scaling": scaling, "data_sha256": data_sha256,
+        "data_path": data_path, "data_n": int(data.n), "data_attrs": attrs,
+    }
+
+
+# ---- distributed helpers ---------------------------------------------------------------------------
+class Dist:
+    """World size and rank under torchrun (1 and 0 otherwise)."""
+
+    def __init__(self, device: str):
+        import torch.distributed as td
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        self._owns = False
+        if self.enabled and not td.is_initialized():
+            td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+            self._owns = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast_module(self, module: nn.Module) -> None:
+        import torch.distributed as td
+
+        if self.enabled:
+            for t in list(module.parameters()) + list(module.buffers()):
+                td.broadcast(t.data, src=0)
+
+    def average_gradients(self, params: list[nn.Parameter]) -> None:
+        """All-reduce and average the gradients of ``params`` across ranks (one flat bucket)."""
+        import torch.distributed as td
+
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        td.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset: offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def barrier(self) -> None:
+        import torch.distributed as td
+
+        if self.enabled:
+            td.barrier()
+
+    def close(self) -> None:
+        import torch.distributed as td
+
+        if self._owns and td.is_initialized():
+            td.destroy_process_group()
+
+
+def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    """The global L2 norm of the gradients of ``params``."""
+    norms = [p.grad.detach().float().norm(2) for p in params if p.grad is not None]
+    return torch.stack(norms).norm(2) if norms else torch.zeros(())
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of the data in ``epoch``: a function of (seed, epoch) only."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch)]).permutation(n)
+
+
+# ---- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """Train a GAN from a config (see :func:`make_config`) on in-memory data.
+
+    >>> t = Trainer(config, samples, labels, device="cpu", output="gen.pt")
+    >>> t.train()
+    """
+
+    def __init__(self, config: dict[str, Any], samples: np.ndarray, labels: np.ndarray | None, *,
+                 device: str = "cpu", output: str | os.PathLike | None = None,
+                 log_path: str | os.PathLike | None = None, checkpoint_every: int = 500,
+                 log_every: int = 50, sample_every: int = 0, sample_dir: str | os.PathLike | None = None,
+                 resume: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
+                 progress: bool = True):
+        self.config = config
+        self.arch = config["arch"]
+        self.device = torch.device(device)
+        self.dist = Dist(device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        self.output = Path(output) if output else None
+        self.log_path = Path(log_path) if log_path else None
+        self.checkpoint_every, self.log_every = int(checkpoint_every), max(1, int(log_every))
+        self.sample_every = int(sample_every)
+        self.sample_dir = Path(sample_dir) if sample_dir else None
+        self.provenance = provenance or {}
+        self.show_progress = progress
+        self.conditional = bool(config["conditional"])
+        self.num_classes = int(config["num_classes"]) if self.conditional else 0
+        self.n_critic = int(config["n_critic"])
+        self.shape = tuple(config["sample_shape"])
+        self.is_conv = config["net"] == "conv"
+
+        # real data in model space, on the device
+        x = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+        sc = config["data_scaling"]
+        if sc["kind"] == "standardize":
+            x = (x - torch.tensor(sc["mean"]).reshape(self.shape)) / torch.tensor(sc["std"]).reshape(self.shape)
+        self.data = x.float().to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long).to(self.device) if labels is not None else None
+        self.n = int(self.data.shape[0])
+        per_rank = int(config["batch_size"]) // self.dist.world
+        if per_rank < 1:
+            raise UsageError(f"--batch-size {config['batch_size']} is smaller than the {self.dist.world} processes")
+        local_n = self.n // self.dist.world
+        if local_n < 1:
+            raise InputError(f"{self.n} training samples cannot be shared by {self.dist.world} processes")
+        self.batch = min(per_rank, local_n)
+        if self.batch < per_rank and self.dist.main:
+            console.warn(f"--batch-size {config['batch_size']} is larger than the data ({self.n} rows); "
+                         f"using batches of {self.batch * self.dist.world}")
+        self.batches_per_epoch = local_n // self.batch
+
+        # precision
+        precision = config["precision"]
+        if precision == "fp16" and self.device.type != "cuda":
+            raise UsageError("--precision fp16 needs a GPU; use --precision bf16 on CPU")
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.channels_last = self.is_conv and (precision != "fp32" or self.device.type == "cuda")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+        # networks and optimisers: the RNG is seeded once, before the networks are made
+        torch.manual_seed(int(config["seed"]))
+        self.G = self.build_generator().to(self.device)
+        self.D = self.build_discriminator().to(self.device)
+        if self.channels_last:
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(unwrap(self.G)).eval().requires_grad_(False) if config["ema"] else None
+        self.opt_g = self.make_g_optimizer(self.G)
+        self.opt_d = self.make_d_optimizer(self.D)
+        self.class_weight = self._class_weights() if self.conditional and config["class_balanced"] else None
+        self.prior = (torch.tensor(config["class_prior"], dtype=torch.float64)
+                      if self.conditional else None)
+
+        # position
+        self.step = 0        # generator steps
+        self.epoch = 0       # completed epochs
+        self.batch_index = 0  # next batch within the epoch
+        self.d_steps = 0     # critic steps
+        self.wall_offset = 0.0
+        if resume is not None:
+            self._restore(resume)
+        elif self.dist.enabled:
+            self.dist.broadcast_module(self.G)
+            self.dist.broadcast_module(self.D)
+        if self.dist.enabled and self.dist.rank > 0:
+            torch.manual_seed(int(config["seed"]) + 7919 * self.dist.rank + 104729 * self.step)
+        self._fake_for_g = None
+        self._fixed = None
+
+    # ---- overridable construction hooks -------------------------------------------------------
+    def build_generator(self) -> nn.Module:
+        """The one place the generator is made."""
+        return build_networks(self.config)[0]
+
+    def build_discriminator(self) -> nn.Module:
+        """The one place the discriminator is made (override e.g. for DP-ready layers)."""
+        from pgan_cli.models.nets import build_discriminator
+
+        c = self.config
+        return build_discriminator(c["net"], tuple(c["sample_shape"]), int(c["width"]), c["norm"],
+                                   self.num_classes)
+
+    def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        if self.config["optimizer"] == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(self.config["betas"]))
+
+    def make_g_optimizer(self, generator: nn.Module) -> torch.optim.Optimizer:
+        """The one place the generator's optimiser is made."""
+        return self._optimizer(generator.parameters(), self.config["lr_g"])
+
+    def make_d_optimizer(self, discriminator: nn.Module) -> torch.optim.Optimizer:
+        """The one place the discriminator's optimiser is made (override for DP-SGD)."""
+        return self._optimizer(discriminator.parameters(), self.config["lr_d"])
+
+    def real_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+        """The one place real batches come from: ``(index, x, labels)`` of this rank in ``epoch``,
+        from batch ``start`` on. The order depends only on (seed, epoch); the last partial batch
+        is dropped."""
+        order = torch.as_tensor(epoch_order(self.n, self.config["seed"], epoch)).to(self.device)
+        order = order[self.dist.rank:: self.dist.world]
+        for b in range(start, self.batches_per_epoch):
+            idx = order[b * self.batch: (b + 1) * self.batch]
+            x = self.data[idx]
+            if self.config["augment"]:
+                from pgan_cli.training.augment import augment_images
+
+                x = augment_images(x)
+            y = self.labels[idx] if self.labels is not None else None
+            yield b, x, y
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Extra weights_only-safe entries for the checkpoint (e.g. a privacy accountant's state)."""
+        return {}
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _class_weights(self) -> torch.Tensor:
+        counts = torch.bincount(self.labels, minlength=self.num_classes).double()
+        w = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+        return w.float().to(self.device)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _cl(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def sample_z(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Noise and (for conditional models) classes drawn from the training prior."""
+        z = torch.randn(n, int(self.config["latent_dim"])).to(self.device)
+        y = torch.multinomial(self.prior, n, replacement=True).to(self.device) if self.conditional else None
+        return z, y
+
+    def _backward_step(self, loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer) -> torch.Tensor:
+        params = [p for p in module.parameters() if p.requires_grad]
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.dist.average_gradients(params)
+            self.scaler.unscale_(opt)
+            gn = grad_norm(params)
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.dist.average_gradients(params)
+            gn = grad_norm(params)
+            opt.step()
+        return gn
+
+    # ---- the two updates ------------------------------------------------------------------------------
+    def critic_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One discriminator/critic update on a real batch (every use of real data goes through here)."""
+        arch, bs = self.arch, real.shape[0]
+        real = self._cl(real)
+        z, fake_labels = self.sample_z(bs)
+        keep = self.n_critic == 1  # DCGAN: reuse this fake batch for the generator step (as the tutorial)
+        with self.autocast(), (nullcontext() if keep else torch.no_grad()):
+            fake = self.G(z, fake_labels) if self.conditional else self.G(z)
+        self._fake_for_g = (fake, fake_labels) if keep else None
+        fake_d = self._cl(fake.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            real_logit, real_cls = self.D(real)
+            fake_logit, fake_cls = self.D(fake_d)
+            loss = losses.d_loss(arch, real_logit, fake_logit)
+            stats = {"loss_adv_d": loss.detach()}
+            if self.conditional and self.config["class_loss_weight"] > 0:
+                cl = (losses.class_loss(real_cls, labels, self.class_weight)
+                      + losses.class_loss(fake_cls, fake_labels, self.class_weight))
+                loss = loss + self.config["class_loss_weight"] * cl
+                stats["loss_class_d"] = cl.detach()
+        if arch == "wgan-gp":
+            gp = losses.gradient_penalty(self.D, real, fake_d)
+            loss = loss + self.config["gp_weight"] * gp
+            stats["gp"] = gp.detach()
+        gn = self._backward_step(loss, self.D, self.opt_d)
+        if arch == "wgan":
+            c = self.config["clip"]
+            with torch.no_grad():
+                for p in self.D.parameters():
+                    p.clamp_(-c, c)
+        stats.update(loss_d=loss.detach(), grad_norm_d=gn, d_real_logit=real_logit.detach().float(),
+                     d_fake_logit=fake_logit.detach().float())
+        return stats
+
+    def generator_step(self) -> dict[str, torch.Tensor]:
+        """One generator update (reusing the last critic step's fake batch when n_critic == 1)."""
+        if self._fake_for_g is not None:
+            fake, fake_labels = self._fake_for_g
+        else:
+            z, fake_labels = self.sample_z(self.batch)
+            with self.autocast():
+                fake = self.G(z, fake_labels) if self.conditional else self.G(z)
+        self._fake_for_g = None
+        self.opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            logit, cls = self.D(self._cl(fake))
+            loss = losses.g_loss(self.arch, logit)
+            stats = {"loss_adv_g": loss.detach()}
+            if self.conditional and self.config["class_loss_weight"] > 0:
+                cl = losses.class_loss(cls, fake_labels, self.class_weight)
+                loss = loss + self.config["class_loss_weight"] * cl
+                stats["loss_class_g"] = cl.detach()
+        gn = self._backward_step(loss, self.G, self.opt_g)
+        if self.G_ema is not None:
+            self._update_ema()
+        stats.update(loss_g=loss.detach(), grad_norm_g=gn)
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config["ema_decay"]
+        src = unwrap(self.G)
+        ema_p = list(self.G_ema.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in src.parameters()], 1.0 - decay)
+        for b_ema, b in zip(self.G_ema.buffers(), src.buffers()):
+            b_ema.copy_(b)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def progress_state(self, finished: bool = False) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batch": self.batch_index, "d_steps": self.d_steps,
+                "wall_time": self.wall_offset + (time.perf_counter() - self._t0), "finished": finished,
+                "world_size": self.dist.world}
+
+    def save(self, finished: bool = False) -> None:
+        """Write the checkpoint (rank 0 only), atomically."""
+        if self.output is None or not self.dist.main:
+            return
+        save_checkpoint(self.output, config=self.config, generator=self.G, discriminator=self.D,
+                        generator_ema=self.G_ema, optimizer_g=self.opt_g, optimizer_d=self.opt_d,
+                        progress=self.progress_state(finished), rng=get_rng_state(),
+                        provenance=self.provenance, extra=self.checkpoint_extra())
+
+    def _restore(self, blob: dict[str, Any]) -> None:
+        unwrap(self.G).load_state_dict(blob["generator"])
+        unwrap(self.D).load_state_dict(blob["discriminator"])
+        if self.G_ema is not None and blob.get("generator_ema") is not None:
+            self.G_ema.load_state_dict(blob["generator_ema"])
+        if blob.get("optimizer_g"):
+            self.opt_g.load_state_dict(blob["optimizer_g"])
+        if blob.get("optimizer_d"):
+            self.opt_d.load_state_dict(blob["optimizer_d"])
+        p = blob.get("progress") or {}
+        self.step, self.epoch = int(p.get("step", 0)), int(p.get("epoch", 0))
+        self.batch_index, self.d_steps = int(p.get("batch", 0)), int(p.get("d_steps", 0))
+        self.wall_offset = float(p.get("wall_time", 0.0))
+        if blob.get("rng") is not None:
+            set_rng_state(blob["rng"])
+        self.dist.broadcast_module(self.G)
+        self.dist.broadcast_module(self.D)
+
+    # ---- logging and pictures ---------------------------------------------------------------------------
+    def _log_record(self, d_stats: dict, g_stats: dict, images_per_s: float) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "step": self.step, "epoch": self.epoch + self.batch_index / max(1, self.batches_per_epoch),
+            "loss_d": float(d_stats["loss_d"]), "loss_g": float(g_stats["loss_g"]),
+            "d_real": losses.d_outputs(self.arch, d_stats["d_real_logit"]),
+            "d_fake": losses.d_outputs(self.arch, d_stats["d_fake_logit"]),
+            "grad_norm_d": float(d_stats["grad_norm_d"]), "grad_norm_g": float(g_stats["grad_norm_g"]),
+            "images_per_s": images_per_s,
+            "wall_time": self.wall_offset + (time.perf_counter() - self._t0),
+        }
+        if self.arch in ("wgan", "wgan-gp"):
+            rec["wasserstein"] = float(d_stats["d_real_logit"].mean() - d_stats["d_fake_logit"].mean())
+        if "gp" in d_stats:
+            rec["gradient_penalty"] = float(d_stats["gp"])
+        for key in ("loss_class_d",):
+            if key in d_stats:
+                rec[key] = float(d_stats[key])
+        if "loss_class_g" in g_stats:
+            rec["loss_class_g"] = float(g_stats["loss_class_g"])
+        return rec
+
+    @torch.no_grad()
+    def write_sample_grid(self, path: Path) -> Path:
+        """A picture of G's samples on a fixed noise batch (scatter plot for vectors)."""
+        from pgan_cli.sampling import image_grid, save_png, save_scatter
+
+        n = 64 if self.is_conv or len(self.shape) == 3 else 512
+        if self._fixed is None:
+            g = torch.Generator().manual_seed(int(self.config["seed"]) + 1)
+            z = torch.randn(n, int(self.config["latent_dim"]), generator=g).to(self.device)
+            y = (torch.arange(n) % self.num_classes).to(self.device) if self.conditional else None
+            self._fixed = (z, y)
+        z, y = self._fixed
+        gen = self.G_ema if self.G_ema is not None else unwrap(self.G)
+        was_training = gen.training
+        gen.eval()
+        x = (gen(z, y) if self.conditional else gen(z)).float().cpu()
+        gen.train(was_training)
+        if len(self.shape) == 3:
+            return save_png(path, image_grid(x.numpy(), 8), scale=max(1, 128 // self.shape[1]))
+        sc = self.config["data_scaling"]
+        mean, std = np.asarray(sc["mean"]), np.asarray(sc["std"])
+        real = self.data[:2000].cpu().numpy() * std + mean
+        return save_scatter(path, x.numpy() * std + mean, real)
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        if self.config.get("steps"):
+            return int(self.config["steps"])
+        return int(self.config["epochs"]) * self.batches_per_epoch // self.n_critic
+
+    def _done(self) -> bool:
+        c = self.config
+        if c.get("steps"):
+            return self.step >= int(c["steps"])
+        return self.epoch >= int(c["epochs"])
+
+    def train(self) -> dict[str, Any]:
+        """Run until ``steps`` generator steps or ``epochs`` epochs; return a summary."""
+        self._t0 = time.perf_counter()
+        self.G.train()
+        self.D.train()
+        log_file = None
+        if self.log_path is not None and self.dist.main:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_file = open(self.log_path, "a" if self.step > 0 else "w")
+        if self.sample_dir is not None and self.dist.main:
+            self.sample_dir.mkdir(parents=True, exist_ok=True)
+        total = self.total_steps()
+        last_rec: dict[str, Any] = {}
+        seen_images, t_rate = 0, time.perf_counter()
+        try:
+            bar = console.progress_task("train", total) if (self.show_progress and self.dist.main) else nullcontext(None)
+            with bar as advance:
+                if advance is not None and self.step:
+                    advance(min(self.step, total))
+                d_stats: dict = {}
+                while not self._done():
+                    for b, real, labels in self.real_batches(self.epoch, self.batch_index):
+                        d_stats = self.critic_step(real, labels)
+                        self.d_steps += 1
+                        self.batch_index = b + 1
+                        seen_images += real.shape[0] * self.dist.world
+                        if self.d_steps % self.n_critic:
+                            continue
+                        g_stats = self.generator_step()
+                        self.step += 1
+                        if self.step % self.log_every == 0 or (self.config.get("steps") and self.step >= int(self.config["steps"])):
+                            now = time.perf_counter()
+                            rate = seen_images / max(now - t_rate, 1e-9)
+                            seen_images, t_rate = 0, now
+                            last_rec = self._log_record(d_stats, g_stats, rate)
+                            if log_file is not None:
+                                log_file.write(json.dumps(last_rec, sort_keys=True) + "\n")
+                                log_file.flush()
+                        if advance is not None:
+                            info = (f"loss_d {last_rec['loss_d']:.3f} loss_g {last_rec['loss_g']:.3f}"
+                                    if last_rec else "")
+                            advance(1, info=info)
+                        if self.sample_every and self.sample_dir is not None and self.dist.main \
+                                and self.step % self.sample_every == 0:
+                            self.write_sample_grid(self.sample_dir / f"step{self.step:07d}.png")
+                        if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                            self.save()
+                        if self._done():
+                            break
+                    else:
+                        self.epoch += 1
+                        self.batch_index = 0
+                        continue
+                    break
+            self.save(finished=True)
+            self.dist.barrier()
+        finally:
+            if log_file is not None:
+                log_file.close()
+        summary = {"output": str(self.output) if self.output else None, "arch": self.arch,
+                   "net": self.config["net"], "steps": self.step, "epochs": round(self.epoch + self.batch_index / max(1, self.batches_per_epoch), 4),
+                   "world_size": self.dist.world,
+                   "wall_time": round(self.wall_offset + time.perf_counter() - self._t0, 3)}
+        for k in ("loss_d", "loss_g", "wasserstein"):
+            if k in last_rec:
+                summary[k] = last_rec[k]
+        return summary
+
+
+def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
+               resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
+               checkpoint_every: int = 500, log_every: int = 50, sample_every: int = 0,
+               sample_dir: str | os.PathLike | None = None, progress: bool = True,
+               trainer_cls: type[Trainer] = Trainer, **options: Any) -> dict[str, Any]:
+    """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
+
+    ``options`` are :func:`make_config`'s keyword arguments. With ``resume``, the model options
+    come from that checkpoint and only ``epochs``/``steps`` (the new totals) are taken from
+    ``options``; the data must be the same file contents (SHA-256) the run started with.
+    """
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.files import sha256_file
+    from pgan_cli.provenance import make_provenance
+
+    data = read_dataset(data_path)
+    digest = sha256_file(data_path)
+    blob = None
+    if resume is not None:
+        blob = read_checkpoint_file(resume)
+        config = dict(blob["config"])
+        if config.get("data_sha256") != digest:
+            raise UsageError(f"{data_path} is not the data {resume} was trained on (SHA-256 differs); "
+                             f"resume with the same file")
+        epochs, steps = options.get("epochs"), options.get("steps")
+        if epochs is not None and steps is not None:
+            raise UsageError("give --epochs or --steps, not both")
+        if epochs is not None or steps is not None:
+            config["epochs"], config["steps"] = epochs, steps
+    else:
+        config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
+    if sample_every and sample_dir is None:
+        raise UsageError("--sample-every needs --sample-dir DIR for the pictures")
+    if sample_every < 0 or checkpoint_every < 0 or log_every < 1:
+        raise UsageError("--sample-every and --checkpoint-every must be >= 0 and --log-every >= 1")
+    prov = make_provenance([data_path], seed=config["seed"], device=device,
+                           **{k: config[k] for k in ("arch", "net", "norm", "epochs", "steps", "batch_size",
+                                                     "conditional", "precision")},
+                           resumed_from=str(resume) if resume else None)
+    trainer = trainer_cls(config, data.samples, data.labels, device=device, output=output, log_path=log_path,
+                          checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
+                          sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
+    try:
+        if trainer._done():
+            raise UsageError(f"{resume} already reached {trainer.step} steps / {trainer.epoch} epochs; "
+                             f"ask for more with --epochs or --steps (totals, not increments)")
+        return trainer.train()
+    finally:
+        trainer.dist.close()

@@ -1,0 +1,89 @@
+"""GAN losses of the seeds' family, each as (discriminator loss, generator loss) on logits.
+
+- ``dcgan``: the non-saturating GAN loss (Goodfellow et al. 2014; Radford et al. 2016):
+  L_D = -log D(x) - log(1 - D(G(z))), L_G = -log D(G(z)), on logits via softplus.
+- ``wgan``: the Wasserstein critic (Arjovsky et al. 2017): L_D = E[f(G(z))] - E[f(x)],
+  L_G = -E[f(G(z))]; the Lipschitz constraint by clipping weights to [-c, c] (c = 0.01).
+- ``wgan-gp``: the same critic loss plus the gradient penalty (Gulrajani et al. 2017)
+  lambda * E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps x + (1 - eps) G(z), with the norm taken
+  over the WHOLE input (all channels and pixels of a sample), not per channel. Computed in fp32.
+- AC-GAN auxiliary class loss (Odena et al. 2017): cross-entropy of the discriminator's class
+  head on real and generated samples, optionally class-balanced.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ARCHS = ("dcgan", "wgan", "wgan-gp")
+
+# The published defaults of each arch: optimiser, learning rates, betas, critic steps.
+ARCH_DEFAULTS = {
+    "dcgan": {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
+              "norm": "batchnorm"},
+    "wgan": {"optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5, "betas": None, "n_critic": 5,
+             "norm": "batchnorm", "clip": 0.01},
+    "wgan-gp": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "n_critic": 5,
+                "norm": "none", "gp_weight": 10.0},
+}
+
+
+def d_loss(arch: str, real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
+    """The discriminator/critic loss (without gradient penalty) for ``arch``."""
+    real_logit, fake_logit = real_logit.float(), fake_logit.float()
+    if arch == "dcgan":
+        return F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+    return fake_logit.mean() - real_logit.mean()
+
+
+def d_loss_real(arch: str, real_logit: torch.Tensor) -> torch.Tensor:
+    """The part of the discriminator loss that touches real data (for per-sample DP hooks)."""
+    real_logit = real_logit.float()
+    return F.softplus(-real_logit).mean() if arch == "dcgan" else -real_logit.mean()
+
+
+def d_loss_fake(arch: str, fake_logit: torch.Tensor) -> torch.Tensor:
+    """The part of the discriminator loss on generated data."""
+    fake_logit = fake_logit.float()
+    return F.softplus(fake_logit).mean() if arch == "dcgan" else fake_logit.mean()
+
+
+def g_loss(arch: str, fake_logit: torch.Tensor) -> torch.Tensor:
+    """The generator loss: non-saturating for dcgan, -E[f(G(z))] for the Wasserstein archs."""
+    fake_logit = fake_logit.float()
+    if arch == "dcgan":
+        return F.softplus(-fake_logit).mean()
+    return -fake_logit.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+                     ) -> torch.Tensor:
+    """WGAN-GP penalty E[(||grad f(x_hat)||_2 - 1)^2], the norm over each whole sample, in fp32.
+
+    ``critic(x)`` must return the logit first (``(logit, class_logits)`` is fine).
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, device=real.device, generator=generator)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        out = critic(x_hat)
+        logit = out[0] if isinstance(out, tuple) else out
+        grad, = torch.autograd.grad(logit.float().sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def class_loss(class_logits: torch.Tensor | None, labels: torch.Tensor | None,
+               weight: torch.Tensor | None = None) -> torch.Tensor | None:
+    """AC-GAN auxiliary cross-entropy (None for unconditional models)."""
+    if class_logits is None or labels is None:
+        return None
+    return F.cross_entropy(class_logits.float(), labels, weight=weight)
+
+
+def d_outputs(arch: str, logit: torch.Tensor) -> float:
+    """What the log calls D(x): mean probability for dcgan, mean critic value for the WGANs."""
+    logit = logit.detach().float()
+    return float(torch.sigmoid(logit).mean() if arch == "dcgan" else logit.mean())
