@@ -14,8 +14,9 @@ The peers are too slow for 1,000 permutations on a 2-core machine, so they run
 (setup time counted once; the per-permutation cost is measured); the table says so.
 
 Usage: python bench/mmd.py [--n 5000] [--dim 64] [--permutations 1000] [--peer-reps 20] [--scale]
-``--scale`` adds a pgan-only run at 50,000 + 50,000 points (100 permutations) to show memory
-stays far below an (N+M)² matrix (80 GB in float64).
+``--scale`` (or ``--scale-only``) adds a pgan-only run at 50,000 + 50,000 points
+(``--scale-n``, ``--scale-permutations`` 20) to show memory stays far below an (N+M)² matrix
+(75 GiB in float64).
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=1000)
     ap.add_argument("--peer-reps", type=int, default=20)
     ap.add_argument("--scale", action="store_true")
+    ap.add_argument("--scale-only", action="store_true")
+    ap.add_argument("--scale-n", type=int, default=50000)
+    ap.add_argument("--scale-permutations", type=int, default=20)
     args = ap.parse_args()
     if args.case:
         print(json.dumps(case(args)))
@@ -108,12 +112,27 @@ def main() -> None:
     common = ["--n", str(args.n), "--dim", str(args.dim), "--permutations", str(args.permutations),
               "--peer-reps", str(args.peer_reps)]
     results = {}
-    for method in ("pgan", "naive", "hyppo"):
+    for method in () if args.scale_only else ("pgan", "naive", "hyppo"):
         print(f"running {method} ...", file=sys.stderr)
         results[method] = run_case(__file__, "--method", method, *common)
         print(json.dumps(results[method]), file=sys.stderr)
-    pg = results["pgan"]
     gib = 2 ** 30
+    if not args.scale_only:
+        report(args, results, gib)
+    if args.scale or args.scale_only:
+        n2 = 2 * args.scale_n
+        print(f"running pgan at {args.scale_n} + {args.scale_n} points, {args.scale_permutations} permutations ...",
+              file=sys.stderr)
+        big = run_case(__file__, "--method", "pgan", "--n", str(args.scale_n), "--dim", str(args.dim),
+                       "--permutations", str(args.scale_permutations))
+        print(f"\nScale: pgan at {args.scale_n:,} + {args.scale_n:,} points, {args.dim}-d, "
+              f"{args.scale_permutations} permutations: {big['seconds']:.0f} s, peak RSS {big['peak'] / gib:.2f} GiB "
+              f"(added {(big['peak'] - big['rss_baseline']) / gib:.2f} GiB; a dense float64 (N+M)² matrix "
+              f"would be {n2 ** 2 * 8 / gib:.0f} GiB); MMD² = {big['mmd2']:.3e}, p = {big['p_value']:.3f}")
+
+
+def report(args, results, gib) -> None:
+    pg = results["pgan"]
     print(f"\nMMD permutation test, {args.n} x {args.n} points, {args.dim}-d, RBF median bandwidth, "
           f"{args.permutations} permutations\n")
     print(f"| method | permutations run | time (s, measured) | time for {args.permutations} perms (s) | peak RSS (GiB) | added by method (GiB) | time ratio vs pgan | memory ratio vs pgan (added) |")
@@ -128,14 +147,6 @@ def main() -> None:
           f"(relative difference {abs(pg['mmd2'] - results['naive']['mmd2']) / abs(results['naive']['mmd2']):.1e}); "
           f"p-values: pgan {pg['p_value']:.4f} ({args.permutations} perms), naive {results['naive']['p_value']:.3f} "
           f"({args.peer_reps} perms), hyppo {results['hyppo']['p_value']:.3f} ({args.peer_reps} perms)")
-    if args.scale:
-        print("running pgan at 50,000 + 50,000 points, 100 permutations ...", file=sys.stderr)
-        big = run_case(__file__, "--method", "pgan", "--n", "50000", "--dim", str(args.dim),
-                       "--permutations", "100")
-        print(f"\nScale: pgan at 50,000 + 50,000 points, {args.dim}-d, 100 permutations: "
-              f"{big['seconds']:.0f} s, peak RSS {big['peak'] / gib:.2f} GiB "
-              f"(added {(big['peak'] - big['rss_baseline']) / gib:.2f} GiB; a dense float64 (N+M)² matrix "
-              f"would be {(1e5 ** 2) * 8 / gib:.0f} GiB)")
 
 
 if __name__ == "__main__":
