@@ -498,10 +498,26 @@ def fidelity_section(summary: dict[str, Any]) -> str:
                  m.get("permutations"), m.get("n_x"), m.get("n_y")]]
         body.append(table(rows, ["test", "MMD²", "p-value", "kernel", "bandwidth", "estimator",
                                  "permutations", "n real", "n synthetic"]))
-    rest = {k: v for k, v in fid.items() if k not in mmd_keys}
+    curves = {k: v for k, v in fid.items() if k.startswith("alpha_beta_curves") and isinstance(v, dict)}
+    rest = {k: v for k, v in fid.items() if k not in mmd_keys and k not in curves}
     if rest:
         body.append("<h3>Fidelity and diversity metrics</h3>" + table([[p, v] for p, v in flatten(rest)],
                                                                        ["metric", "value"]))
+    for k, c in curves.items():
+        lv, ap, br = c.get("levels"), c.get("alpha_precision"), c.get("beta_recall")
+        if not (isinstance(lv, list) and isinstance(ap, list) and isinstance(br, list) and len(lv) == len(ap) == len(br)):
+            continue
+        fig = new_figure(5.5, 4)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+        ax.plot(lv, ap, label="alpha-precision")
+        ax.plot(lv, br, label="beta-recall")
+        ax.set_xlabel("alpha / beta (share of the support)")
+        ax.set_ylabel("share of records inside")
+        ax.set_title(f"alpha-precision and beta-recall curves ({k})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        body.append(img_tag(figure_png(fig), "alpha-precision and beta-recall curves"))
     return section("fidelity", "".join(body))
 
 
