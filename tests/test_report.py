@@ -284,6 +284,14 @@ def test_leaky_set_fails_default_preset_clean_passes(cli, tmp_path, real):
             "--gate", "privacy.attacks.dcr.auc >= 0.6")
     assert r.exit_code == 0, r
     assert [g["path"] for g in json.loads((tmp_path / "s2.json").read_text())["gates"]] == ["privacy.attacks.dcr.auc"]
+    # several audits' summaries: one privacy-utility comparison (issue 8's curve), no gates
+    r = cli("report", real["audit"] / "summary.json", d / "summary.json", "-o", tmp_path / "cmp.html",
+            "--summary", tmp_path / "cmp.json")
+    assert r.exit_code == 0, r
+    runs = json.loads((tmp_path / "cmp.json").read_text())["comparison"]["runs"]
+    assert [p["label"] for p in runs] == ["audit_clean", "leak"] and runs[1]["attack_auc"] > runs[0]["attack_auc"]
+    assert all(p["utility"] is not None for p in runs)
+    assert re.search(r'<section id="comparison">.*?<img class="fig" src="data:image/png', (tmp_path / "cmp.html").read_text(), re.S)
     # strict preset on the clean audit: the stricter thresholds are evaluated, TPR at 1% FPR included
     r = cli("report", real["audit"] / "attack/pixel/attack.json", real["audit"] / "attack/pixel/scores.h5",
             "--summary", tmp_path / "s3.json", "--preset", "strict")
