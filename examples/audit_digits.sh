@@ -9,7 +9,7 @@ bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 out=${OUT:-out/digits}
 size=${SIZE:-16}
-steps=${STEPS:-250}
+steps=${STEPS:-200}
 mkdir -p "$out"
 start=$(date +%s)
 
