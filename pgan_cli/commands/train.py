@@ -78,11 +78,8 @@ def train_cmd(
                          class_loss_weight=class_loss_weight, class_balanced=class_balanced,
                          epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
                          n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
-<<<<<<< HEAD
-                         augment=augment, ema=ema, seed=seed, **({"trainer_cls": trainer_cls} if trainer_cls else {}))
-=======
-                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
->>>>>>> issue3
+                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip,
+                         **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:
