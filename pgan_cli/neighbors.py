@@ -157,7 +157,7 @@ class NeighborIndex:
 
     def __init__(self, ref: np.ndarray, metric: str = "l2", index: str = "flat", device: str = "cpu",
                  k: int = 1, nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = HNSW_M,
-                 ef_search: int | None = None, seed: int = 0):
+                 ef_search: int | None = None, seed: int = 0, in_place: bool = False):
         from pgan_cli import console
 
         if metric not in METRICS:
@@ -180,11 +180,20 @@ class NeighborIndex:
         self.shift = None
         if metric == "l2":
             self.shift = ref.mean(axis=0, dtype=np.float64).astype(np.float32)
-            base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
+            if in_place and ref.dtype == np.float32 and ref.flags.c_contiguous and ref.flags.writeable:
+                ref -= self.shift  # the caller gave up this array: no second copy of the reference
+                base = ref
+            else:
+                base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
+            # centred rows are exact to float32 rounding of (x - mean), so distances are
+            # re-computed from them (the same mean cancels in every difference)
+            self.refine_ref = base
         elif metric == "cosine":
             base = _normalise(ref)
+            self.refine_ref = ref
         else:
             base = np.ascontiguousarray(ref, dtype=np.float32)
+            self.refine_ref = ref
         fmetric = {"l2": faiss.METRIC_L2, "cosine": faiss.METRIC_INNER_PRODUCT, "linf": faiss.METRIC_Linf}[metric]
         self._fmetric = fmetric
         self._gpu_res = None
@@ -247,9 +256,13 @@ class NeighborIndex:
             return _normalise(q)
         return q
 
-    def search(self, q: np.ndarray, kk: int) -> np.ndarray:
+    def refine_space(self, q: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+        """Queries in the space of :attr:`refine_ref` (centred for l2, as given otherwise)."""
+        return prepared if self.metric == "l2" else np.asarray(q, dtype=np.float32)
+
+    def search(self, q: np.ndarray, kk: int, prepared: bool = False) -> np.ndarray:
         """Candidate reference rows (int64, -1 where none) for each query row, best first."""
-        qp = self.prepare(q)
+        qp = q if prepared else self.prepare(q)
         kk = min(kk, len(self.ref))
         if self._index is None:
             _, idx = self.faiss.knn(qp, self._base, kk, metric=self._fmetric)
@@ -360,10 +373,12 @@ def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.
     ``exclude_self`` the query rows must be the reference rows (checked batch by batch).
     ``index`` is an index name or a :class:`NeighborIndex` built earlier.
     """
-    ref = np.ascontiguousarray(ref, dtype=np.float32)
-    nidx = index if isinstance(index, NeighborIndex) else NeighborIndex(
-        ref, metric, index, device, k=k + (1 if exclude_self else 0), **index_opts)
-    n_avail = len(ref) - (1 if exclude_self else 0)
+    if isinstance(index, NeighborIndex):
+        nidx = index
+    else:
+        nidx = NeighborIndex(np.ascontiguousarray(ref, dtype=np.float32), metric, index, device,
+                             k=k + (1 if exclude_self else 0), **index_opts)
+    n_avail = len(nidx.ref) - (1 if exclude_self else 0)
     kk = min(n_avail, k + EXTRA_CANDIDATES) + (1 if exclude_self else 0)
     cursor = 0
     for item in batches:
@@ -372,17 +387,20 @@ def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.
         cursor = start + len(q)
         if len(q) == 0:
             continue
-        if q.shape[1] != ref.shape[1]:
-            raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {ref.shape[1]})")
+        if q.shape[1] != nidx.ref.shape[1]:
+            raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {nidx.ref.shape[1]})")
         if not np.isfinite(q).all():
             raise InputError(f"query set contains NaN or Inf values (batch at row {start})")
-        if exclude_self and (cursor > len(ref) or not np.array_equal(q, ref[start:cursor])):
+        qp = nidx.prepare(q)
+        qr = nidx.refine_space(q, qp)
+        space = nidx.refine_ref
+        if exclude_self and (cursor > len(space) or not np.array_equal(qr, space[start:cursor])):
             raise InputError("--exclude-self needs the query set to be the reference set, but query rows "
                              f"{start}..{cursor - 1} differ from the reference rows")
-        cand = nidx.search(q, kk)
+        cand = nidx.search(qp, kk, prepared=True)
         if exclude_self:
             cand = _drop_self(cand, start)
-        dist, ind = _select(pair_distances(q, ref, cand, metric), cand, k)
+        dist, ind = _select(pair_distances(qr, space, cand, metric), cand, k)
         yield start, dist, ind
 
 
@@ -592,7 +610,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         src.validate()
         ref = load_reference(ref_path)
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
-                             nprobe=nprobe, ef_search=ef_search, seed=seed)
+                             nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
         t_index = time.perf_counter() - t0
         console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
                     f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
@@ -625,13 +643,14 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                     first[start:stop], kth[start:stop] = dist[:, 0], dist[:, -1]
                     sel = (rows >= start) & (rows < stop)
                     if sel.any():
-                        rec_q[sel] = current["q"][rows[sel] - start]
+                        q_batch = current["q"][rows[sel] - start]
+                        rec_q[sel] = nidx.refine_space(q_batch, nidx.prepare(q_batch))
                         rec_d[sel] = dist[rows[sel] - start]
                 t_search = time.perf_counter() - t0 - t_index
                 recall = None
                 if check_recall:
-                    recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, ref, k, metric,
-                                                                         exclude_self)
+                    recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, nidx.refine_ref, k,
+                                                                         metric, exclude_self)
                 attrs = {"kind": "knn", "metric": metric, "index": index, "exact": bool(nidx.exact), "k": k,
                          "exclude_self": bool(exclude_self), "device": nidx.device,
                          "pgan_version": __version__, "format_version": FORMAT_VERSION,

@@ -154,7 +154,8 @@ def kernel_block(a, b, kernel: str, sigma: float | None, dim: int, sq_a=None, sq
         sq_a = (a * a).sum(1)
     if sq_b is None:
         sq_b = (b * b).sum(1)
-    d2 = (sq_a[:, None] + sq_b[None, :] - 2.0 * (a @ b.T)).clamp_(min=0.0)
+    d2 = a @ b.T  # in place from here: one block-sized buffer, no temporaries
+    d2.mul_(-2.0).add_(sq_a[:, None]).add_(sq_b[None, :]).clamp_(min=0.0)
     if kernel == "rbf":
         return torch.exp_(d2.mul_(-1.0 / (2.0 * sigma * sigma)))
     return torch.exp_(d2.sqrt_().mul_(-1.0 / sigma))
