@@ -346,7 +346,11 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
                           attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
     result = AuditResult(dir=dir_, steps_skipped=skipped)
     old_cwd = os.getcwd()
-    audit_line = " ".join(shlex.quote(a) for a in ["pgan", *sys.argv[1:]]) if sys.argv else "pgan audit"
+    from pgan_cli.provenance import command_line
+
+    audit_line = command_line()
+    if " audit " not in f"{audit_line} ":  # called from Python, not the command line
+        audit_line = f"run_audit({str(output_dir)!r}, ...)"
     os.chdir(dir_)
     try:
         state_path = Path(STATE_FILE)
