@@ -16,14 +16,12 @@ import base64
 import html as _html
 import io
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_TRAINING,
-                                     KEY_UTILITY, KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES,
-                                     KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
+from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY,
+                                     KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
 
 SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
             "provenance")
