@@ -492,24 +492,49 @@ class VectorSource:
         self.what = what
         self._arr = self._ds = None
         if self.path.suffix.lower() == ".npy":
-            try:
-                arr = np.load(self.path, allow_pickle=False, mmap_mode="r")
-            except ValueError as e:
-                raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
-            except (OSError, EOFError) as e:
-                raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
-            if arr.dtype.kind not in "fiu":
-                raise FormatError(f"{self.path} has dtype {arr.dtype}; expected a float array (N, D)")
-            if arr.ndim < 2:
-                raise FormatError(f"{self.path} has shape {arr.shape}; expected a 2-D array (N, D) of vectors")
-            self._arr = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
-            self.n, self.dim = int(arr.shape[0]), int(np.prod(arr.shape[1:]))
+            self._open_npy()
         else:
             self._ds = Dataset(self.path)  # validates values (NaN/Inf) in batches on open
             self.n, self.dim = self._ds.n, self._ds.dim
         if self.n == 0 or self.dim == 0:
             self.close()
             raise FormatError(f"{what} file {self.path} is empty (N = {self.n}, D = {self.dim})")
+
+    def _open_npy(self) -> None:
+        """Read the NPY header; rows are then read with plain file reads (not a memory map, whose
+        pages would count towards the process's resident memory), so streaming stays bounded."""
+        try:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read(f)  # a literal header: never unpickles
+                self._offset = f.tell()
+        except ValueError as e:
+            raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
+        except (OSError, EOFError) as e:
+            raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
+        if dtype.kind not in "fiu" or dtype.hasobject:
+            raise FormatError(f"{self.path} has dtype {dtype}; expected a float array (N, D)")
+        if len(shape) < 2:
+            raise FormatError(f"{self.path} has shape {shape}; expected a 2-D array (N, D) of vectors")
+        self.n, self.dim = int(shape[0]), int(np.prod(shape[1:]))
+        self._dtype = dtype
+        expected = self._offset + self.n * self.dim * dtype.itemsize
+        if self.path.stat().st_size < expected:
+            raise FormatError(f"{self.path} is truncated ({self.path.stat().st_size} bytes, expected {expected})")
+        if fortran and self.n > 0:
+            self._arr = np.load(self.path, allow_pickle=False, mmap_mode="r").reshape(self.n, -1)
+        else:
+            self._arr = "file"
+
+    def _read_rows(self, start: int, stop: int) -> np.ndarray:
+        if not isinstance(self._arr, str):
+            return np.asarray(self._arr[start:stop], dtype=np.float32)
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + start * self.dim * self._dtype.itemsize)
+            x = np.fromfile(f, dtype=self._dtype, count=(stop - start) * self.dim)
+        return x.reshape(stop - start, self.dim).astype(np.float32, copy=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -518,7 +543,7 @@ class VectorSource:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.n if stop is None else min(stop, self.n)
         if self._arr is not None:
-            x = np.asarray(self._arr[start:stop], dtype=np.float32)
+            x = self._read_rows(start, stop)
         else:
             x = self._ds.samples(start, stop).reshape(stop - start, -1)
         bad = ~np.isfinite(x).all(axis=1)
