@@ -86,7 +86,7 @@ def split_cmd(
 
     Example: pgan data split real.h5 --fractions 0.5,0.25,0.25 --names train,holdout,reference --out-dir splits --seed 0
     """
-    from pgan_cli.dataset import DatasetWriter, read_dataset
+    from pgan_cli.dataset import MANAGED_ATTRS, DatasetWriter, read_dataset
     from pgan_cli.provenance import make_provenance
     from pgan_cli.split import parse_fractions, stratified_split
 
@@ -107,7 +107,7 @@ def split_cmd(
                               provenance={**prov, "split": name}, kind=bundle.kind,
                               with_labels=bundle.labels is not None, class_names=bundle.class_names,
                               latent_dim=None if bundle.latents is None else bundle.latents.shape[1],
-                              attrs={k: v for k, v in bundle.attrs.items() if k not in _MANAGED_ATTRS})
+                              attrs={k: v for k, v in bundle.attrs.items() if k not in MANAGED_ATTRS})
             with w:
                 w.write(bundle.samples[idx], None if bundle.labels is None else bundle.labels[idx],
                         None if bundle.latents is None else bundle.latents[idx])
@@ -116,36 +116,6 @@ def split_cmd(
             (tmp / f"{name}.h5").replace(out_dir / f"{name}.h5")
     sizes = ", ".join(f"{n}={len(i)}" for n, i in zip(name_list, parts))
     console.log(f"split {source} ({bundle.n} rows) into {out_dir}: {sizes}")
-
-
-_MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
-
-
-def describe(path: Path) -> dict:
-    """What `pgan data info` reports about a dataset or NPY file."""
-    import numpy as np
-
-    from pgan_cli.dataset import Dataset, load_vectors
-    from pgan_cli.provenance import read_provenance
-
-    if path.suffix.lower() == ".npy":
-        x = load_vectors(path)
-        return {"path": str(path), "format": "npy", "kind": "vectors", "n": int(x.shape[0]),
-                "shape": list(x.shape[1:]), "dtype": "float32",
-                "value_range": [float(x.min()), float(x.max())], "provenance": read_provenance(path)}
-    with Dataset(path) as ds:
-        info = {"path": str(path), "format": "pgan-h5", "kind": ds.kind, "n": ds.n,
-                "shape": list(ds.sample_shape), "dtype": "float32",
-                "value_range": [float(v) for v in ds.value_range], "has_latents": ds.has_latents,
-                "latent_dim": int(ds._f["latents"].shape[1]) if ds.has_latents else None,
-                "class_names": ds.class_names, "provenance": ds.provenance}
-        if ds.has_labels:
-            counts = np.bincount(ds.labels(), minlength=ds.num_classes or 0)
-            names = ds.class_names or [str(i) for i in range(len(counts))]
-            info["label_counts"] = {names[i]: int(c) for i, c in enumerate(counts)}
-        attrs = {k: v for k, v in ds.attrs.items() if k not in _MANAGED_ATTRS}
-        info["attributes"] = attrs
-        return info
 
 
 @data.command("info", help="Show N, shape, value range, label counts and provenance of a file.")
@@ -157,10 +127,11 @@ def info_cmd(
 
     Example: pgan data info splits/train.h5 --json | jq .label_counts
     """
+    from pgan_cli.dataset import describe_file
     from pgan_cli.files import check_input
 
     check_input(path, "dataset file")
-    info = describe(path)
+    info = describe_file(path)
     if json_out:
         console.emit_json(info)
         return

@@ -75,11 +75,15 @@ def compute_epsilon(noise_multiplier: float, sample_rate: float, steps: int, del
     """Epsilon after ``steps`` Poisson-sampled Gaussian steps, by Opacus's accountant (PRV default)."""
     from opacus.accountants import create_accountant
 
+    import warnings
+
     if steps <= 0:
         return 0.0
     acc = create_accountant(accountant)
     acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
-    return float(acc.get_epsilon(delta=delta))
+    with warnings.catch_warnings():  # RDP's "optimal order is the largest alpha" (PRV uses RDP for its domain)
+        warnings.simplefilter("ignore")
+        return float(acc.get_epsilon(delta=delta))
 
 
 def noise_for_budget(epsilon: float, delta: float, sample_rate: float, steps: int,
@@ -97,6 +101,16 @@ def noise_for_budget(epsilon: float, delta: float, sample_rate: float, steps: in
         except ValueError as e:
             raise UsageError(f"no noise level reaches epsilon {epsilon:g} at delta {delta:g} over {steps} steps "
                              f"({e}); ask for a larger --dp-epsilon or fewer epochs") from None
+
+
+def not_covered(config: dict[str, Any]) -> list[str]:
+    """Statistics of the members that the run uses outside DP-SGD (stated, not hidden)."""
+    out = []
+    if (config.get("data_scaling") or {}).get("kind") == "standardize":
+        out.append("data_scaling: the members' per-feature mean and std standardise vectors (not private)")
+    if config.get("conditional"):
+        out.append("class_prior: the members' class frequencies set the generator's class prior (not private)")
+    return out
 
 
 class _PrivateRecord(dict):
@@ -136,7 +150,9 @@ class DPTrainer(Trainer):
             config["norm"] = "groupnorm"
             config["dp_norm_replaced"] = "batchnorm -> groupnorm"
         self.dp_target = {"target_epsilon": float(dp_epsilon), "delta": delta, "max_grad_norm": float(max_grad_norm),
-                          "accountant": ACCOUNTANT}
+                          "accountant": ACCOUNTANT, "not_covered": not_covered(config)}
+        for item in self.dp_target["not_covered"]:
+            console.warn(f"DP-SGD covers D's updates only; not covered: {item}")
         self._dp_sigma: float | None = None if prior_dp is None else float(prior_dp["noise_multiplier"])
         super().__init__(config, samples, labels, resume=resume, **kwargs)
         self.sample_rate = self.batch / self.n
@@ -201,7 +217,8 @@ class DPTrainer(Trainer):
                 x = augment_images(x) if len(x) else x
             y = self.labels[idx] if self.labels is not None else None
             yield b, x, y
-        if not self._done():
+        every = max(1, int(self.config.get("epochs") or 0) // 100)  # at most ~100 lines
+        if not self._done() and (epoch + 1) % every == 0:
             self._log_epsilon(f"epoch {epoch + 1}")
 
     # ---- the updates -----------------------------------------------------------------------------------
@@ -256,7 +273,8 @@ class DPTrainer(Trainer):
                 "delta": self.dp_target["delta"], "epsilon": self.epsilon_spent(),
                 "target_epsilon": self.dp_target["target_epsilon"], "planned_steps": self.dp_total_steps,
                 "max_grad_norm": self.dp_target["max_grad_norm"], "accountant": ACCOUNTANT,
-                "expected_batch_size": self.batch, "trained": "discriminator (DP-SGD); generator by post-processing"}
+                "expected_batch_size": self.batch, "trained": "discriminator (DP-SGD); generator by post-processing",
+                "not_covered": self.dp_target["not_covered"]}
 
     def _log_epsilon(self, when: str) -> None:
         eps = self.epsilon_spent()
