@@ -336,3 +336,16 @@ def test_density_and_pairwise_brute_force():
     np.testing.assert_allclose(median_distance(C, S, max_samples=5000), np.median(D, 1), rtol=1e-4)
     pw = get_attack("pairwise", median_samples=5000).fit(AttackInputs(synthetic=S)).score(C)
     np.testing.assert_allclose(pw, -D.min(1) / np.median(D, 1), rtol=1e-4)
+
+
+def test_logan_blackbox_projects_wide_inputs():
+    """Above 64 dimensions the S-vs-R classifier works on the first 64 principal components."""
+    rng = np.random.default_rng(1)
+    basis = rng.normal(size=(8, 100))
+    pop = (rng.normal(size=(1500, 8)) @ basis + 0.1 * rng.normal(size=(1500, 100))).astype(np.float32)
+    M, H, R, P = pop[:300], pop[300:600], pop[600:900], pop[900:]
+    S = plant_leak(M, P, 1.0, 0.05, seed=0).samples
+    att = get_attack("logan-blackbox").fit(AttackInputs(synthetic=S, reference=R))
+    s = check_scores("logan-blackbox", att.score(np.concatenate([M, H])), 600)
+    assert att.params["projected_dims"] == 64
+    assert auc(s, np.r_[np.ones(300), np.zeros(300)]) > 0.6
