@@ -349,3 +349,20 @@ def test_logan_blackbox_projects_wide_inputs():
     s = check_scores("logan-blackbox", att.score(np.concatenate([M, H])), 600)
     assert att.params["projected_dims"] == 64
     assert auc(s, np.r_[np.ones(300), np.zeros(300)]) > 0.6
+
+
+def test_all_skips_domias_above_64_dimensions(cli, tmp_path):
+    """`--methods all` leaves domias out of a >64-d space (saying why); naming it is exit 2."""
+    rng = np.random.default_rng(3)
+    paths = {}
+    for name, n in (("m", 120), ("h", 120), ("s", 120), ("r", 120)):
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], rng.normal(size=(n, 80)).astype(np.float32))
+    base = ["attack", "--members", paths["m"], "--non-members", paths["h"], "--synthetic", paths["s"],
+            "--reference", paths["r"], "--bootstrap", "50"]
+    r = cli(*base, "--methods", "all", "--json")
+    assert r.exit_code == 0, r
+    out = json.loads(r.stdout)
+    assert "domias" not in out["attacks"] and "64 dimensions" in out["skipped"]["domias"]
+    assert "skipped domias" in r.stderr and {"dcr", "pairwise", "density"} <= set(out["attacks"])
+    assert_clean_error(cli(*base, "--methods", "domias"), "64 dimensions", "pgan embed")
