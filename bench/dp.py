@@ -151,7 +151,7 @@ def attack_aucs(ck_path: Path, sets: dict[str, Path], n_synth: int = 2000, seed:
     return {"auc_whitebox_D": float(roc_auc_score(truth, wb)), "auc_dcr": float(roc_auc_score(truth, -np.asarray(d)))}
 
 
-def bench_memorization(epochs: int = 600, eps_list=(1.0, 4.0, 10.0, None)) -> list[dict]:
+def bench_memorization(epochs: int = 400, eps_list=(None, 1.0, 4.0, 10.0)) -> list[dict]:
     from pgan_cli import console
 
     console.configure(quiet=True)
@@ -176,7 +176,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))  # small nets: threads only contend
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["ldp", "accountant", "overhead", "memorization", "all"])
-    ap.add_argument("--epochs", type=int, default=600, help="memorization: epochs over the 100 members")
+    ap.add_argument("--epochs", type=int, default=400, help="memorization: epochs over the 100 members")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     print(f"machine: {machine()}\n")

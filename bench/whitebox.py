@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--steps-overfit", type=int, default=3000)
     ap.add_argument("--steps-regular", type=int, default=1500)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse checkpoints already in --work (e.g. one saved mid-run by --checkpoint-every)")
     args = ap.parse_args()
     w = Path(args.work)
     w.mkdir(parents=True, exist_ok=True)
@@ -75,20 +77,26 @@ def main() -> None:
     subset(w / "splits/holdout.h5", w / "h100.h5", 100, 2)
     # 2. overfitted generator: 100 members, many steps
     t = time.perf_counter()
-    pgan("train", "m100.h5", "--arch", "dcgan", "--steps", args.steps_overfit, "--batch-size", "50",
-         "--seed", "0", "-o", "overfit.pt", "-q", cwd=w)
+    if not (args.reuse and (w / "overfit.pt").exists()):
+        pgan("train", "m100.h5", "--arch", "dcgan", "--steps", args.steps_overfit, "--batch-size", "50",
+             "--seed", "0", "-o", "overfit.pt", "-q", cwd=w)
     res["overfit_train_seconds"] = time.perf_counter() - t
+    from pgan_cli.checkpoint import read_checkpoint_file
+
+    res["overfit_progress"] = read_checkpoint_file(w / "overfit.pt")["progress"]
     pgan("sample", "overfit.pt", "-n", "1000", "--seed", "1", "-o", "s_overfit.h5", "-q", cwd=w)
     out = json.loads(pgan("attack", "--members", "m100.h5", "--non-members", "h100.h5", "--synthetic", "s_overfit.h5",
                           "--generator", "overfit.pt", "--methods", "logan,gan-leaks,dcr", "--json", "--device", "cpu",
                           "-q", cwd=w))
-    res["overfit"] = {"members": 100, "steps": args.steps_overfit, "attacks": short(out["attacks"])}
+    res["overfit"] = {"members": 100, "steps": res["overfit_progress"]["step"], "attacks": short(out["attacks"])}
     print(json.dumps(res["overfit"]), flush=True)
     # 3. regularised generator: all members, wgan-gp
     t = time.perf_counter()
-    pgan("train", "splits/train.h5", "--arch", "wgan-gp", "--steps", args.steps_regular, "--seed", "0",
-         "-o", "wgan.pt", "-q", cwd=w)
+    if not (args.reuse and (w / "wgan.pt").exists()):
+        pgan("train", "splits/train.h5", "--arch", "wgan-gp", "--steps", args.steps_regular, "--seed", "0",
+             "-o", "wgan.pt", "-q", cwd=w)
     res["regular_train_seconds"] = time.perf_counter() - t
+    res["regular_progress"] = read_checkpoint_file(w / "wgan.pt")["progress"]
     pgan("sample", "wgan.pt", "-n", "1000", "--seed", "1", "-o", "s_wgan.h5", "-q", cwd=w)
     from pgan_cli.dataset import read_dataset, write_dataset
 
@@ -99,7 +107,7 @@ def main() -> None:
     out = json.loads(pgan("attack", "--members", "m100_of_full.h5", "--non-members", "h100.h5", "--synthetic",
                           "s_wgan.h5", "--generator", "wgan.pt", "--methods", "logan,gan-leaks,dcr", "--json",
                           "--device", "cpu", "-q", cwd=w))
-    res["regular"] = {"members_trained_on": tr.n, "attacked": 100, "steps": args.steps_regular,
+    res["regular"] = {"members_trained_on": tr.n, "attacked": 100, "steps": res["regular_progress"]["step"],
                       "attacks": short(out["attacks"])}
     print(json.dumps(res["regular"]), flush=True)
     # 4. worked example: all members vs holdout, pixels (white-box + black-box) and PCA-32 (black-box)

@@ -48,6 +48,8 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l embedding -d 'Comma-s
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l gate -d 'A gate PATH OP NUMBER on summary.json, e.g. privacy.attacks.dcr.auc <= 0.6 (repe' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l preset -d 'Gate preset - default, strict or none (default - default when attack results are' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l show-real-images -d 'Show the closest synthetic/member pairs (puts real training images in the report' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l attacks -d 'Attacks to run (pgan attack --methods) - all (every one whose inputs are given) ' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l bootstrap -d 'Bootstrap resamples for the attacks AUC intervals (pgan attacks default - 1000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l force -d 'Re-run every step, even unchanged ones.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l json -d 'Print the result as JSON on stdout.' -r
@@ -239,6 +241,8 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real s
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - 2e-4, 5e-5, 1e-4).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default - 1 dcgan, 5 wgan/wgan-gp).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l gp-weight -d 'wgan-gp - gradient-penalty weight lambda (default 10).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l clip -d 'wgan - weight-clipping bound c (default 0.01).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l latent-dim -d 'Size of the noise z.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l width -d 'Base width of the nets (conv channels; MLP hidden = 4x).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l precision -d 'fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).' -r

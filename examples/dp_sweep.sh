@@ -28,7 +28,7 @@ for eps in $epsilons; do
     dp=()
     [ "$eps" != none ] && dp=(--dp-epsilon "$eps")      # delta defaults to min(1e-5, 1/(10 N))
     pgan train "$out/splits/train.h5" --arch dcgan --conditional --epochs "$epochs" "${dp[@]}" \
-        --log "$out/train_$eps.jsonl" --seed 0 -o "$out/gen_$eps.pt"
+        --log "$out/train_$eps.jsonl" --log-every 5 --seed 0 -o "$out/gen_$eps.pt"
     pgan sample "$out/gen_$eps.pt" -n 1000 --seed 1 -o "$out/synth_$eps.h5"
     # utility (TSTR) and the attack suite (black-box on the samples, white-box with the checkpoint)
     pgan audit --members "$out/splits/train.h5" --holdout "$out/splits/holdout.h5" \

@@ -317,3 +317,52 @@ def test_digits_copying_vs_gaussian_mixture(digits_splits):
     a_gmm = run_suite(M, H, gmm, methods="dcr", distances=False, n_boot=100).json[K.KEY_ATTACKS]["dcr"][K.KEY_AUC]
     # pixels in [-1, 1]: noise 0.5 is 4 grey levels of 16; measured 0.75 vs 0.57 (BENCHMARKS.md)
     assert a_copy > 0.7 and a_gmm < 0.65 and a_copy - a_gmm > 0.12, (a_copy, a_gmm)
+
+
+def test_density_and_pairwise_brute_force():
+    """Exact counts also when a candidate has more than k synthetic rows inside eps; exact median."""
+    from pgan_cli.attacks.pairwise import median_distance
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(3000, 5)).astype(np.float32)
+    C = (rng.normal(size=(300, 5)) * 0.5).astype(np.float32)
+    D = cdist(C, S)
+    for rule in ("median", "quantile:0.3"):
+        att = get_attack("density", epsilon=rule).fit(AttackInputs(synthetic=S))
+        s = att.score(C)
+        expect = (D < att.params["epsilon_value"]).sum(1)
+        assert np.array_equal(np.round(s * len(S)).astype(int), expect)
+    assert expect.max() > 100  # far more than the 32 listed neighbours: the exact recount ran
+    np.testing.assert_allclose(median_distance(C, S, max_samples=5000), np.median(D, 1), rtol=1e-4)
+    pw = get_attack("pairwise", median_samples=5000).fit(AttackInputs(synthetic=S)).score(C)
+    np.testing.assert_allclose(pw, -D.min(1) / np.median(D, 1), rtol=1e-4)
+
+
+def test_logan_blackbox_projects_wide_inputs():
+    """Above 64 dimensions the S-vs-R classifier works on the first 64 principal components."""
+    rng = np.random.default_rng(1)
+    basis = rng.normal(size=(8, 100))
+    pop = (rng.normal(size=(1500, 8)) @ basis + 0.1 * rng.normal(size=(1500, 100))).astype(np.float32)
+    M, H, R, P = pop[:300], pop[300:600], pop[600:900], pop[900:]
+    S = plant_leak(M, P, 1.0, 0.05, seed=0).samples
+    att = get_attack("logan-blackbox").fit(AttackInputs(synthetic=S, reference=R))
+    s = check_scores("logan-blackbox", att.score(np.concatenate([M, H])), 600)
+    assert att.params["projected_dims"] == 64
+    assert auc(s, np.r_[np.ones(300), np.zeros(300)]) > 0.6
+
+
+def test_all_skips_domias_above_64_dimensions(cli, tmp_path):
+    """`--methods all` leaves domias out of a >64-d space (saying why); naming it is exit 2."""
+    rng = np.random.default_rng(3)
+    paths = {}
+    for name, n in (("m", 120), ("h", 120), ("s", 120), ("r", 120)):
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], rng.normal(size=(n, 80)).astype(np.float32))
+    base = ["attack", "--members", paths["m"], "--non-members", paths["h"], "--synthetic", paths["s"],
+            "--reference", paths["r"], "--bootstrap", "50"]
+    r = cli(*base, "--methods", "all", "--json")
+    assert r.exit_code == 0, r
+    out = json.loads(r.stdout)
+    assert "domias" not in out["attacks"] and "64 dimensions" in out["skipped"]["domias"]
+    assert "skipped domias" in r.stderr and {"dcr", "pairwise", "density"} <= set(out["attacks"])
+    assert_clean_error(cli(*base, "--methods", "domias"), "64 dimensions", "pgan embed")

@@ -54,6 +54,7 @@ class Attack:
     """Base class: subclasses set the class attributes and implement ``fit`` and ``score``."""
 
     name: ClassVar[str] = ""
+    max_dims: ClassVar[int | None] = None  # refuses inputs of more dimensions (skipped by "all")
     requires: ClassVar[tuple[str, ...]] = (SYNTHETIC,)
     optional: ClassVar[tuple[str, ...]] = ()
     whitebox: ClassVar[bool] = False
@@ -118,11 +119,12 @@ def get_attack(name: str, **params: Any) -> Attack:
     return REGISTRY[name](**params)
 
 
-def plan(methods: str | list[str], given: set[str]) -> tuple[list[str], dict[str, str]]:
+def plan(methods: str | list[str], given: set[str], dim: int | None = None) -> tuple[list[str], dict[str, str]]:
     """Which attacks to run: ``methods`` is "all" or a list/comma-separated string of names.
 
-    With "all", attacks whose inputs are missing are skipped (returned with the reason); a
-    named attack whose input is missing raises :class:`UsageError` (exit 2).
+    With "all", attacks whose inputs are missing, or that refuse ``dim`` dimensions, are skipped
+    (returned with the reason); a named attack whose input is missing raises :class:`UsageError`
+    (exit 2), and a named attack that refuses the dimension raises its own clear error.
     """
     _load_all()
     if isinstance(methods, str):
@@ -135,8 +137,12 @@ def plan(methods: str | list[str], given: set[str]) -> tuple[list[str], dict[str
     if items == ["all"]:
         for n in names():
             missing = [r for r in REGISTRY[n].requires if r not in given]
+            limit = REGISTRY[n].max_dims
             if missing:
                 skipped[n] = "needs " + ", ".join(INPUT_OPTIONS[m] for m in missing)
+            elif limit is not None and dim is not None and dim > limit:
+                skipped[n] = (f"works on at most {limit} dimensions, the sets have {dim}; "
+                              f"attack a `pgan embed` space (e.g. --method pca --dim 32) to include it")
             else:
                 run.append(n)
         return run, skipped

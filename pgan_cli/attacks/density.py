@@ -9,8 +9,9 @@ reconstruction membership inference attacks against generative models", PETS 201
 - ``"quantile:Q"`` (pGAN): the Q quantile of all candidate-to-synthetic distances (pGAN used
   Q = 0.01 in pixel space, 0.001 in UMAP space), estimated on a seeded subset of S.
 
-Counts come from the k-NN lists; a candidate whose k neighbours are all inside eps is searched
-again with a larger k until its count is exact.
+Counts come from the k-NN lists (FAISS); a candidate whose k neighbours all lie inside eps is
+counted exactly against all of S with blocked distance computations (FAISS's top-k with a very
+large k is pathologically slow on CPU).
 """
 
 from __future__ import annotations
@@ -18,21 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 from pgan_cli.attacks.base import SYNTHETIC, Attack, check_space, register
+from pgan_cli.attacks.pairwise import MEDIAN_SAMPLES, distance_blocks, synthetic_subset
 from pgan_cli.errors import UsageError
-from pgan_cli.neighbors import knn
 
 
 def count_within(candidates: np.ndarray, synthetic: np.ndarray, eps: float, first: np.ndarray) -> np.ndarray:
     """Exact number of synthetic rows strictly closer than eps, given k-NN distances ``first``."""
     counts = (first < eps).sum(axis=1)
-    k = first.shape[1]
-    todo = np.flatnonzero(counts == k)
-    while len(todo) and k < len(synthetic):
-        k = min(len(synthetic), k * 4)
-        d = knn(candidates[todo], synthetic, k).distances
-        c = (d < eps).sum(axis=1)
-        counts[todo] = c
-        todo = todo[c == k]
+    todo = np.flatnonzero(counts == first.shape[1])
+    if len(todo) and first.shape[1] < len(synthetic):
+        for a, d in distance_blocks(candidates[todo], synthetic, block=512):
+            counts[todo[a:a + len(d)]] = (d < eps).sum(axis=1)
     return counts
 
 
@@ -48,16 +45,13 @@ class Density(Attack):
         if rule == "median":
             return float(np.median(dmin))
         if rule.startswith("quantile:"):
-            from pgan_cli.attacks.pairwise import MEDIAN_SAMPLES
-
             q = float(rule.split(":", 1)[1])
             if not 0 < q < 1:
                 raise UsageError(f"density epsilon quantile must be in (0, 1), got {q}")
-            s = self.inputs.synthetic
+            sub = synthetic_subset(self.inputs.synthetic, MEDIAN_SAMPLES, self.inputs.seed)
             rng = np.random.default_rng(self.inputs.seed)
-            sub = s if len(s) <= MEDIAN_SAMPLES else s[rng.choice(len(s), MEDIAN_SAMPLES, replace=False)]
             qs = rng.choice(len(candidates), min(len(candidates), 2048), replace=False)
-            d = knn(candidates[qs], sub, len(sub)).distances
+            d = np.concatenate([blk.ravel() for _, blk in distance_blocks(candidates[qs], sub)])
             return float(np.quantile(d, q))
         raise UsageError(f"density epsilon rule {rule!r} unknown; use 'median' or 'quantile:Q'")
 

@@ -66,6 +66,7 @@ class Domias(Attack):
     name = "domias"
     requires = (SYNTHETIC, REFERENCE)
     citation = "van Breugel et al., DOMIAS, AISTATS 2023"
+    max_dims = MAX_DIMS
     summary = "log KDE density ratio p_S(x) / p_R(x)"
 
     def fit(self, inputs: AttackInputs) -> Domias:
@@ -75,7 +76,7 @@ class Domias(Attack):
         if s.shape[1] > MAX_DIMS:
             raise InputError(f"domias works on at most {MAX_DIMS} dimensions (a KDE on {s.shape[1]}-d raw "
                              f"inputs is singular); embed the sets first with `pgan embed` (e.g. "
-                             f"--model pca --dims 32) and attack the embeddings, or leave domias out")
+                             f"--method pca --dim 32) and attack the embeddings, or leave domias out")
         both = np.concatenate([s, r]).astype(np.float64)
         self.mean = both.mean(axis=0)
         w, v = np.linalg.eigh(np.cov(both, rowvar=False).reshape(both.shape[1], both.shape[1]))

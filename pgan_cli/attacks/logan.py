@@ -77,7 +77,8 @@ class LoganBlackbox(Attack):
         self.proj = None
         if both.shape[1] > MAX_DIMS:
             rng = np.random.default_rng(inputs.seed)
-            sub = both[rng.choice(len(both), min(len(both), 10000), replace=False)]
+            # principal directions from a seeded subset of 2,048 rows (the SVD costs rows² x dims)
+            sub = both[rng.choice(len(both), min(len(both), 2048), replace=False)]
             sub = (sub - self.mean) / self.std
             _, _, vt = np.linalg.svd(sub - sub.mean(axis=0), full_matrices=False)
             self.proj = np.ascontiguousarray(vt[:MAX_DIMS].T, dtype=np.float32)

@@ -77,7 +77,7 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
         raise InputError(f"need at least 2 members and 2 non-members (got {len(M)} and {len(H)})")
     given = {n for n, v in ((SYNTHETIC, S), (REFERENCE, R), (GENERATOR, generator),
                             (REFERENCE_GENERATOR, reference_generator)) if v is not None}
-    run, skipped = plan(methods, given)
+    run, skipped = plan(methods, given, dim)
     for name, why in skipped.items():
         console.log(f"skipped {name}: {why}")
     mi, hi = balanced_candidates(len(M), len(H), seed)
@@ -90,7 +90,7 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
                           seed=seed, device=device)
     per_params = params or {}
     attacks, scores = {}, {}
-    for name in run:
+    for name in console.progress(run, description="attacks"):
         t0 = time.perf_counter()
         att = get_attack(name, **per_params.get(name, {}))
         att.fit(inputs)

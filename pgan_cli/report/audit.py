@@ -99,7 +99,8 @@ def available_commands() -> dict[str, set[str]]:
 
 def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, generator: str | None,
          train_log: str | None, gates: list[str], preset: str | None, show_real_images: bool,
-         labelled: bool, commands: dict[str, set[str]], pixel_dim: int = 0) -> tuple[list[Step], dict[str, str]]:
+         labelled: bool, commands: dict[str, set[str]], pixel_dim: int = 0, bootstrap: int | None = None,
+         attacks: str = "all") -> tuple[list[Step], dict[str, str]]:
     """The steps of an audit (paths relative to DIR), and the steps left out with the reason."""
     steps: list[Step] = []
     skipped: dict[str, str] = {}
@@ -150,8 +151,10 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
                 ins.append(generator)
             given = {"synthetic"} | ({"reference"} if "reference" in files else set()) | (
                 {"generator"} if "--generator" in argv else set())
-            argv += [*opt("attack", "--methods", _attack_methods(method, pixel_dim, given, skipped, space)),
+            chosen = _attack_methods(method, pixel_dim, given, skipped, space) if attacks == "all" else attacks
+            argv += [*opt("attack", "--methods", chosen),
                      *opt("attack", "--seed", str(seed)),
+                     *(opt("attack", "--bootstrap", str(bootstrap)) if bootstrap is not None else []),
                      *opt("attack", "--scores", scores), "--json"]
             outs = [f"attack/{space}/attack.json"] + ([scores] if "--scores" in argv else [])
             steps.append(Step(f"attack/{space}", argv, inputs=ins, outputs=outs, stdout_to=outs[0]))
@@ -284,7 +287,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
               synthetic: str | os.PathLike, reference: str | os.PathLike | None = None,
               generator: str | os.PathLike | None = None, train_log: str | os.PathLike | None = None,
               embeddings: list[str] | None = None, gates: list[str] | None = None, preset: str | None = None,
-              show_real_images: bool = False, seed: int = 0, force: bool = False) -> AuditResult:
+              show_real_images: bool = False, seed: int = 0, force: bool = False,
+              bootstrap: int | None = None, attacks: str = "all") -> AuditResult:
     """Run every step of the audit into ``output_dir``; return what ran and the exit code
     (0 pass, 1 a gate failed; a failing step raises StepFailed with its code)."""
     from pgan_cli.dataset import Dataset
@@ -338,10 +342,15 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
     steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
                           train_log=log_rel, gates=list(gates or []), preset=preset,
                           show_real_images=show_real_images, labelled=labelled, commands=available_commands(),
-                          pixel_dim=shapes["members"])
+                          pixel_dim=shapes["members"], bootstrap=bootstrap,
+                          attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
     result = AuditResult(dir=dir_, steps_skipped=skipped)
     old_cwd = os.getcwd()
-    audit_line = " ".join(shlex.quote(a) for a in ["pgan", *sys.argv[1:]]) if sys.argv else "pgan audit"
+    from pgan_cli.provenance import command_line
+
+    audit_line = command_line()
+    if " audit " not in f"{audit_line} ":  # called from Python, not the command line
+        audit_line = f"run_audit({str(output_dir)!r}, ...)"
     os.chdir(dir_)
     try:
         state_path = Path(STATE_FILE)

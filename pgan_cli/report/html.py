@@ -16,18 +16,17 @@ import base64
 import html as _html
 import io
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_TRAINING,
-                                     KEY_UTILITY, KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES,
-                                     KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
+from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY,
+                                     KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
 
 SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
             "provenance")
 SECTION_PAIRS = "closest-pairs"
+SECTION_COMPARISON = "comparison"
 MAX_MAP_POINTS = 3000
 GRID_PER_CLASS = 8
 MAX_GRID_CLASSES = 10
@@ -103,6 +102,10 @@ HOWTO = {
     "provenance": "Every input of this report with its SHA-256, the command that made it, the "
                   "seeds and library versions, so the audit can be repeated and checked. A DP "
                   "epsilon appears when the generator was trained with DP-SGD.",
+    SECTION_COMPARISON: "One point per audit given (their summary.json): the utility of the synthetic set "
+                        "(TSTR balanced accuracy, left axis) and the strongest black-box attack's AUC (right "
+                        "axis) against the DP epsilon of its training run (no DP at the right end). A private "
+                        "release pulls the AUC down to 0.5; the price is the drop in utility.",
     SECTION_PAIRS: "The synthetic records closest to a training record, next to that record. "
                    "Shown because --show-real-images was given: this report now contains real "
                    "training images and must be handled like the training data.",
@@ -111,7 +114,8 @@ TITLES = {"verdict": "Verdict", "attacks": "Membership-inference attacks",
           "distances": "Distances to the training data", "map": "Real and synthetic in 2-D",
           "samples": "Synthetic samples", "training": "Training curves",
           "fidelity": "Fidelity and diversity (MMD and friends)", "utility": "Utility (TSTR against TRTR)",
-          "provenance": "Provenance", SECTION_PAIRS: "Closest synthetic / member pairs"}
+          "provenance": "Provenance", SECTION_COMPARISON: "Privacy against utility, across audits",
+          SECTION_PAIRS: "Closest synthetic / member pairs"}
 
 
 # ---- small helpers ----------------------------------------------------------------------------
@@ -498,10 +502,26 @@ def fidelity_section(summary: dict[str, Any]) -> str:
                  m.get("permutations"), m.get("n_x"), m.get("n_y")]]
         body.append(table(rows, ["test", "MMD²", "p-value", "kernel", "bandwidth", "estimator",
                                  "permutations", "n real", "n synthetic"]))
-    rest = {k: v for k, v in fid.items() if k not in mmd_keys}
+    curves = {k: v for k, v in fid.items() if k.startswith("alpha_beta_curves") and isinstance(v, dict)}
+    rest = {k: v for k, v in fid.items() if k not in mmd_keys and k not in curves}
     if rest:
         body.append("<h3>Fidelity and diversity metrics</h3>" + table([[p, v] for p, v in flatten(rest)],
                                                                        ["metric", "value"]))
+    for k, c in curves.items():
+        lv, ap, br = c.get("levels"), c.get("alpha_precision"), c.get("beta_recall")
+        if not (isinstance(lv, list) and isinstance(ap, list) and isinstance(br, list) and len(lv) == len(ap) == len(br)):
+            continue
+        fig = new_figure(5.5, 4)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+        ax.plot(lv, ap, label="alpha-precision")
+        ax.plot(lv, br, label="beta-recall")
+        ax.set_xlabel("alpha / beta (share of the support)")
+        ax.set_ylabel("share of records inside")
+        ax.set_title(f"alpha-precision and beta-recall curves ({k})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        body.append(img_tag(figure_png(fig), "alpha-precision and beta-recall curves"))
     return section("fidelity", "".join(body))
 
 
@@ -553,6 +573,17 @@ def provenance_section(summary: dict[str, Any], results: list[ResultFile]) -> st
     return section("provenance", "".join(body))
 
 
+def comparison_section(summary: dict[str, Any]) -> str:
+    from pgan_cli.privacy.curve import privacy_utility_figure
+
+    runs = summary["comparison"]["runs"]
+    rows = [[p["label"], p["epsilon"] if p["epsilon"] is not None else "no DP", p.get("delta"), p["utility"],
+             p["attack_auc"]] for p in runs]
+    fig = privacy_utility_figure(runs)
+    return section(SECTION_COMPARISON, img_tag(figure_png(fig), "utility and attack AUC against epsilon")
+                   + table(rows, ["audit", "epsilon", "delta", "utility", "attack AUC"]))
+
+
 def pairs_section(members, synthetic) -> str:
     from pgan_cli.neighbors import knn
 
@@ -599,6 +630,8 @@ def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, 
              provenance_section(summary, results)]
     if show_real_images and members is not None and synthetic is not None:
         parts.insert(5, pairs_section(members, synthetic))
+    if summary.get("comparison"):
+        parts.insert(1, comparison_section(summary))
     from pgan_cli import __version__
     import datetime as _dt
 

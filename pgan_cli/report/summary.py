@@ -41,8 +41,9 @@ KIND_UTILITY = "utility"
 KIND_TRAIN_LOG = "train-log"
 KIND_KNN = "knn"
 KIND_SCORES = "scores"
+KIND_SUMMARY = "summary"  # summary.json of another report/audit: the runs of a comparison
 JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
-KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES)
+KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 # Attacks that need only the released synthetic set (and public reference data).
 BLACK_BOX_ATTACKS = ("dcr", "dcr-calibrated", "pairwise", "density", "domias", "logan-blackbox")
@@ -98,6 +99,8 @@ def _command_of(prov: Any) -> str | None:
 def _json_kind(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
+    if data.get("format") == "pgan-summary":
+        return KIND_SUMMARY
     if isinstance(data.get("attacks"), dict) or isinstance(data.get("distances"), dict):
         return KIND_ATTACK
     if "mmd2" in data and "p_value" in data:
@@ -526,6 +529,8 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
             else:
                 training[key] = entry
             res.name = key
+        elif res.kind == KIND_SUMMARY:
+            res.name = res.path.parent.name if res.path.name == "summary.json" else res.path.stem
         elif res.kind == KIND_KNN:
             q, r = knn_pair(res)
             label = _unique(f"{q}_to_{r}", taken["knn"], res)
@@ -540,6 +545,12 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                 privacy.setdefault("scores_auc", {})[label] = roc_auc(truth, s)
             res.name = res.path.stem
     _near_copies_beyond_chance(results, privacy)
+    runs = [r for r in results if r.kind == KIND_SUMMARY]
+    comparison = None
+    if runs:
+        from pgan_cli.privacy.curve import privacy_utility_points
+
+        comparison = {"runs": privacy_utility_points([dict(r.data, name=r.name) for r in runs])}
     if attacks:
         privacy[KEY_ATTACKS] = attacks
         bb = [a for a in attacks.values() if a.get("black_box") and isinstance(a.get(KEY_AUC), (int, float))]
@@ -577,6 +588,8 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                       (KEY_TRAINING, training)):
         if part:
             summary[key] = part
+    if comparison:
+        summary["comparison"] = comparison
     summary[KEY_INPUTS] = inputs
     summary["seeds"] = seeds
     if versions:
