@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import assert_clean_error
 
-from pgan_cli.metrics import alpha_beta, c2st, fidelity, frechet, mmd, modes, prdc
+from pgan_cli.metrics import alpha_beta, c2st, frechet, mmd, modes, prdc
 
 
 # ---- MMD ------------------------------------------------------------------------------------
