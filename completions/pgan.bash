@@ -15,9 +15,9 @@ _pgan() {
 _pgan_words() {
     local words
     case "$1" in
-        "") words="attack audit completions data embed env knn privatize report sample train --version --quiet -q --verbose --help" ;;
+        "") words="attack audit completions data embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --help" ;;
         "attack") words="--members --non-members --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
-        "audit") words="--members --holdout --synthetic --output -o --reference --generator --train-log --embedding --gate --preset --show-real-images --force --seed --json --help" ;;
+        "audit") words="--members --holdout --synthetic --output -o --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
         "completions") words="--write --help" ;;
         "data") words="breast-cancer digits export gaussian import info leak split --help" ;;
         "data breast-cancer") words="--output -o --help" ;;
@@ -30,11 +30,14 @@ _pgan_words() {
         "data split") words="--out-dir --fractions --names --seed --help" ;;
         "embed") words="--method -m --out-dir --output -o --fit-on --dim --model --save-model --resize --checkpoint --weights --epochs --batch-size --seed --device --json --help" ;;
         "env") words="--json --help" ;;
+        "fidelity") words="--k --metrics --c2st-classifier --seed --json --output -o --help" ;;
         "knn") words="--output -o -k --k --metric --index --exclude-self --check-recall --nlist --nprobe --ef-search --batch-size --device --seed --json --help" ;;
+        "mmd") words="--kernel --bandwidth --permutations --estimator --seed --device --json --output -o --help" ;;
         "privatize") words="--output -o --mechanism -m --epsilon --delta --clip --calibration --threshold --rr-p --rr-q --labels-epsilon --keep-raw-labels --seed --json --help" ;;
         "report") words="--output -o --summary --gate --preset --members --synthetic --holdout --show-real-images --map --title --seed --json --help" ;;
         "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;
-        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --seed --device --json --help" ;;
+        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --seed --device --json --help" ;;
+        "utility") words="--synthetic --real-train --test --classifier --permutations --kmeans --epochs --seed --json --output -o --help" ;;
         *) return 1 ;;
     esac
     echo "$words"

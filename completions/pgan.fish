@@ -7,11 +7,14 @@ complete -c pgan -n '__fish_use_subcommand' -a completions -d 'Print (or write) 
 complete -c pgan -n '__fish_use_subcommand' -a data -d 'Create, import, split, inspect and export dataset files (.h5).'
 complete -c pgan -n '__fish_use_subcommand' -a embed -d 'Embed sets into one feature space (pixel, pca, umap, autoencoder, discriminator,'
 complete -c pgan -n '__fish_use_subcommand' -a env -d 'Print versions of Python, torch, faiss, CUDA and the GPUs (for bug reports).'
+complete -c pgan -n '__fish_use_subcommand' -a fidelity -d 'Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance'
 complete -c pgan -n '__fish_use_subcommand' -a knn -d 'k nearest neighbours of QUERY rows among REF rows (FAISS; exact by default) to H'
+complete -c pgan -n '__fish_use_subcommand' -a mmd -d 'MMD² between two sets (NPY or dataset files) with a permutation-test p-value.'
 complete -c pgan -n '__fish_use_subcommand' -a privatize -d 'Local DP - randomise every record (randomized response, Gaussian, Laplace) and i'
 complete -c pgan -n '__fish_use_subcommand' -a report -d 'Assemble results into a self-contained HTML report, summary.json and a verdict.'
 complete -c pgan -n '__fish_use_subcommand' -a sample -d 'Draw N samples from a checkpoint into a dataset file, or draw an interpolation g'
 complete -c pgan -n '__fish_use_subcommand' -a train -d 'Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.'
+complete -c pgan -n '__fish_use_subcommand' -a utility -d 'Train on synthetic, test on real (TSTR) against train on real (TRTR).'
 complete -c pgan -n '__fish_use_subcommand' -l version -d 'Print the version and exit.' -r
 complete -c pgan -n '__fish_use_subcommand' -l quiet -d 'No progress bars or logs on stderr.' -r
 complete -c pgan -n '__fish_use_subcommand' -s q -d 'No progress bars or logs on stderr.'
@@ -45,6 +48,8 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l embedding -d 'Comma-s
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l gate -d 'A gate PATH OP NUMBER on summary.json, e.g. privacy.attacks.dcr.auc <= 0.6 (repe' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l preset -d 'Gate preset - default, strict or none (default - default when attack results are' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l show-real-images -d 'Show the closest synthetic/member pairs (puts real training images in the report' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l attacks -d 'Attacks to run (pgan attack --methods) - all (every one whose inputs are given) ' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l bootstrap -d 'Bootstrap resamples for the attacks AUC intervals (pgan attacks default - 1000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l force -d 'Re-run every step, even unchanged ones.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l json -d 'Print the result as JSON on stdout.' -r
@@ -136,6 +141,15 @@ complete -c pgan -n '__fish_seen_subcommand_from embed' -F
 complete -c pgan -n '__fish_seen_subcommand_from env' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from env' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from env' -F
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l k -d 'Neighbours for the PRDC radii (Naeem et al. use 5).' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l metrics -d 'Subset - comma-separated from prdc, alpha-beta, frechet, c2st (default all).' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l c2st-classifier -d 'gbm (gradient boosting) or logreg.' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l output -d 'Output file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -F
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l output -d 'Output file.' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -s o -d 'Output file.'
 complete -c pgan -n '__fish_seen_subcommand_from knn' -s k -d 'Number of neighbours.'
@@ -148,11 +162,22 @@ complete -c pgan -n '__fish_seen_subcommand_from knn' -l nlist -d 'ivf - number 
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l nprobe -d 'ivf - cells scanned per query (default nlist/8, at least 16).' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l ef-search -d 'hnsw - search breadth (default max(64, 2k)).' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l batch-size -d 'Queries per batch (memory - batch x D floats).' -r
-complete -c pgan -n '__fish_seen_subcommand_from knn' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from knn' -l device -d 'auto (FAISS GPU when present), cpu, cuda, cuda -N, or cuda -all (shard REF over ' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from knn' -F
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kernel -d 'rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID).' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l bandwidth -d 'σ - median (median pooled distance, seeded subsample of ≤1000 per side) or a num' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l permutations -d 'Permutations for the p-value (0 - statistic only).' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l estimator -d 'unbiased (U-statistic, permutation test) or linear (linear time, Gaussian p-valu' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l output -d 'Output file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -F
 complete -c pgan -n '__fish_seen_subcommand_from privatize' -l output -d 'Output file.' -r
 complete -c pgan -n '__fish_seen_subcommand_from privatize' -s o -d 'Output file.'
 complete -c pgan -n '__fish_seen_subcommand_from privatize' -l mechanism -d 'randomized-response (binarised pixels), gaussian (L2 clip) or laplace (L1 clip).' -r
@@ -216,6 +241,8 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real s
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - 2e-4, 5e-5, 1e-4).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default - 1 dcgan, 5 wgan/wgan-gp).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l gp-weight -d 'wgan-gp - gradient-penalty weight lambda (default 10).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l clip -d 'wgan - weight-clipping bound c (default 0.01).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l latent-dim -d 'Size of the noise z.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l width -d 'Base width of the nets (conv channels; MLP hidden = 4x).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l precision -d 'fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).' -r
@@ -235,3 +262,16 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l device -d 'auto (GPU 
 complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from train' -F
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l synthetic -d 'Labelled synthetic dataset file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l real-train -d 'Labelled real training set (the members).' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l test -d 'Labelled real test set (holdout), never trained on.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l classifier -d 'logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l permutations -d 'Permutations of Venkatramans ROC test.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l kmeans -d 'Add the unsupervised k-means + Hungarian baseline.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l epochs -d 'Training epochs of the cnn classifier.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l output -d 'Output file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from utility' -F

@@ -14,7 +14,7 @@ pgan data digits -o "$out/real.h5"
 pgan data split "$out/real.h5" --out-dir "$out/s" --seed 0
 # a "synthetic" set in which $fraction of the records are noisy copies of members
 pgan data leak --members "$out/s/train.h5" --population "$out/s/reference.h5" \
-    --fraction "$fraction" --noise 0.1 --seed 0 -o "$out/leaky.h5"
+    --fraction "$fraction" --noise 0.1 -n 400 --seed 0 -o "$out/leaky.h5"
 n=$(pgan data info "$out/leaky.h5" --json | jq .n)
 echo "synthetic set: $n records" >&2
 

@@ -137,6 +137,9 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict[str, Any], generato
 def read_checkpoint_file(path: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
     """Load the raw checkpoint dict with ``weights_only=True``, refusing files pgan did not write."""
     p = check_input(path, "checkpoint")
+    if not zipfile.is_zipfile(p):
+        raise FormatError(f"{p} is not a readable checkpoint (not a torch zip archive: corrupt, truncated "
+                          f"or another format); use a checkpoint written by `pgan train`")
     try:
         blob = torch.load(p, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:

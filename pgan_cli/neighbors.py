@@ -39,7 +39,7 @@ METRICS = ("l2", "cosine", "linf")
 INDEXES = ("flat", "ivf", "hnsw")
 QUERY_BATCH = 8192
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit (flat and IVF indexes)
-EXTRA_CANDIDATES = 8  # candidates fetched beyond k, re-ranked with exact distances
+EXTRA_CANDIDATES = 4  # candidates fetched beyond k, re-ranked with exact distances
 RECALL_SAMPLE = 1000  # queries compared with exact search by the recall check
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -157,7 +157,7 @@ class NeighborIndex:
 
     def __init__(self, ref: np.ndarray, metric: str = "l2", index: str = "flat", device: str = "cpu",
                  k: int = 1, nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = HNSW_M,
-                 ef_search: int | None = None, seed: int = 0):
+                 ef_search: int | None = None, seed: int = 0, in_place: bool = False):
         from pgan_cli import console
 
         if metric not in METRICS:
@@ -180,11 +180,20 @@ class NeighborIndex:
         self.shift = None
         if metric == "l2":
             self.shift = ref.mean(axis=0, dtype=np.float64).astype(np.float32)
-            base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
+            if in_place and ref.dtype == np.float32 and ref.flags.c_contiguous and ref.flags.writeable:
+                ref -= self.shift  # the caller gave up this array: no second copy of the reference
+                base = ref
+            else:
+                base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
+            # centred rows are exact to float32 rounding of (x - mean), so distances are
+            # re-computed from them (the same mean cancels in every difference)
+            self.refine_ref = base
         elif metric == "cosine":
             base = _normalise(ref)
+            self.refine_ref = ref
         else:
             base = np.ascontiguousarray(ref, dtype=np.float32)
+            self.refine_ref = ref
         fmetric = {"l2": faiss.METRIC_L2, "cosine": faiss.METRIC_INNER_PRODUCT, "linf": faiss.METRIC_Linf}[metric]
         self._fmetric = fmetric
         self._gpu_res = None
@@ -247,9 +256,13 @@ class NeighborIndex:
             return _normalise(q)
         return q
 
-    def search(self, q: np.ndarray, kk: int) -> np.ndarray:
+    def refine_space(self, q: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+        """Queries in the space of :attr:`refine_ref` (centred for l2, as given otherwise)."""
+        return prepared if self.metric == "l2" else np.asarray(q, dtype=np.float32)
+
+    def search(self, q: np.ndarray, kk: int, prepared: bool = False) -> np.ndarray:
         """Candidate reference rows (int64, -1 where none) for each query row, best first."""
-        qp = self.prepare(q)
+        qp = q if prepared else self.prepare(q)
         kk = min(kk, len(self.ref))
         if self._index is None:
             _, idx = self.faiss.knn(qp, self._base, kk, metric=self._fmetric)
@@ -259,28 +272,76 @@ class NeighborIndex:
 
 
 def pair_distances(q: np.ndarray, ref: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
-    """True distances between query row i and reference rows ``idx[i, :]`` (inf where idx < 0)."""
+    """True distances between query row i and reference rows ``idx[i, :]`` (inf where idx < 0).
+
+    Computed from the differences (no ``||x||² + ||y||² - 2x·y`` cancellation), one candidate
+    column at a time over row chunks, so the working set stays small and in cache.
+    """
     m, kk = idx.shape
+    if metric != "linf" and kk > 32 and 4 * kk >= len(ref):
+        return _dense_pair_distances(q, ref, idx, metric)
     out = np.empty((m, kk), dtype=np.float32)
-    step = max(1, _REFINE_BYTES // max(1, kk * q.shape[1] * 8))
+    step = max(1, _REFINE_BYTES // max(1, q.shape[1] * 8))
     for a in range(0, m, step):
         b = min(m, a + step)
+        qq = np.asarray(q[a:b], dtype=np.float32)
+        if metric == "cosine":  # float64: 1 - cos of near-parallel rows is below float32 resolution
+            qq = qq.astype(np.float64)
+            qn = np.linalg.norm(qq, axis=1)
+            qq = qq / np.maximum(qn, 1e-300)[:, None]
+        for j in range(kk):
+            ii = idx[a:b, j]
+            valid = ii >= 0
+            r = ref[np.where(valid, ii, 0)]
+            if metric == "l2":
+                diff = r - qq
+                dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            elif metric == "linf":
+                dist = np.abs(r - qq).max(axis=1)
+            else:
+                r = r.astype(np.float64)
+                rn = np.linalg.norm(r, axis=1)
+                diff = r / np.maximum(rn, 1e-300)[:, None] - qq
+                dist = np.clip(0.5 * np.einsum("ij,ij->i", diff, diff), 0.0, 2.0)
+                dist = np.where((rn > 0) & (qn > 0), dist, 1.0)
+            dist = np.asarray(dist, dtype=np.float32)
+            dist[~valid] = np.inf
+            out[a:b, j] = dist
+    return out
+
+
+def _dense_pair_distances(q: np.ndarray, ref: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """:func:`pair_distances` when k is a large share of the reference (e.g. all of it): one float64
+    GEMM per query chunk, centred (l2) or normalised (cosine), instead of k gathers. The float64
+    expansion keeps the relative error of d² near 1e-16·|x|²/d² (|x| measured from the mean)."""
+    r = np.asarray(ref, dtype=np.float64)
+    if metric == "l2":
+        mu = r.mean(axis=0)
+        r = r - mu
+        r2 = np.einsum("ij,ij->i", r, r)
+    else:
+        rn = np.linalg.norm(r, axis=1)
+        r = r / np.maximum(rn, 1e-300)[:, None]
+    m = len(idx)
+    out = np.empty(idx.shape, dtype=np.float32)
+    step = max(1, _REFINE_BYTES // max(1, 8 * len(ref)))
+    for a in range(0, m, step):
+        b = min(m, a + step)
+        qq = np.asarray(q[a:b], dtype=np.float64)
         ii = idx[a:b]
         valid = ii >= 0
-        r = np.asarray(ref[np.where(valid, ii, 0)], dtype=np.float32)  # (m, kk, D)
-        qq = np.asarray(q[a:b], dtype=np.float32)[:, None, :]
+        safe = np.where(valid, ii, 0)
         if metric == "l2":
-            diff = r - qq
-            dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        elif metric == "linf":
-            dist = np.abs(r - qq).max(axis=2)
-        else:  # float64: 1 - cos of near-parallel rows is below float32 resolution
-            r, qq = r.astype(np.float64), qq.astype(np.float64)
-            rn = np.linalg.norm(r, axis=2, keepdims=True)
-            qn = np.linalg.norm(qq, axis=2, keepdims=True)
-            diff = r / np.maximum(rn, 1e-30) - qq / np.maximum(qn, 1e-30)
-            dist = 0.5 * np.einsum("ijk,ijk->ij", diff, diff)
-            dist = np.where((rn[..., 0] > 0) & (qn[..., 0] > 0), np.clip(dist, 0.0, 2.0), 1.0)
+            qq = qq - mu
+            g = np.take_along_axis(qq @ r.T, safe, 1)
+            d2 = np.einsum("ij,ij->i", qq, qq)[:, None] + r2[safe] - 2 * g
+            dist = np.sqrt(np.maximum(d2, 0.0))
+        else:
+            qn = np.linalg.norm(qq, axis=1)
+            g = np.take_along_axis((qq / np.maximum(qn, 1e-300)[:, None]) @ r.T, safe, 1)
+            dist = np.clip(1.0 - g, 0.0, 2.0)
+            dist = np.where((qn[:, None] > 0) & (rn[safe] > 0), dist, 1.0)
+        dist = dist.astype(np.float32)
         dist[~valid] = np.inf
         out[a:b] = dist
     return out
@@ -312,10 +373,12 @@ def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.
     ``exclude_self`` the query rows must be the reference rows (checked batch by batch).
     ``index`` is an index name or a :class:`NeighborIndex` built earlier.
     """
-    ref = np.ascontiguousarray(ref, dtype=np.float32)
-    nidx = index if isinstance(index, NeighborIndex) else NeighborIndex(
-        ref, metric, index, device, k=k + (1 if exclude_self else 0), **index_opts)
-    n_avail = len(ref) - (1 if exclude_self else 0)
+    if isinstance(index, NeighborIndex):
+        nidx = index
+    else:
+        nidx = NeighborIndex(np.ascontiguousarray(ref, dtype=np.float32), metric, index, device,
+                             k=k + (1 if exclude_self else 0), **index_opts)
+    n_avail = len(nidx.ref) - (1 if exclude_self else 0)
     kk = min(n_avail, k + EXTRA_CANDIDATES) + (1 if exclude_self else 0)
     cursor = 0
     for item in batches:
@@ -324,17 +387,20 @@ def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.
         cursor = start + len(q)
         if len(q) == 0:
             continue
-        if q.shape[1] != ref.shape[1]:
-            raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {ref.shape[1]})")
+        if q.shape[1] != nidx.ref.shape[1]:
+            raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {nidx.ref.shape[1]})")
         if not np.isfinite(q).all():
             raise InputError(f"query set contains NaN or Inf values (batch at row {start})")
-        if exclude_self and (cursor > len(ref) or not np.array_equal(q, ref[start:cursor])):
+        qp = nidx.prepare(q)
+        qr = nidx.refine_space(q, qp)
+        space = nidx.refine_ref
+        if exclude_self and (cursor > len(space) or not np.array_equal(qr, space[start:cursor])):
             raise InputError("--exclude-self needs the query set to be the reference set, but query rows "
                              f"{start}..{cursor - 1} differ from the reference rows")
-        cand = nidx.search(q, kk)
+        cand = nidx.search(qp, kk, prepared=True)
         if exclude_self:
             cand = _drop_self(cand, start)
-        dist, ind = _select(pair_distances(q, ref, cand, metric), cand, k)
+        dist, ind = _select(pair_distances(qr, space, cand, metric), cand, k)
         yield start, dist, ind
 
 
@@ -426,24 +492,49 @@ class VectorSource:
         self.what = what
         self._arr = self._ds = None
         if self.path.suffix.lower() == ".npy":
-            try:
-                arr = np.load(self.path, allow_pickle=False, mmap_mode="r")
-            except ValueError as e:
-                raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
-            except (OSError, EOFError) as e:
-                raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
-            if arr.dtype.kind not in "fiu":
-                raise FormatError(f"{self.path} has dtype {arr.dtype}; expected a float array (N, D)")
-            if arr.ndim < 2:
-                raise FormatError(f"{self.path} has shape {arr.shape}; expected a 2-D array (N, D) of vectors")
-            self._arr = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
-            self.n, self.dim = int(arr.shape[0]), int(np.prod(arr.shape[1:]))
+            self._open_npy()
         else:
             self._ds = Dataset(self.path)  # validates values (NaN/Inf) in batches on open
             self.n, self.dim = self._ds.n, self._ds.dim
         if self.n == 0 or self.dim == 0:
             self.close()
             raise FormatError(f"{what} file {self.path} is empty (N = {self.n}, D = {self.dim})")
+
+    def _open_npy(self) -> None:
+        """Read the NPY header; rows are then read with plain file reads (not a memory map, whose
+        pages would count towards the process's resident memory), so streaming stays bounded."""
+        try:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read(f)  # a literal header: never unpickles
+                self._offset = f.tell()
+        except ValueError as e:
+            raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
+        except (OSError, EOFError) as e:
+            raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
+        if dtype.kind not in "fiu" or dtype.hasobject:
+            raise FormatError(f"{self.path} has dtype {dtype}; expected a float array (N, D)")
+        if len(shape) < 2:
+            raise FormatError(f"{self.path} has shape {shape}; expected a 2-D array (N, D) of vectors")
+        self.n, self.dim = int(shape[0]), int(np.prod(shape[1:]))
+        self._dtype = dtype
+        expected = self._offset + self.n * self.dim * dtype.itemsize
+        if self.path.stat().st_size < expected:
+            raise FormatError(f"{self.path} is truncated ({self.path.stat().st_size} bytes, expected {expected})")
+        if fortran and self.n > 0:
+            self._arr = np.load(self.path, allow_pickle=False, mmap_mode="r").reshape(self.n, -1)
+        else:
+            self._arr = "file"
+
+    def _read_rows(self, start: int, stop: int) -> np.ndarray:
+        if not isinstance(self._arr, str):
+            return np.asarray(self._arr[start:stop], dtype=np.float32)
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + start * self.dim * self._dtype.itemsize)
+            x = np.fromfile(f, dtype=self._dtype, count=(stop - start) * self.dim)
+        return x.reshape(stop - start, self.dim).astype(np.float32, copy=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -452,7 +543,7 @@ class VectorSource:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.n if stop is None else min(stop, self.n)
         if self._arr is not None:
-            x = np.asarray(self._arr[start:stop], dtype=np.float32)
+            x = self._read_rows(start, stop)
         else:
             x = self._ds.samples(start, stop).reshape(stop - start, -1)
         bad = ~np.isfinite(x).all(axis=1)
@@ -526,6 +617,13 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         raise InputError(f"unknown --index {index!r}; use one of {', '.join(INDEXES)}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if index != "ivf" and (nlist is not None or nprobe is not None):
+        raise UsageError("--nlist and --nprobe apply to --index ivf only")
+    if index != "hnsw" and ef_search is not None:
+        raise UsageError("--ef-search applies to --index hnsw only")
+    for name, v in (("--nlist", nlist), ("--nprobe", nprobe), ("--ef-search", ef_search)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1, got {v}")
     t0 = time.perf_counter()
     with VectorSource(query_path, "query") as src:
         ref_shape = VectorSource(ref_path, "reference")
@@ -537,7 +635,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         src.validate()
         ref = load_reference(ref_path)
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
-                             nprobe=nprobe, ef_search=ef_search, seed=seed)
+                             nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
         t_index = time.perf_counter() - t0
         console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
                     f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
@@ -570,13 +668,14 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                     first[start:stop], kth[start:stop] = dist[:, 0], dist[:, -1]
                     sel = (rows >= start) & (rows < stop)
                     if sel.any():
-                        rec_q[sel] = current["q"][rows[sel] - start]
+                        q_batch = current["q"][rows[sel] - start]
+                        rec_q[sel] = nidx.refine_space(q_batch, nidx.prepare(q_batch))
                         rec_d[sel] = dist[rows[sel] - start]
                 t_search = time.perf_counter() - t0 - t_index
                 recall = None
                 if check_recall:
-                    recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, ref, k, metric,
-                                                                         exclude_self)
+                    recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, nidx.refine_ref, k,
+                                                                         metric, exclude_self)
                 attrs = {"kind": "knn", "metric": metric, "index": index, "exact": bool(nidx.exact), "k": k,
                          "exclude_self": bool(exclude_self), "device": nidx.device,
                          "pgan_version": __version__, "format_version": FORMAT_VERSION,

@@ -196,6 +196,8 @@ def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
         ((q, r_, "--metric", "linf", "--index", "hnsw"), ("linf",)),
         ((q, r_, "--index", "lsh"), ("lsh",)),
         ((q, r_, "--exclude-self"), ("exclude",)),
+        ((q, r_, "--nprobe", "4"), ("--index ivf",)),
+        ((q, r_, "--index", "ivf", "--nlist", "0"), ("--nlist",)),
         ((q, tmp_path / "missing.npy"), ("does not exist",)),
         ((q, r_, "--device", "cuda:all"), ("GPU",)) if resolve_knn_device("auto") == "cpu" else
         ((q, r_, "-k", "0"), ("k = 0",)),
@@ -204,3 +206,14 @@ def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
         r = cli("knn", *args, "-o", out)
         assert_clean_error(r, *needles)
         assert not out.exists() and not list(tmp_path.glob(".o.h5*"))
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_k_as_large_as_the_reference(sets, metric):
+    """k = all references (the pairwise-ratio attack asks for this): the dense float64 path."""
+    query, ref = sets
+    res = knn(query[:60], ref[:150], 150, metric=metric)
+    assert_matches_brute(res, query[:60], ref[:150], 150, metric)
+    res = knn(ref[:150], ref[:150], 149, metric=metric, exclude_self=True)
+    bd, _, _ = brute(ref[:150], ref[:150], 149, metric, exclude_self=True)
+    np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-5)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from pgan_cli.attacks.base import GENERATOR, REFERENCE_GENERATOR, SYNTHETIC, Attack, register
-from pgan_cli.attacks.logan import check_generator_space
+from pgan_cli.attacks.logan import check_generator_space, single_thread
 from pgan_cli.errors import InputError
 
 STEPS = 200
@@ -67,6 +67,14 @@ def reconstruction_loss(ck, x: np.ndarray, z0: np.ndarray | None, labels: np.nda
     return out
 
 
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 @register
 class GanLeaks(Attack):
     name = "gan-leaks"
@@ -100,7 +108,8 @@ class GanLeaks(Attack):
         self.params.update(steps=steps, lr=LR, penalty=PENALTY, start="nearest synthetic latent"
                            if z0 is not None else f"best of {RANDOM_STARTS} random latents",
                            calibrated=inp.reference_generator is not None)
-        loss = reconstruction_loss(ck, candidates, z0, labels, steps=steps, seed=inp.seed)
+        with single_thread() if ck.device == "cpu" else _null():
+            loss = reconstruction_loss(ck, candidates, z0, labels, steps=steps, seed=inp.seed)
         if inp.reference_generator is None:
             return -loss
         ref = inp.reference_generator
@@ -108,5 +117,6 @@ class GanLeaks(Attack):
         ref_labels = labels if ref.conditional else None
         if ref.conditional and ref_labels is None:
             raise InputError("gan-leaks: the reference generator is conditional; the synthetic file needs labels")
-        loss_ref = reconstruction_loss(ref, candidates, None, ref_labels, steps=steps, seed=inp.seed + 1)
+        with single_thread() if ref.device == "cpu" else _null():
+            loss_ref = reconstruction_loss(ref, candidates, None, ref_labels, steps=steps, seed=inp.seed + 1)
         return -(loss - loss_ref)

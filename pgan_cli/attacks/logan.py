@@ -18,8 +18,8 @@ from pgan_cli.attacks.base import GENERATOR, REFERENCE, SYNTHETIC, Attack, Attac
 from pgan_cli.errors import InputError
 
 MAX_DIMS = 64
-STEPS = 1000
-BATCH = 256
+STEPS = 600
+BATCH = 512
 WIDTH = 256
 
 

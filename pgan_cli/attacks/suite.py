@@ -90,7 +90,7 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
                           seed=seed, device=device)
     per_params = params or {}
     attacks, scores = {}, {}
-    for name in run:
+    for name in console.progress(run, description="attacks"):
         t0 = time.perf_counter()
         att = get_attack(name, **per_params.get(name, {}))
         att.fit(inputs)

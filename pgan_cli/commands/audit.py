@@ -30,6 +30,10 @@ def audit_cmd(
     gate: GateOpt = None,
     preset: PresetOpt = None,
     show_real_images: ShowRealOpt = False,
+    attacks: Annotated[str, typer.Option("--attacks", help="Attacks to run (pgan attack --methods): 'all' (every "
+                                                           "one whose inputs are given) or a comma-separated list.")] = "all",
+    bootstrap: Annotated[Optional[int], typer.Option("--bootstrap", help="Bootstrap resamples for the attacks' AUC "
+                                                                        "intervals (pgan attack's default: 1000).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run every step, even unchanged ones.")] = False,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
@@ -45,7 +49,8 @@ def audit_cmd(
     try:
         res = run_audit(output_dir, members=members, holdout=holdout, synthetic=synthetic, reference=reference,
                         generator=generator, train_log=train_log, embeddings=embedding.split(","), gates=gate,
-                        preset=preset, show_real_images=show_real_images, seed=seed, force=force)
+                        preset=preset, show_real_images=show_real_images, seed=seed, force=force,
+                        bootstrap=bootstrap, attacks=attacks)
     except StepFailed as e:  # the step printed its own error line
         raise typer.Exit(e.exit_code) from None
     verdict = (res.summary or {}).get("verdict", "no gates")

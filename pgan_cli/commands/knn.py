@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import DeviceOpt, JsonOpt, OutputOpt, SeedOpt, command
+from pgan_cli.cli import JsonOpt, OutputOpt, SeedOpt, command
 
 
 @command("knn", help="k nearest neighbours of QUERY rows among REF rows (FAISS; exact by default) to HDF5.")
@@ -25,7 +25,7 @@ def knn_cmd(
     nprobe: Annotated[Optional[int], typer.Option("--nprobe", help="ivf: cells scanned per query (default nlist/8, at least 16).")] = None,
     ef_search: Annotated[Optional[int], typer.Option("--ef-search", help="hnsw: search breadth (default max(64, 2k)).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Queries per batch (memory: batch x D floats).")] = 8192,
-    device: DeviceOpt = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto (FAISS GPU when present), cpu, cuda, cuda:N, or cuda:all (shard REF over all GPUs).")] = "auto",
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:

@@ -27,6 +27,8 @@ def train_cmd(
     lr_g: Annotated[Optional[float], typer.Option("--lr-g", help="Generator learning rate (default per arch: 2e-4, 5e-5, 1e-4).")] = None,
     lr_d: Annotated[Optional[float], typer.Option("--lr-d", help="Discriminator learning rate (default per arch).")] = None,
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic steps per generator step (default: 1 dcgan, 5 wgan/wgan-gp).")] = None,
+    gp_weight: Annotated[Optional[float], typer.Option("--gp-weight", help="wgan-gp: gradient-penalty weight lambda (default 10).")] = None,
+    clip: Annotated[Optional[float], typer.Option("--clip", help="wgan: weight-clipping bound c (default 0.01).")] = None,
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = 100,
     width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = 64,
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = "fp32",
@@ -76,7 +78,8 @@ def train_cmd(
                          class_loss_weight=class_loss_weight, class_balanced=class_balanced,
                          epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
                          n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
-                         augment=augment, ema=ema, seed=seed, **({"trainer_cls": trainer_cls} if trainer_cls else {}))
+                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip,
+                         **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:

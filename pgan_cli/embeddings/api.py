@@ -8,6 +8,7 @@ into the NPY as they go; all outputs appear together only when every input succe
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -54,13 +55,20 @@ class SampleSource:
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.n if stop is None else min(stop, self.n)
         if self._arr is not None:
-            x = np.asarray(self._arr[start:stop], dtype=np.float32)
+            x = np.array(self._arr[start:stop], dtype=np.float32)  # a writable copy, not the memmap
             bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
             if bad.any():
                 raise FormatError(f"{self.path} contains NaN or Inf (first at row {start + int(np.argmax(bad))}); "
                                   f"clean the data first")
             return x
         return self._ds.samples(start, stop)
+
+    def validate(self) -> None:
+        """Scan an NPY input for NaN/Inf in bounded chunks (dataset files are checked on open)."""
+        if self._arr is not None:
+            step = max(1, (64 << 20) // (4 * int(np.prod(self.sample_shape))))
+            for _ in self.batches(step):
+                pass
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, batch_size):
@@ -114,6 +122,8 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
 
     device = resolve_device(device)
     sources = [SampleSource(p) for p in paths]  # validate every input before any work
+    for src in sources:
+        src.validate()
     try:
         if model is not None:
             if fit_on is not None or dim is not None or any(v is not None for v in options.values()):
@@ -121,6 +131,8 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
             emb = load_model(model, device=device, batch_size=batch_size)
             if method is not None and method.split(":")[0].lower() != emb.method:
                 raise UsageError(f"--method {method} does not match the model file {model} ({emb.method})")
+            for src in sources:
+                emb.check_shape(src.sample_shape, where=str(src.path))
             console.log(f"loaded the {emb.method} embedding from {model}")
         else:
             if method is None:
@@ -130,8 +142,13 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
             fit_path = Path(fit_on) if fit_on is not None else paths[0]
             fit_src = SampleSource(fit_path)
             try:
-                console.log(f"fitting {method} on {fit_path} ({fit_src.n} samples)")
+                for src in sources:
+                    if src.sample_shape != fit_src.sample_shape:
+                        raise InputError(f"{src.path} has samples of shape {src.sample_shape} but the fit set "
+                                         f"{fit_path} has {fit_src.sample_shape}; embed sets of the same shape")
+                t0 = time.perf_counter()
                 emb.fit(fit_src.read())
+                console.log(f"fitted {method} on {fit_path} ({fit_src.n} samples) in {time.perf_counter() - t0:.1f} s")
             finally:
                 fit_src.close()
         for src in sources:
@@ -165,9 +182,10 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                 write_json(side_tmp, record)
                 results.append({"input": str(src.path), "output": str(out), "sidecar": str(side),
                                 "n": src.n, "dim": emb.out_dim})
-                console.log(f"wrote {out} ({src.n} x {emb.out_dim})")
     finally:
         for s in sources:
             s.close()
+    for o in results:
+        console.log(f"wrote {o['output']} ({o['n']} x {o['dim']}) and {o['sidecar']}")
     return {"method": emb.method, "embedding": desc, "outputs": results,
             "model": str(model) if model else (str(save_model) if save_model else None)}

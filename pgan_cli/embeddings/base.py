@@ -53,10 +53,10 @@ class Embedding:
         x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             raise InputError("the fit set is empty")
-        if self.resize is not None and x.ndim != 4:
-            raise UsageError(f"--resize applies to images only; the fit set holds vectors {x.shape[1:]}")
         if self.needs_images and x.ndim != 4:
             raise InputError(f"--method {self.method} needs images (N, C, H, W); got vectors of shape {x.shape[1:]}")
+        if self.resize is not None and x.ndim != 4:
+            raise UsageError(f"--resize applies to images only; the fit set holds vectors {x.shape[1:]}")
         self.input_shape = tuple(int(d) for d in x.shape[1:])
         self._fit(x)
         return self

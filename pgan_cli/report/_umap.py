@@ -13,10 +13,14 @@ def umap_2d(members: np.ndarray, synthetic: np.ndarray, seed: int) -> tuple[np.n
     from pgan_cli import console
 
     console.log("fitting UMAP for the map (umap-learn compiles for about 40 s in a fresh process)")
+    import warnings
+
     import umap
 
     k = min(50, members.shape[1], len(members))
     pca = PCA(n_components=k, random_state=seed).fit(members)
     model = umap.UMAP(n_components=2, n_neighbors=min(20, len(members) - 1), min_dist=0.0, random_state=seed)
-    pm = model.fit_transform(pca.transform(members))
-    return pm, model.transform(pca.transform(synthetic))
+    with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": seeded UMAP is serial
+        warnings.simplefilter("ignore", UserWarning)
+        pm = model.fit_transform(pca.transform(members))
+        return pm, model.transform(pca.transform(synthetic))

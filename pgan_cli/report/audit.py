@@ -99,7 +99,8 @@ def available_commands() -> dict[str, set[str]]:
 
 def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, generator: str | None,
          train_log: str | None, gates: list[str], preset: str | None, show_real_images: bool,
-         labelled: bool, commands: dict[str, set[str]]) -> tuple[list[Step], dict[str, str]]:
+         labelled: bool, commands: dict[str, set[str]], pixel_dim: int = 0, bootstrap: int | None = None,
+         attacks: str = "all") -> tuple[list[Step], dict[str, str]]:
     """The steps of an audit (paths relative to DIR), and the steps left out with the reason."""
     steps: list[Step] = []
     skipped: dict[str, str] = {}
@@ -148,7 +149,12 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
             if generator and method == "pixel":
                 argv += ["--generator", generator]
                 ins.append(generator)
-            argv += [*opt("attack", "--methods", "all"), *opt("attack", "--seed", str(seed)),
+            given = {"synthetic"} | ({"reference"} if "reference" in files else set()) | (
+                {"generator"} if "--generator" in argv else set())
+            chosen = _attack_methods(method, pixel_dim, given, skipped, space) if attacks == "all" else attacks
+            argv += [*opt("attack", "--methods", chosen),
+                     *opt("attack", "--seed", str(seed)),
+                     *(opt("attack", "--bootstrap", str(bootstrap)) if bootstrap is not None else []),
                      *opt("attack", "--scores", scores), "--json"]
             outs = [f"attack/{space}/attack.json"] + ([scores] if "--scores" in argv else [])
             steps.append(Step(f"attack/{space}", argv, inputs=ins, outputs=outs, stdout_to=outs[0]))
@@ -182,6 +188,26 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
     steps.append(Step("report", argv, inputs=report_inputs + [sets["members"], sets["synthetic"], sets["holdout"]],
                       outputs=["report.html", "summary.json"], cache=False))
     return steps, skipped
+
+
+DOMIAS_MAX_DIMS = 64
+
+
+def _attack_methods(method: str, pixel_dim: int, given: set[str], skipped: dict[str, str], space: str) -> str:
+    """``all``, except in a pixel space of more than 64 dimensions, where domias (a KDE) cannot run:
+    then every other attack whose inputs are given, by name."""
+    if method != "pixel" or pixel_dim <= DOMIAS_MAX_DIMS:
+        return "all"
+    try:
+        from pgan_cli.attacks.base import plan as attack_plan
+    except ImportError:  # pragma: no cover - the attack library is part of pgan
+        return "all"
+    run, _ = attack_plan("all", given)
+    if "domias" not in run:
+        return "all"
+    skipped[f"attack/{space}: domias"] = (f"a KDE needs at most {DOMIAS_MAX_DIMS} dimensions, the pixel space has "
+                                          f"{pixel_dim}; it runs in embedded spaces (--embedding pixel,pca)")
+    return ",".join(m for m in run if m != "domias")
 
 
 def _link(src: Path, dest: Path) -> None:
@@ -245,8 +271,10 @@ def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, 
     lines += [f"#   {name} -> {target}" for name, target in links.items()]
     lines += [f"# skipped {name}: {why}" for name, why in skipped.items()]
     lines += ["set -euo pipefail", 'cd "$(dirname "$0")"']
+    made: set[str] = set()
     for s in steps:
-        for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."}):
+        for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."} - made):
+            made.add(d)
             if s.argv[0] != "embed":
                 lines.append(f"mkdir -p {shlex.quote(d)}")
         lines.append(s.line)
@@ -259,7 +287,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
               synthetic: str | os.PathLike, reference: str | os.PathLike | None = None,
               generator: str | os.PathLike | None = None, train_log: str | os.PathLike | None = None,
               embeddings: list[str] | None = None, gates: list[str] | None = None, preset: str | None = None,
-              show_real_images: bool = False, seed: int = 0, force: bool = False) -> AuditResult:
+              show_real_images: bool = False, seed: int = 0, force: bool = False,
+              bootstrap: int | None = None, attacks: str = "all") -> AuditResult:
     """Run every step of the audit into ``output_dir``; return what ran and the exit code
     (0 pass, 1 a gate failed; a failing step raises StepFailed with its code)."""
     from pgan_cli.dataset import Dataset
@@ -312,10 +341,16 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
 
     steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
                           train_log=log_rel, gates=list(gates or []), preset=preset,
-                          show_real_images=show_real_images, labelled=labelled, commands=available_commands())
+                          show_real_images=show_real_images, labelled=labelled, commands=available_commands(),
+                          pixel_dim=shapes["members"], bootstrap=bootstrap,
+                          attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
     result = AuditResult(dir=dir_, steps_skipped=skipped)
     old_cwd = os.getcwd()
-    audit_line = " ".join(shlex.quote(a) for a in ["pgan", *sys.argv[1:]]) if sys.argv else "pgan audit"
+    from pgan_cli.provenance import command_line
+
+    audit_line = command_line()
+    if " audit " not in f"{audit_line} ":  # called from Python, not the command line
+        audit_line = f"run_audit({str(output_dir)!r}, ...)"
     os.chdir(dir_)
     try:
         state_path = Path(STATE_FILE)

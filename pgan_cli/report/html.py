@@ -16,18 +16,17 @@ import base64
 import html as _html
 import io
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_TRAINING,
-                                     KEY_UTILITY, KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES,
-                                     KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
+from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY,
+                                     KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
 
 SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
             "provenance")
 SECTION_PAIRS = "closest-pairs"
+SECTION_COMPARISON = "comparison"
 MAX_MAP_POINTS = 3000
 GRID_PER_CLASS = 8
 MAX_GRID_CLASSES = 10
@@ -103,6 +102,10 @@ HOWTO = {
     "provenance": "Every input of this report with its SHA-256, the command that made it, the "
                   "seeds and library versions, so the audit can be repeated and checked. A DP "
                   "epsilon appears when the generator was trained with DP-SGD.",
+    SECTION_COMPARISON: "One point per audit given (their summary.json): the utility of the synthetic set "
+                        "(TSTR balanced accuracy, left axis) and the strongest black-box attack's AUC (right "
+                        "axis) against the DP epsilon of its training run (no DP at the right end). A private "
+                        "release pulls the AUC down to 0.5; the price is the drop in utility.",
     SECTION_PAIRS: "The synthetic records closest to a training record, next to that record. "
                    "Shown because --show-real-images was given: this report now contains real "
                    "training images and must be handled like the training data.",
@@ -111,7 +114,8 @@ TITLES = {"verdict": "Verdict", "attacks": "Membership-inference attacks",
           "distances": "Distances to the training data", "map": "Real and synthetic in 2-D",
           "samples": "Synthetic samples", "training": "Training curves",
           "fidelity": "Fidelity and diversity (MMD and friends)", "utility": "Utility (TSTR against TRTR)",
-          "provenance": "Provenance", SECTION_PAIRS: "Closest synthetic / member pairs"}
+          "provenance": "Provenance", SECTION_COMPARISON: "Privacy against utility, across audits",
+          SECTION_PAIRS: "Closest synthetic / member pairs"}
 
 
 # ---- small helpers ----------------------------------------------------------------------------
@@ -132,7 +136,7 @@ def fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, list):
         if len(v) == 2 and all(isinstance(a, (int, float)) for a in v):
-            return f"[{fmt(v[0])}, {fmt(v[1])}]"
+            return f"{v[0]:.3f}&ndash;{v[1]:.3f}"
         return esc(", ".join(fmt(a) for a in v[:20]) + (" ..." if len(v) > 20 else ""))
     return esc(v)
 
@@ -251,40 +255,49 @@ def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
                          a.get("balanced_accuracy"), a.get("epsilon_lower_bound"), a.get("space")])
         body.append(table(rows, ["attack", "box", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%",
                                  "advantage", "bal. acc.", "eps lower bound", "space"]))
-    fig = new_figure(7.5, 5)
-    ax = fig.add_subplot(1, 1, 1)
+    from pgan_cli.report.summary import roc_auc
+
+    panels = max(1, len(scores))
+    fig = new_figure(min(15.0, 6.5 * panels), 5)
     drawn = 0
-    for res in scores:
+    grid = np.logspace(-4, 0, 50)
+    for p, res in enumerate(scores):
+        ax = fig.add_subplot(1, panels, p + 1)
         truth = res.data["truth"]
         n_neg = int((truth == 0).sum())
-        for name, s in res.data["scores"].items():
-            fpr, tpr = _roc_points(truth, s)
-            auc = summary.get(KEY_PRIVACY, {}).get("scores_auc", {}).get(name)
-            ax.step(np.maximum(fpr, 1.0 / max(n_neg, 1)), tpr, where="post",
-                    label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+        for name, sc in res.data["scores"].items():
+            fpr, tpr = _roc_points(truth, sc)
+            ax.step(np.maximum(fpr, 0.5 / max(n_neg, 1)), tpr, where="post",
+                    label=f"{name} (AUC {roc_auc(truth, sc):.3f})")
             drawn += 1
-    if not drawn:  # no scores file: the operating points of the JSON
+        _roc_axes(ax, grid, 0.5 / max(n_neg, 1), f"{res.space} space ({res.path.name})")
+    if not scores:  # no scores file: the operating points of the JSON
+        ax = fig.add_subplot(1, 1, 1)
         for name, a in attacks.items():
             tpr = a.get("tpr_at_fpr") or {}
             pts = sorted((float(k), v) for k, v in tpr.items() if isinstance(v, (int, float)) and _isfloat(k))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name} (3 points from the JSON)")
+                ax.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=f"{name} (points from the JSON)")
                 drawn += 1
+        _roc_axes(ax, grid, 1e-3, "operating points")
     if drawn:
-        grid = np.logspace(-4, 0, 50)
-        ax.plot(grid, grid, "k--", lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_xlim(1e-3 if not scores else max(1e-4, 0.5 / max(1, int((scores[0].data["truth"] == 0).sum()))), 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_xlabel("false-positive rate (log scale)")
-        ax.set_ylabel("true-positive rate")
-        ax.set_title("ROC per attack (members against holdout)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
         body.append("<h3>ROC curves</h3>" + img_tag(figure_png(fig), "ROC curves per attack, log-scale FPR"))
     else:
         body.append(na("ROC curves need the --scores file of pgan attack"))
     return section("attacks", "".join(body))
+
+
+def _roc_axes(ax, grid: np.ndarray, xmin: float, title: str) -> None:
+    ax.plot(grid, grid, "k--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_xlim(max(1e-4, xmin), 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate (log scale)")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(f"ROC, members against holdout: {title}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _isfloat(s: str) -> bool:
@@ -298,41 +311,46 @@ def _isfloat(s: str) -> bool:
 def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_sets: dict[str, np.ndarray]) -> str:
     privacy = summary.get(KEY_PRIVACY, {})
     body = []
-    series: list[tuple[str, np.ndarray]] = []
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
     for res in _by_kind(results, KIND_KNN):
         q, r = knn_pair(res)
-        series.append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
-    if not series:
+        groups.setdefault(res.space, []).append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
+    if not groups:
         for res in _by_kind(results, KIND_SCORES):
-            series.extend((f"{k} ({res.path.name})", v) for k, v in res.data.get("dcr", {}).items())
-    if not series:
-        series = list(dcr_sets.items())
-    if series:
-        fig = new_figure(7.5, 4)
-        ax = fig.add_subplot(1, 1, 1)
-        allv = np.concatenate([s for _, s in series])
-        hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
-        bins = np.linspace(0, max(hi, 1e-9), 50)
-        for label, d in series:
-            ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
-        ax.set_xlabel("distance to the closest member (DCR)")
-        ax.set_ylabel("density")
-        ax.set_title("DCR: synthetic -> members against holdout -> members")
-        ax.legend(fontsize=8)
+            for k, v in res.data.get("dcr", {}).items():
+                groups.setdefault(res.space, []).append((f"{k} ({res.path.name})", v))
+    if not groups and dcr_sets:
+        groups["pixel"] = list(dcr_sets.items())
+    if groups:
+        fig = new_figure(min(15.0, 6.5 * len(groups)), 4)
+        for i, (space, series) in enumerate(groups.items()):
+            ax = fig.add_subplot(1, len(groups), i + 1)
+            allv = np.concatenate([v for _, v in series])
+            hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
+            bins = np.linspace(0, max(hi, 1e-9), 50)
+            for label, d in series:
+                ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
+            ax.set_xlabel(f"distance to the closest member ({space} space)")
+            ax.set_ylabel("density")
+            ax.set_title(f"DCR, {space} space: synthetic -> members against holdout -> members", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
         body.append(img_tag(figure_png(fig), "DCR histograms"))
     else:
         body.append(na("DCR histograms need knn files (pgan knn synthetic members, pgan knn holdout "
-                       "members) or --members, --holdout and --synthetic"))
+                       "members), the scores file of pgan attack, or --members, --holdout and --synthetic"))
     dist_keys = [k for k in privacy if k.startswith(KEY_DISTANCES)]
     for k in dist_keys:
-        rows = [[p, v] for p, v in flatten(privacy[k])]
+        shown = {key: v for key, v in privacy[k].items() if key != "details"}
+        rows = [[p, v] for p, v in flatten(shown)]
         body.append(f"<h3>{esc(k)}</h3>" + table(rows, ["figure", "value"]))
+        notes = (privacy[k].get("details") or {}).get("notes")
+        if isinstance(notes, list):
+            body.append("".join(f'<p class="meta">{esc(n)}</p>' for n in notes))
     if "nearest_neighbours" in privacy:
         rows = [[name, s["p5"], s["median"], s["mean"], s["n"]] for name, s in privacy["nearest_neighbours"].items()]
         body.append("<h3>Nearest-neighbour distances (knn files)</h3>"
                     + table(rows, ["query -> reference", "5th percentile", "median", "mean", "n"]))
-    if not dist_keys and not series:
-        return section("distances", "".join(body))
     return section("distances", "".join(body))
 
 
@@ -484,10 +502,26 @@ def fidelity_section(summary: dict[str, Any]) -> str:
                  m.get("permutations"), m.get("n_x"), m.get("n_y")]]
         body.append(table(rows, ["test", "MMD²", "p-value", "kernel", "bandwidth", "estimator",
                                  "permutations", "n real", "n synthetic"]))
-    rest = {k: v for k, v in fid.items() if k not in mmd_keys}
+    curves = {k: v for k, v in fid.items() if k.startswith("alpha_beta_curves") and isinstance(v, dict)}
+    rest = {k: v for k, v in fid.items() if k not in mmd_keys and k not in curves}
     if rest:
         body.append("<h3>Fidelity and diversity metrics</h3>" + table([[p, v] for p, v in flatten(rest)],
                                                                        ["metric", "value"]))
+    for k, c in curves.items():
+        lv, ap, br = c.get("levels"), c.get("alpha_precision"), c.get("beta_recall")
+        if not (isinstance(lv, list) and isinstance(ap, list) and isinstance(br, list) and len(lv) == len(ap) == len(br)):
+            continue
+        fig = new_figure(5.5, 4)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+        ax.plot(lv, ap, label="alpha-precision")
+        ax.plot(lv, br, label="beta-recall")
+        ax.set_xlabel("alpha / beta (share of the support)")
+        ax.set_ylabel("share of records inside")
+        ax.set_title(f"alpha-precision and beta-recall curves ({k})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        body.append(img_tag(figure_png(fig), "alpha-precision and beta-recall curves"))
     return section("fidelity", "".join(body))
 
 
@@ -539,6 +573,17 @@ def provenance_section(summary: dict[str, Any], results: list[ResultFile]) -> st
     return section("provenance", "".join(body))
 
 
+def comparison_section(summary: dict[str, Any]) -> str:
+    from pgan_cli.privacy.curve import privacy_utility_figure
+
+    runs = summary["comparison"]["runs"]
+    rows = [[p["label"], p["epsilon"] if p["epsilon"] is not None else "no DP", p.get("delta"), p["utility"],
+             p["attack_auc"]] for p in runs]
+    fig = privacy_utility_figure(runs)
+    return section(SECTION_COMPARISON, img_tag(figure_png(fig), "utility and attack AUC against epsilon")
+                   + table(rows, ["audit", "epsilon", "delta", "utility", "attack AUC"]))
+
+
 def pairs_section(members, synthetic) -> str:
     from pgan_cli.neighbors import knn
 
@@ -585,6 +630,8 @@ def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, 
              provenance_section(summary, results)]
     if show_real_images and members is not None and synthetic is not None:
         parts.insert(5, pairs_section(members, synthetic))
+    if summary.get("comparison"):
+        parts.insert(1, comparison_section(summary))
     from pgan_cli import __version__
     import datetime as _dt
 

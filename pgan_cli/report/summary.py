@@ -41,8 +41,9 @@ KIND_UTILITY = "utility"
 KIND_TRAIN_LOG = "train-log"
 KIND_KNN = "knn"
 KIND_SCORES = "scores"
+KIND_SUMMARY = "summary"  # summary.json of another report/audit: the runs of a comparison
 JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
-KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES)
+KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 # Attacks that need only the released synthetic set (and public reference data).
 BLACK_BOX_ATTACKS = ("dcr", "dcr-calibrated", "pairwise", "density", "domias", "logan-blackbox")
@@ -98,6 +99,8 @@ def _command_of(prov: Any) -> str | None:
 def _json_kind(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
+    if data.get("format") == "pgan-summary":
+        return KIND_SUMMARY
     if isinstance(data.get("attacks"), dict) or isinstance(data.get("distances"), dict):
         return KIND_ATTACK
     if "mmd2" in data and "p_value" in data:
@@ -220,16 +223,17 @@ def _load_h5(path: Path) -> ResultFile:
                 raise FormatError(f"{path}: scores of '{label}' hold NaN or Inf; an AUC on them would be "
                                   f"meaningless; re-run pgan attack")
             scores[label] = s
-        dcr = {}
+        dcr, dcr_arrays = {}, {}
         for key, label in ((SCORES_DCR_SYNTHETIC, "synthetic -> members"), (SCORES_DCR_HOLDOUT, "holdout -> members")):
             name = f"{SCORES_DISTANCES_GROUP}/{key}"
             if name in dsets and dsets[name].ndim == 1 and dsets[name].shape[0] > 0:
                 d = np.asarray(dsets[name][:], dtype=np.float64)
                 if np.isfinite(d).all():
                     dcr[label] = d
+                    dcr_arrays[key] = d
         if not scores:
             raise FormatError(f"{path} holds membership truth but no per-candidate scores")
-        return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores, "dcr": dcr,
+        return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores, "dcr": dcr, "dcr_arrays": dcr_arrays,
                                                                 "attrs": attrs}, provenance=prov)
 
 
@@ -370,6 +374,58 @@ def _find_seeds(obj: Any, out: dict[str, Any], depth: int = 0) -> None:
         _find_seeds(v, out, depth + 1)
 
 
+NEAR_COPY_RATE = 0.01  # the threshold is the 1st percentile of member-to-member NN distances
+NEAR_COPY_QUANTILE = 0.99  # a clean release exceeds the allowance 1% of the time at most
+
+
+def near_copy_allowance(n_synthetic: int, holdout_dcr: np.ndarray | None, threshold: float | None) -> tuple[int, float, str]:
+    """How many near-copies a release with no copying shows by chance, and the rate it assumes.
+
+    The near-copy threshold of ``pgan attack`` is the 1st percentile of member-to-member
+    nearest-neighbour distances (REFERENCE.md), so records the generator never saw fall below it
+    at a rate of about 1%. The rate is measured on the holdout records (their distance to the
+    nearest member) when the scores file gives them, taking the Clopper-Pearson 95% upper bound;
+    else it is 1%. The allowance is the 99% quantile of Binomial(|S|, rate).
+    """
+    from scipy.stats import beta, binom
+
+    if holdout_dcr is not None and threshold is not None and len(holdout_dcr) > 0:
+        k, n = int((holdout_dcr < threshold).sum()), len(holdout_dcr)
+        rate = float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0
+        basis = f"holdout rate {k}/{n} (95% upper bound {rate:.4f})"
+    else:
+        rate, basis = NEAR_COPY_RATE, "1% by the threshold's definition"
+    return int(binom.ppf(NEAR_COPY_QUANTILE, n_synthetic, rate)), rate, basis
+
+
+def _near_copies_beyond_chance(results: list[ResultFile], privacy: dict[str, Any]) -> None:
+    """Add ``near_copies_expected`` and ``near_copies_excess`` next to each ``near_copies`` count."""
+    scores = [r for r in results if r.kind == KIND_SCORES]
+    for res in results:
+        key = res.extra.get("distances_key")
+        if res.kind != KIND_ATTACK or key is None:
+            continue
+        d = privacy[key]
+        count = d.get(KEY_NEAR_COPIES)
+        if not isinstance(count, int):
+            continue
+        dist = res.data.get("distances") or {}
+        threshold = dist.get("near_copy_threshold")
+        sets = res.data.get("sets") or {}
+        syn = sets.get("synthetic")
+        n_syn = syn.get("n") if isinstance(syn, dict) else syn if isinstance(syn, int) else None
+        match = next((s for s in scores if s.space == res.space and s.data.get("dcr_arrays")), None)
+        hold = match.data["dcr_arrays"].get(SCORES_DCR_HOLDOUT) if match else None
+        if n_syn is None and match is not None and SCORES_DCR_SYNTHETIC in match.data["dcr_arrays"]:
+            n_syn = len(match.data["dcr_arrays"][SCORES_DCR_SYNTHETIC])
+        if not isinstance(n_syn, int) or n_syn <= 0:
+            continue
+        allowed, rate, basis = near_copy_allowance(n_syn, hold, threshold if isinstance(threshold, (int, float)) else None)
+        d["near_copies_expected"] = allowed
+        d["near_copies_excess"] = max(0, count - allowed)
+        d["near_copies_basis"] = basis
+
+
 def knn_pair(res: ResultFile) -> tuple[str, str]:
     """(query, reference) names of a knn file, from its provenance inputs."""
     prov = res.provenance or {}
@@ -439,6 +495,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                 key = _unique(KEY_DISTANCES, taken["attack"], res)
                 taken["attack"].add(key)
                 privacy[key] = d
+                res.extra["distances_key"] = key
             if isinstance(data.get("sets"), dict):
                 privacy.setdefault("sets", figures(data["sets"]))
             res.name = res.space
@@ -472,6 +529,8 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
             else:
                 training[key] = entry
             res.name = key
+        elif res.kind == KIND_SUMMARY:
+            res.name = res.path.parent.name if res.path.name == "summary.json" else res.path.stem
         elif res.kind == KIND_KNN:
             q, r = knn_pair(res)
             label = _unique(f"{q}_to_{r}", taken["knn"], res)
@@ -485,6 +544,13 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                 taken["scores"].add(label)
                 privacy.setdefault("scores_auc", {})[label] = roc_auc(truth, s)
             res.name = res.path.stem
+    _near_copies_beyond_chance(results, privacy)
+    runs = [r for r in results if r.kind == KIND_SUMMARY]
+    comparison = None
+    if runs:
+        from pgan_cli.privacy.curve import privacy_utility_points
+
+        comparison = {"runs": privacy_utility_points([dict(r.data, name=r.name) for r in runs])}
     if attacks:
         privacy[KEY_ATTACKS] = attacks
         bb = [a for a in attacks.values() if a.get("black_box") and isinstance(a.get(KEY_AUC), (int, float))]
@@ -522,6 +588,8 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                       (KEY_TRAINING, training)):
         if part:
             summary[key] = part
+    if comparison:
+        summary["comparison"] = comparison
     summary[KEY_INPUTS] = inputs
     summary["seeds"] = seeds
     if versions:

@@ -128,6 +128,9 @@ def make_config(data, *, arch: str = "dcgan", net: str | None = None, norm: str 
             raise UsageError(f"--conditional needs at least 2 classes, {data.path} has {num_classes}")
         counts = np.bincount(data.labels, minlength=num_classes)
         prior = (counts / counts.sum()).tolist()
+    for name, value in (("--gp-weight", gp_weight), ("--clip", clip)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise UsageError(f"{name} must be a non-negative number, got {value}")
     if class_loss_weight < 0:
         raise UsageError(f"--class-loss-weight must be >= 0, got {class_loss_weight}")
     if is_images:
