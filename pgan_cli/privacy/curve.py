@@ -109,7 +109,7 @@ def privacy_utility_figure(points: list[dict[str, Any]], *, title: str = "Privac
     ax.set_xlim(lo / 2.0, x_none * 2.0)
     ticks = sorted(set(finite)) + ([x_none] if any(p["epsilon"] is None for p in points) else [])
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{t:g}" for t in sorted(set(finite))] + ([NO_DP_LABEL] if len(ticks) > len(set(finite)) else []))
+    ax.set_xticklabels([f"{t:.3g}" for t in sorted(set(finite))] + ([NO_DP_LABEL] if len(ticks) > len(set(finite)) else []))
     ax.minorticks_off()
     ax.set_xlabel("epsilon (lower = more private)")
     u = [(x, p["utility"]) for x, p in zip(xs, points) if p["utility"] is not None]
