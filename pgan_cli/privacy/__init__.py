@@ -1,1 +1,3 @@
-"""Distance-based privacy metrics of a synthetic set (DCR, NNDR, NNAA, authenticity, C_T, near-copies)."""
+"""Privacy of a release: distance-based metrics (``distances``: DCR, NNDR, NNAA, authenticity, C_T,
+near-copies), DP-SGD training (``dpsgd``), local DP of records (``ldp``) and the privacy-utility
+curve (``curve``)."""
