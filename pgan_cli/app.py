@@ -14,10 +14,7 @@ from typing import Annotated
 import typer
 
 from pgan_cli import __version__, console
-from pgan_cli.cli import GLOBAL_FLAGS, app
-
-PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
-                  "privatize", "report", "audit", "env", "completions"]
+from pgan_cli.cli import GLOBAL_FLAGS, PIPELINE_ORDER, app
 
 
 def _load_commands() -> None:

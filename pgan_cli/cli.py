@@ -19,12 +19,26 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
 
+PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
+                  "privatize", "report", "audit", "env", "completions"]
+
+
+class PipelineOrderGroup(TyperGroup):
+    """Lists commands in the order a user runs them (data -> train -> ... -> audit)."""
+
+    def list_commands(self, ctx):
+        rank = {n: i for i, n in enumerate(PIPELINE_ORDER)}
+        return sorted(self.commands, key=lambda n: (rank.get(n, len(rank)), n))
+
+
 app = typer.Typer(
     name="pgan",
+    cls=PipelineOrderGroup,
     help="Train GANs on sensitive images and audit what they release: fidelity, utility, privacy.",
     no_args_is_help=True,
     add_completion=False,
@@ -97,11 +111,19 @@ def guarded(prog: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def _help_kwargs(fn: Callable, kwargs: dict) -> dict:
+    """``help=`` is the one-line summary in lists; the docstring (with its example) the full help."""
+    if "help" in kwargs and fn.__doc__:
+        kwargs = dict(kwargs)
+        kwargs["short_help"] = kwargs.pop("help")
+    return kwargs
+
+
 def command(name: str, **kwargs) -> Callable[[Callable], Callable]:
     """Register a top-level command ``pgan <name>`` (kwargs go to ``Typer.command``)."""
 
     def decorate(fn: Callable) -> Callable:
-        app.command(name, **kwargs)(guarded(f"pgan {name}")(fn))
+        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}")(fn))
         return fn
 
     return decorate
@@ -119,7 +141,7 @@ class Group:
 
     def command(self, name: str, **kwargs) -> Callable[[Callable], Callable]:
         def decorate(fn: Callable) -> Callable:
-            self.typer.command(name, **kwargs)(guarded(f"pgan {self.name} {name}")(fn))
+            self.typer.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {self.name} {name}")(fn))
             return fn
 
         return decorate

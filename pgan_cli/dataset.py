@@ -34,6 +34,7 @@ KIND_IMAGES = "images"
 KIND_VECTORS = "vectors"
 IMAGE_RANGE_TOLERANCE = 1e-3
 _BATCH = 4096
+MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
 
 
 def _json_attr(value: Any) -> Any:
@@ -262,9 +263,9 @@ def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
             raise FormatError(f"{p} has dtype {x.dtype}; expected a float array (N, D)")
         if x.ndim == 1:
             raise FormatError(f"{p} has shape {x.shape}; expected a 2-D array (N, D) of vectors")
-        x = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)
-        if x.shape[0] == 0 or x.shape[1] == 0:
+        if x.size == 0:
             raise FormatError(f"{p} is empty (shape {x.shape})")
+        x = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)
         bad = ~np.isfinite(x).all(axis=1)
         if bad.any():
             raise FormatError(f"{p} contains NaN or Inf (first at row {int(np.argmax(bad))}); clean the data first")
@@ -385,3 +386,28 @@ def write_dataset(path: str | os.PathLike, samples: np.ndarray, *, provenance: d
         for name, data in (extra or {}).items():
             w.add_dataset(name, data)
     return Path(path)
+
+
+def describe_file(path: str | os.PathLike) -> dict[str, Any]:
+    """What `pgan data info` reports about a dataset or NPY file (validating it on the way)."""
+    from pgan_cli.provenance import read_provenance
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        x = load_vectors(path)
+        return {"path": str(path), "format": "npy", "kind": "vectors", "n": int(x.shape[0]),
+                "shape": list(x.shape[1:]), "dtype": "float32",
+                "value_range": [float(x.min()), float(x.max())], "provenance": read_provenance(path)}
+    with Dataset(path) as ds:
+        info = {"path": str(path), "format": "pgan-h5", "kind": ds.kind, "n": ds.n,
+                "shape": list(ds.sample_shape), "dtype": "float32",
+                "value_range": [float(v) for v in ds.value_range], "has_latents": ds.has_latents,
+                "latent_dim": int(ds._f["latents"].shape[1]) if ds.has_latents else None,
+                "class_names": ds.class_names, "provenance": ds.provenance}
+        if ds.has_labels:
+            counts = np.bincount(ds.labels(), minlength=ds.num_classes or 0)
+            names = ds.class_names or [str(i) for i in range(len(counts))]
+            info["label_counts"] = {names[i]: int(c) for i, c in enumerate(counts)}
+        attrs = {k: v for k, v in ds.attrs.items() if k not in MANAGED_ATTRS}
+        info["attributes"] = attrs
+        return info

@@ -1,115 +1,674 @@
-"""Exact k-nearest-neighbour search with FAISS, streamed over query batches.
+"""k-nearest-neighbour search with FAISS: exact or approximate, CPU or GPU, streamed over queries.
 
-All neighbour work in pgan (knn, fidelity, attacks) goes through :func:`knn`. FAISS returns
-squared L2 from ``||x||² + ||y||² - 2x·y``, which can go slightly negative for near-duplicates:
-it is clamped at 0 before the square root, and a point is never assumed to be its own first hit
-(Johnson, Douze & Jégou, "Billion-scale similarity search with GPUs", 2019).
+All neighbour work in pgan (knn, fidelity, attacks) goes through :func:`knn` (arrays in memory)
+or :func:`knn_batches` / :func:`search_files` (query set streamed in batches, so it may exceed
+memory; the reference set is held once, as the index).
+
+Exactness. FAISS computes squared L2 as ``||x||² + ||y||² - 2x·y`` in float32 (Johnson, Douze &
+Jégou, "Billion-scale similarity search with GPUs", IEEE TBD 2019), which loses precision when
+the vectors' norms are large next to their distances and can go slightly negative for
+near-duplicates. pgan therefore (1) centres both sets on the reference mean before an L2 search
+(L2 is translation-invariant), (2) asks FAISS for a few more candidates than ``k`` and (3)
+recomputes the distance of every candidate directly from the differences, re-sorts, and keeps
+the ``k`` best (ties broken by the lower reference row). Distances returned are true distances:
+Euclidean for ``l2``, ``1 - cosine similarity`` for ``cosine`` (computed as ``||a/|a| - b/|b|||² / 2``,
+a zero vector has similarity 0 with everything), max-abs difference for ``linf``. A point is
+never assumed to be its own first hit: ``exclude_self`` removes row ``i`` wherever it appears
+among query ``i``'s candidates, so exact duplicates still count as neighbours.
+
+Indexes: ``flat`` (exact; ``faiss.knn`` on CPU, ``GpuIndexFlat`` on GPU), ``ivf`` (IndexIVFFlat,
+approximate, ``nlist`` cells of which ``nprobe`` are scanned) and ``hnsw`` (IndexHNSWFlat,
+approximate, CPU only). ``recall`` compares an approximate search with the exact one on a
+sample of queries.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pgan_cli.errors import InputError
+from pgan_cli.errors import FormatError, InputError, UsageError
 
 METRICS = ("l2", "cosine", "linf")
+INDEXES = ("flat", "ivf", "hnsw")
 QUERY_BATCH = 8192
+GPU_MAX_K = 2048  # FAISS GPU k-selection limit (flat and IVF indexes)
+EXTRA_CANDIDATES = 4  # candidates fetched beyond k, re-ranked with exact distances
+RECALL_SAMPLE = 1000  # queries compared with exact search by the recall check
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+_REFINE_BYTES = 64 << 20
 
 
 @dataclass
 class KnnResult:
-    """``distances`` (Nq, k) float32 true distances, ``indices`` (Nq, k) int64 rows of the reference."""
+    """``distances`` (Nq, k) float32 true distances, ``indices`` (Nq, k) int64 rows of the reference.
+
+    ``exact`` is False for ``ivf``/``hnsw`` searches; ``recall`` (tie-tolerant recall@k against
+    exact search on a sample of queries) is set when the check was asked for. An approximate
+    search that finds fewer than k candidates marks the missing ones with index -1 and distance inf.
+    """
 
     distances: np.ndarray
     indices: np.ndarray
     metric: str
     exact: bool = True
+    index: str = "flat"
+    device: str = "cpu"
+    recall: float | None = None
+
+
+def _cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def _faiss():
     import faiss
 
-    faiss.omp_set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                  else (os.cpu_count() or 1)))
+    faiss.omp_set_num_threads(_cpu_count())
     return faiss
+
+
+def faiss_num_gpus() -> int:
+    """GPUs FAISS can use (0 with faiss-cpu)."""
+    faiss = _faiss()
+    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
+
+
+def resolve_knn_device(device: str) -> str:
+    """``auto|cpu|cuda|cuda:N|cuda:all`` -> ``cpu``, ``cuda:N`` or ``cuda:all`` for FAISS.
+
+    ``auto`` picks GPU 0 when FAISS sees a GPU (the ``gpu`` extra, faiss-gpu), else the CPU.
+    """
+    d = (device or "auto").strip().lower()
+    if d == "cpu":
+        return "cpu"
+    if d not in ("auto", "cuda", "cuda:all") and not (d.startswith("cuda:") and d[5:].isdigit()):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or cuda:all")
+    n = faiss_num_gpus()
+    if d == "auto":
+        return "cuda:0" if n else "cpu"
+    if n == 0:
+        raise InputError(f"device {device} asked for a GPU but FAISS sees none (faiss-cpu is installed, or "
+                         f"no GPU is present); install the gpu extra (faiss-gpu) or use --device cpu")
+    if d == "cuda":
+        return "cuda:0"
+    if d == "cuda:all":
+        return d
+    if int(d[5:]) >= n:
+        raise InputError(f"device {device}: FAISS sees only {n} GPU(s) (cuda:0..cuda:{n - 1})")
+    return d
 
 
 def check_pair(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool = False) -> None:
     """Validate a query/reference pair and k, with messages a user can act on."""
     if query.ndim != 2 or ref.ndim != 2:
         raise InputError(f"expected 2-D arrays (N, D), got {query.shape} and {ref.shape}")
-    if len(query) == 0 or len(ref) == 0:
-        raise InputError(f"empty input: {len(query)} queries, {len(ref)} references")
-    if query.shape[1] != ref.shape[1]:
-        raise InputError(f"query and reference have different dimensions ({query.shape[1]} vs "
-                         f"{ref.shape[1]}); embed both with the same `pgan embed` model")
-    n_avail = len(ref) - (1 if exclude_self else 0)
-    if k < 1 or k > n_avail:
-        raise InputError(f"k = {k} must be between 1 and the number of references ({n_avail})")
+    check_shapes(query.shape, ref.shape, k, exclude_self)
     for name, x in (("query", query), ("reference", ref)):
         if not np.isfinite(x).all():
             raise InputError(f"{name} set contains NaN or Inf values")
 
 
+def check_shapes(qshape: tuple[int, ...], rshape: tuple[int, ...], k: int, exclude_self: bool = False) -> None:
+    """Shape and k checks shared by the in-memory and streamed searches."""
+    if qshape[0] == 0 or rshape[0] == 0:
+        raise InputError(f"empty input: {qshape[0]} queries, {rshape[0]} references")
+    if qshape[1] != rshape[1]:
+        raise InputError(f"query and reference have different dimensions ({qshape[1]} vs "
+                         f"{rshape[1]}); embed both with the same `pgan embed` model")
+    if exclude_self and qshape[0] != rshape[0]:
+        raise InputError(f"exclude_self needs the query set to be the reference set, but they have "
+                         f"{qshape[0]} and {rshape[0]} rows")
+    n_avail = rshape[0] - (1 if exclude_self else 0)
+    if k < 1 or k > n_avail:
+        raise InputError(f"k = {k} must be between 1 and the number of references ({n_avail}"
+                         f"{', excluding self' if exclude_self else ''})")
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
+    return (x / np.maximum(n, 1e-30)).astype(np.float32, copy=False)
+
+
+def default_nlist(n: int) -> int:
+    """IVF cells: about 4·sqrt(N), with at least 39 training points per cell (FAISS's minimum)."""
+    return int(max(1, min(int(4 * np.sqrt(n)), n // 39)))
+
+
+def default_nprobe(nlist: int) -> int:
+    """IVF cells scanned per query: 1/8 of the cells, at least 16 (or all when fewer)."""
+    return int(min(nlist, max(16, nlist // 8)))
+
+
+class NeighborIndex:
+    """The reference set as a FAISS index; :meth:`search` returns candidate rows for a query batch.
+
+    ``ref`` must stay alive and unchanged while the index is used (distances are re-computed
+    from it). The L2 index holds the reference centred on its mean, the cosine index holds it
+    row-normalised (one float32 copy of the reference in both cases).
+    """
+
+    def __init__(self, ref: np.ndarray, metric: str = "l2", index: str = "flat", device: str = "cpu",
+                 k: int = 1, nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = HNSW_M,
+                 ef_search: int | None = None, seed: int = 0, in_place: bool = False):
+        from pgan_cli import console
+
+        if metric not in METRICS:
+            raise InputError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        if index not in INDEXES:
+            raise InputError(f"unknown index {index!r}; use one of {', '.join(INDEXES)}")
+        if metric == "linf" and index != "flat":
+            raise UsageError(f"--metric linf works with the exact flat index only, not {index}")
+        self.faiss = faiss = _faiss()
+        self.ref, self.metric, self.kind = ref, metric, index
+        self.device = resolve_knn_device(device)
+        if self.device != "cpu" and (metric == "linf" or index == "hnsw"):
+            console.warn(f"{'--metric linf' if metric == 'linf' else 'the hnsw index'} runs on the CPU "
+                         f"only; searching on the CPU instead of {self.device}")
+            self.device = "cpu"
+        if self.device != "cpu" and k + EXTRA_CANDIDATES > GPU_MAX_K:
+            raise UsageError(f"k = {k} is too large for FAISS on GPU (k <= {GPU_MAX_K - EXTRA_CANDIDATES} "
+                             f"here); use --device cpu")
+        n, d = ref.shape
+        self.shift = None
+        if metric == "l2":
+            self.shift = ref.mean(axis=0, dtype=np.float64).astype(np.float32)
+            if in_place and ref.dtype == np.float32 and ref.flags.c_contiguous and ref.flags.writeable:
+                ref -= self.shift  # the caller gave up this array: no second copy of the reference
+                base = ref
+            else:
+                base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
+            # centred rows are exact to float32 rounding of (x - mean), so distances are
+            # re-computed from them (the same mean cancels in every difference)
+            self.refine_ref = base
+        elif metric == "cosine":
+            base = _normalise(ref)
+            self.refine_ref = ref
+        else:
+            base = np.ascontiguousarray(ref, dtype=np.float32)
+            self.refine_ref = ref
+        fmetric = {"l2": faiss.METRIC_L2, "cosine": faiss.METRIC_INNER_PRODUCT, "linf": faiss.METRIC_Linf}[metric]
+        self._fmetric = fmetric
+        self._gpu_res = None
+        self._base = None
+        self.params: dict[str, Any] = {}
+        if index == "flat":
+            if self.device == "cpu" and metric != "linf":
+                self._base, self._index = base, None  # faiss.knn: no copy of the reference
+                return
+            idx = faiss.IndexFlat(d, fmetric)
+            idx.add(base)
+            del base
+        elif index == "ivf":
+            nlist = int(nlist or default_nlist(n))
+            if not 1 <= nlist <= n:
+                raise UsageError(f"--nlist {nlist} must be between 1 and the number of references ({n})")
+            nprobe = int(nprobe or default_nprobe(nlist))
+            quantizer = faiss.IndexFlat(d, fmetric)
+            idx = faiss.IndexIVFFlat(quantizer, d, nlist, fmetric)
+            idx.cp.seed = int(seed)
+            rng = np.random.default_rng(seed)
+            n_train = min(n, 256 * nlist)
+            train = base if n_train == n else base[np.sort(rng.choice(n, n_train, replace=False))]
+            idx.train(np.ascontiguousarray(train))
+            idx.add(base)
+            idx.nprobe = min(nprobe, nlist)
+            self._quantizer = quantizer
+            self.params = {"nlist": nlist, "nprobe": int(idx.nprobe), "train_rows": int(n_train)}
+            del base
+        else:
+            idx = faiss.IndexHNSWFlat(d, int(hnsw_m), fmetric)
+            idx.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            idx.add(base)
+            idx.hnsw.efSearch = int(ef_search or max(64, 2 * (k + EXTRA_CANDIDATES)))
+            self.params = {"M": int(hnsw_m), "ef_construction": HNSW_EF_CONSTRUCTION,
+                           "ef_search": int(idx.hnsw.efSearch)}
+            del base
+        if self.device != "cpu":
+            idx = self._to_gpu(idx)
+        self._index = idx
+
+    def _to_gpu(self, idx):
+        faiss = self.faiss
+        if self.device == "cuda:all":
+            co = faiss.GpuMultipleClonerOptions()
+            co.shard = True  # split the reference rows over the GPUs
+            return faiss.index_cpu_to_all_gpus(idx, co=co)
+        self._gpu_res = faiss.StandardGpuResources()
+        return faiss.index_cpu_to_gpu(self._gpu_res, int(self.device.split(":")[1]), idx)
+
+    @property
+    def exact(self) -> bool:
+        return self.kind == "flat"
+
+    def prepare(self, q: np.ndarray) -> np.ndarray:
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if self.metric == "l2":
+            return np.ascontiguousarray(q - self.shift)
+        if self.metric == "cosine":
+            return _normalise(q)
+        return q
+
+    def refine_space(self, q: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+        """Queries in the space of :attr:`refine_ref` (centred for l2, as given otherwise)."""
+        return prepared if self.metric == "l2" else np.asarray(q, dtype=np.float32)
+
+    def search(self, q: np.ndarray, kk: int, prepared: bool = False) -> np.ndarray:
+        """Candidate reference rows (int64, -1 where none) for each query row, best first."""
+        qp = q if prepared else self.prepare(q)
+        kk = min(kk, len(self.ref))
+        if self._index is None:
+            _, idx = self.faiss.knn(qp, self._base, kk, metric=self._fmetric)
+        else:
+            _, idx = self._index.search(qp, kk)
+        return np.asarray(idx, dtype=np.int64)
+
+
+def pair_distances(q: np.ndarray, ref: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """True distances between query row i and reference rows ``idx[i, :]`` (inf where idx < 0).
+
+    Computed from the differences (no ``||x||² + ||y||² - 2x·y`` cancellation), one candidate
+    column at a time over row chunks, so the working set stays small and in cache.
+    """
+    m, kk = idx.shape
+    if metric != "linf" and kk > 32 and 4 * kk >= len(ref):
+        return _dense_pair_distances(q, ref, idx, metric)
+    out = np.empty((m, kk), dtype=np.float32)
+    step = max(1, _REFINE_BYTES // max(1, q.shape[1] * 8))
+    for a in range(0, m, step):
+        b = min(m, a + step)
+        qq = np.asarray(q[a:b], dtype=np.float32)
+        if metric == "cosine":  # float64: 1 - cos of near-parallel rows is below float32 resolution
+            qq = qq.astype(np.float64)
+            qn = np.linalg.norm(qq, axis=1)
+            qq = qq / np.maximum(qn, 1e-300)[:, None]
+        for j in range(kk):
+            ii = idx[a:b, j]
+            valid = ii >= 0
+            r = ref[np.where(valid, ii, 0)]
+            if metric == "l2":
+                diff = r - qq
+                dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            elif metric == "linf":
+                dist = np.abs(r - qq).max(axis=1)
+            else:
+                r = r.astype(np.float64)
+                rn = np.linalg.norm(r, axis=1)
+                diff = r / np.maximum(rn, 1e-300)[:, None] - qq
+                dist = np.clip(0.5 * np.einsum("ij,ij->i", diff, diff), 0.0, 2.0)
+                dist = np.where((rn > 0) & (qn > 0), dist, 1.0)
+            dist = np.asarray(dist, dtype=np.float32)
+            dist[~valid] = np.inf
+            out[a:b, j] = dist
+    return out
+
+
+def _dense_pair_distances(q: np.ndarray, ref: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """:func:`pair_distances` when k is a large share of the reference (e.g. all of it): one float64
+    GEMM per query chunk, centred (l2) or normalised (cosine), instead of k gathers. The float64
+    expansion keeps the relative error of d² near 1e-16·|x|²/d² (|x| measured from the mean)."""
+    r = np.asarray(ref, dtype=np.float64)
+    if metric == "l2":
+        mu = r.mean(axis=0)
+        r = r - mu
+        r2 = np.einsum("ij,ij->i", r, r)
+    else:
+        rn = np.linalg.norm(r, axis=1)
+        r = r / np.maximum(rn, 1e-300)[:, None]
+    m = len(idx)
+    out = np.empty(idx.shape, dtype=np.float32)
+    step = max(1, _REFINE_BYTES // max(1, 8 * len(ref)))
+    for a in range(0, m, step):
+        b = min(m, a + step)
+        qq = np.asarray(q[a:b], dtype=np.float64)
+        ii = idx[a:b]
+        valid = ii >= 0
+        safe = np.where(valid, ii, 0)
+        if metric == "l2":
+            qq = qq - mu
+            g = np.take_along_axis(qq @ r.T, safe, 1)
+            d2 = np.einsum("ij,ij->i", qq, qq)[:, None] + r2[safe] - 2 * g
+            dist = np.sqrt(np.maximum(d2, 0.0))
+        else:
+            qn = np.linalg.norm(qq, axis=1)
+            g = np.take_along_axis((qq / np.maximum(qn, 1e-300)[:, None]) @ r.T, safe, 1)
+            dist = np.clip(1.0 - g, 0.0, 2.0)
+            dist = np.where((qn[:, None] > 0) & (rn[safe] > 0), dist, 1.0)
+        dist = dist.astype(np.float32)
+        dist[~valid] = np.inf
+        out[a:b] = dist
+    return out
+
+
+def _select(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest distances per row, ties broken by the lower reference row (-1 rows last)."""
+    key_idx = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.lexsort((key_idx, dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _drop_self(idx: np.ndarray, start: int) -> np.ndarray:
+    """Remove query row ``start + i`` from its own candidates (the farthest candidate if absent)."""
+    m, kk = idx.shape
+    rows = np.arange(start, start + m)[:, None]
+    keep = idx != rows
+    keep[keep.all(axis=1), -1] = False
+    return idx[keep].reshape(m, kk - 1)
+
+
+def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.ndarray, k: int,
+                metric: str = "l2", exclude_self: bool = False, index: str | NeighborIndex = "flat",
+                device: str = "cpu", **index_opts) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Stream a query set through the search: yields ``(start, distances, indices)`` per batch.
+
+    ``batches`` yields arrays (consecutive query rows) or ``(start, array)`` pairs, e.g. from
+    :meth:`VectorSource.batches`, so the query set never has to be in memory at once. With
+    ``exclude_self`` the query rows must be the reference rows (checked batch by batch).
+    ``index`` is an index name or a :class:`NeighborIndex` built earlier.
+    """
+    if isinstance(index, NeighborIndex):
+        nidx = index
+    else:
+        nidx = NeighborIndex(np.ascontiguousarray(ref, dtype=np.float32), metric, index, device,
+                             k=k + (1 if exclude_self else 0), **index_opts)
+    n_avail = len(nidx.ref) - (1 if exclude_self else 0)
+    kk = min(n_avail, k + EXTRA_CANDIDATES) + (1 if exclude_self else 0)
+    cursor = 0
+    for item in batches:
+        start, q = item if isinstance(item, tuple) else (cursor, item)
+        q = np.asarray(q, dtype=np.float32).reshape(len(q), -1)
+        cursor = start + len(q)
+        if len(q) == 0:
+            continue
+        if q.shape[1] != nidx.ref.shape[1]:
+            raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {nidx.ref.shape[1]})")
+        if not np.isfinite(q).all():
+            raise InputError(f"query set contains NaN or Inf values (batch at row {start})")
+        qp = nidx.prepare(q)
+        qr = nidx.refine_space(q, qp)
+        space = nidx.refine_ref
+        if exclude_self and (cursor > len(space) or not np.array_equal(qr, space[start:cursor])):
+            raise InputError("--exclude-self needs the query set to be the reference set, but query rows "
+                             f"{start}..{cursor - 1} differ from the reference rows")
+        cand = nidx.search(qp, kk, prepared=True)
+        if exclude_self:
+            cand = _drop_self(cand, start)
+        dist, ind = _select(pair_distances(qr, space, cand, metric), cand, k)
+        yield start, dist, ind
 
 
 def knn(query: np.ndarray, ref: np.ndarray, k: int, metric: str = "l2", exclude_self: bool = False,
-        batch_size: int = QUERY_BATCH) -> KnnResult:
-    """Exact k nearest neighbours of each query row among the reference rows.
+        batch_size: int = QUERY_BATCH, index: str = "flat", device: str = "cpu",
+        check_recall: bool = False, seed: int = 0, **index_opts) -> KnnResult:
+    """k nearest neighbours of each query row among the reference rows (exact by default).
 
     ``metric``: ``l2`` (Euclidean distances), ``cosine`` (1 - cosine similarity) or ``linf``.
     ``exclude_self``: the query set *is* the reference set; row i never counts as its own
     neighbour (correct with duplicate rows: the duplicate stays, only the row itself goes).
+    ``index``: ``flat`` (exact), ``ivf`` or ``hnsw`` (approximate; ``index_opts``: nlist, nprobe,
+    hnsw_m, ef_search). ``device``: cpu, auto, cuda, cuda:N or cuda:all (FAISS GPU indexes).
+    ``check_recall``: also measure recall@k against exact search on up to 1,000 queries.
     """
     if metric not in METRICS:
         raise InputError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     query = np.ascontiguousarray(query, dtype=np.float32)
     ref = np.ascontiguousarray(ref, dtype=np.float32)
     check_pair(query, ref, k, exclude_self)
-    if exclude_self and len(query) != len(ref):
+    if exclude_self and not np.array_equal(query, ref):
         raise InputError("exclude_self needs the query set to be the reference set (same rows)")
-    faiss = _faiss()
-    d = ref.shape[1]
-    if metric == "cosine":
-        index = faiss.IndexFlatIP(d)
-        index.add(_normalise(ref))
-    elif metric == "linf":
-        index = faiss.IndexFlat(d, faiss.METRIC_Linf)
-        index.add(ref)
-    else:
-        index = faiss.IndexFlatL2(d)
-        index.add(ref)
-    kk = k + 1 if exclude_self else k
+    nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), seed=seed, **index_opts)
     out_d = np.empty((len(query), k), dtype=np.float32)
     out_i = np.empty((len(query), k), dtype=np.int64)
-    for start in range(0, len(query), batch_size):
-        q = query[start:start + batch_size]
-        if metric == "cosine":
-            q = _normalise(q)
-        dist, idx = index.search(q, kk)
-        if exclude_self:
-            rows = np.arange(start, start + len(q))[:, None]
-            keep = idx != rows
-            # drop the row itself where it was found, else the farthest hit
-            no_self = keep.all(axis=1)
-            keep[no_self, -1] = False
-            dist = dist[keep].reshape(len(q), k)
-            idx = idx[keep].reshape(len(q), k)
-        out_d[start:start + len(q)] = dist
-        out_i[start:start + len(q)] = idx
-    if metric == "l2":
-        np.sqrt(np.maximum(out_d, 0, out=out_d), out=out_d)
-    elif metric == "cosine":
-        out_d = np.clip(1.0 - out_d, 0.0, 2.0).astype(np.float32)
-    return KnnResult(out_d, out_i, metric, exact=True)
+    batches = ((s, query[s:s + batch_size]) for s in range(0, len(query), batch_size))
+    for start, dist, ind in knn_batches(batches, ref, k, metric, exclude_self, nidx):
+        out_d[start:start + len(dist)] = dist
+        out_i[start:start + len(dist)] = ind
+    recall = None
+    if check_recall:
+        rows = recall_rows(len(query), seed)
+        recall = recall_against_exact(query[rows], rows, out_d[rows], ref, k, metric, exclude_self)
+    return KnnResult(out_d, out_i, metric, exact=nidx.exact, index=index, device=nidx.device, recall=recall)
 
 
 def nearest_distance(query: np.ndarray, ref: np.ndarray, exclude_self: bool = False) -> np.ndarray:
     """L2 distance from each query row to its nearest reference row (a 1-D array)."""
     return knn(query, ref, 1, exclude_self=exclude_self).distances[:, 0]
+
+
+# ---- recall of approximate search --------------------------------------------------------------
+def recall_rows(n: int, seed: int = 0, sample: int = RECALL_SAMPLE) -> np.ndarray:
+    """The (sorted) query rows the recall check uses: all of them, or a seeded sample."""
+    if n <= sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
+def recall_at_k(approx_distances: np.ndarray, exact_distances: np.ndarray, rtol: float = 1e-5) -> float:
+    """Tie-tolerant recall@k: the share of returned neighbours at least as close as the exact k-th.
+
+    With ties at the k-th distance, any of the tied rows counts as correct (as faiss's
+    ``contrib/evaluation.py:check_ref_knn_with_draws``), so exact search scores exactly 1.
+    """
+    kth = exact_distances[:, -1:].astype(np.float64)
+    ok = approx_distances.astype(np.float64) <= kth * (1 + rtol) + 1e-12
+    return float(ok.mean())
+
+
+def recall_against_exact(queries: np.ndarray, rows: np.ndarray, approx_distances: np.ndarray,
+                         ref: np.ndarray, k: int, metric: str, exclude_self: bool) -> float:
+    """Recall@k of ``approx_distances`` (for query ``rows``) against an exact CPU search."""
+    nidx = NeighborIndex(ref, metric, "flat", "cpu", k=k)
+    ex = np.empty((len(rows), k), dtype=np.float32)
+    kk = min(len(ref) - (1 if exclude_self else 0), k + EXTRA_CANDIDATES) + (1 if exclude_self else 0)
+    cand = nidx.search(queries, kk)
+    if exclude_self:
+        keep = cand != rows[:, None]
+        keep[keep.all(axis=1), -1] = False
+        cand = cand[keep].reshape(len(rows), kk - 1)
+    ex[:], _ = _select(pair_distances(queries, ref, cand, metric), cand, k)
+    return recall_at_k(approx_distances, ex)
+
+
+# ---- files ---------------------------------------------------------------------------------------
+class VectorSource:
+    """A set of vectors read in batches: an NPY array (memory-mapped) or a pgan dataset (flattened).
+
+    Nothing but the current batch is loaded, so :func:`search_files` can stream a query set
+    larger than memory. NaN/Inf are reported with the row where they occur.
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "query"):
+        from pgan_cli.dataset import Dataset
+        from pgan_cli.files import check_input
+
+        self.path = check_input(path, f"{what} file")
+        self.what = what
+        self._arr = self._ds = None
+        if self.path.suffix.lower() == ".npy":
+            try:
+                arr = np.load(self.path, allow_pickle=False, mmap_mode="r")
+            except ValueError as e:
+                raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
+            except (OSError, EOFError) as e:
+                raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
+            if arr.dtype.kind not in "fiu":
+                raise FormatError(f"{self.path} has dtype {arr.dtype}; expected a float array (N, D)")
+            if arr.ndim < 2:
+                raise FormatError(f"{self.path} has shape {arr.shape}; expected a 2-D array (N, D) of vectors")
+            self._arr = arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else arr
+            self.n, self.dim = int(arr.shape[0]), int(np.prod(arr.shape[1:]))
+        else:
+            self._ds = Dataset(self.path)  # validates values (NaN/Inf) in batches on open
+            self.n, self.dim = self._ds.n, self._ds.dim
+        if self.n == 0 or self.dim == 0:
+            self.close()
+            raise FormatError(f"{what} file {self.path} is empty (N = {self.n}, D = {self.dim})")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.dim)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.n if stop is None else min(stop, self.n)
+        if self._arr is not None:
+            x = np.asarray(self._arr[start:stop], dtype=np.float32)
+        else:
+            x = self._ds.samples(start, stop).reshape(stop - start, -1)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
+                              f"{start + int(np.argmax(bad))}); clean the data first")
+        return np.ascontiguousarray(x)
+
+    def validate(self) -> None:
+        """Scan the whole set for NaN/Inf in bounded chunks (before any long work starts)."""
+        if self._arr is not None:
+            for _ in self.batches(max(1, (64 << 20) // (4 * self.dim))):
+                pass
+
+    def batches(self, batch_size: int = QUERY_BATCH) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.n, batch_size):
+            yield start, self.read(start, start + batch_size)
+
+    def close(self) -> None:
+        if self._ds is not None:
+            self._ds.close()
+
+    def __enter__(self) -> VectorSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_reference(path: str | os.PathLike) -> np.ndarray:
+    """The whole reference set as float32 (N, D) (the index needs it in memory)."""
+    with VectorSource(path, "reference") as src:
+        out = np.empty((src.n, src.dim), dtype=np.float32)
+        step = max(1, (128 << 20) // (4 * src.dim))
+        for start, x in src.batches(step):
+            out[start:start + len(x)] = x
+        return out
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    x = x[np.isfinite(x)].astype(np.float64)
+    if x.size == 0:
+        return {}
+    q = np.percentile(x, [5, 50, 95])
+    return {"mean": float(x.mean()), "min": float(x.min()), "p05": float(q[0]), "median": float(q[1]),
+            "p95": float(q[2]), "max": float(x.max())}
+
+
+def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, output: str | os.PathLike,
+                 k: int, metric: str = "l2", index: str = "flat", device: str = "auto",
+                 exclude_self: bool = False, batch_size: int = QUERY_BATCH, check_recall: bool = False,
+                 seed: int = 0, nlist: int | None = None, nprobe: int | None = None,
+                 ef_search: int | None = None) -> dict[str, Any]:
+    """``pgan knn``: search QUERY against REF and write ``distances``/``indices`` to an HDF5 file.
+
+    The reference is loaded once and indexed; queries are read, searched and written batch by
+    batch (memory: the reference, its index copy, and one query batch). The output is written to
+    a temporary file and renamed when complete. Returns summary statistics (the ``--json`` output).
+    """
+    import json
+
+    import h5py
+
+    from pgan_cli import FORMAT_VERSION, __version__, console
+    from pgan_cli.files import atomic_path
+    from pgan_cli.provenance import make_provenance
+
+    if metric not in METRICS:
+        raise InputError(f"unknown --metric {metric!r}; use one of {', '.join(METRICS)}")
+    if index not in INDEXES:
+        raise InputError(f"unknown --index {index!r}; use one of {', '.join(INDEXES)}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if index != "ivf" and (nlist is not None or nprobe is not None):
+        raise UsageError("--nlist and --nprobe apply to --index ivf only")
+    if index != "hnsw" and ef_search is not None:
+        raise UsageError("--ef-search applies to --index hnsw only")
+    for name, v in (("--nlist", nlist), ("--nprobe", nprobe), ("--ef-search", ef_search)):
+        if v is not None and v < 1:
+            raise UsageError(f"{name} must be >= 1, got {v}")
+    t0 = time.perf_counter()
+    with VectorSource(query_path, "query") as src:
+        ref_shape = VectorSource(ref_path, "reference")
+        ref_shape.close()
+        check_shapes(src.shape, ref_shape.shape, k, exclude_self)
+        if not exclude_self and Path(query_path).resolve() == Path(ref_path).resolve():
+            console.warn("QUERY and REF are the same file: every row finds itself first; "
+                         "add --exclude-self to leave each row out of its own neighbours")
+        src.validate()
+        ref = load_reference(ref_path)
+        nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
+                             nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
+        t_index = time.perf_counter() - t0
+        console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
+                    f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
+        rows = recall_rows(src.n, seed) if check_recall else np.empty(0, dtype=np.int64)
+        rec_q = np.empty((len(rows), src.dim), dtype=np.float32)
+        rec_d = np.empty((len(rows), k), dtype=np.float32)
+        first = np.empty(src.n, dtype=np.float32)
+        kth = np.empty(src.n, dtype=np.float32)
+        prov = make_provenance([query_path, ref_path], seed=seed, device=nidx.device, k=k, metric=metric,
+                               index=index, exclude_self=exclude_self, batch_size=batch_size,
+                               **nidx.params)
+        with atomic_path(output, suffix=".h5.tmp") as tmp:
+            with h5py.File(tmp, "w") as f:
+                chunk = (max(1, min(src.n, (1 << 20) // (8 * k))), k)
+                dset_d = f.create_dataset("distances", shape=(src.n, k), dtype=np.float32, chunks=chunk)
+                dset_i = f.create_dataset("indices", shape=(src.n, k), dtype=np.int64, chunks=chunk)
+                n_batches = (src.n + batch_size - 1) // batch_size
+                current: dict[str, np.ndarray] = {}
+
+                def feed():
+                    for start, q in src.batches(batch_size):
+                        current["q"] = q
+                        yield start, q
+
+                stream = knn_batches(feed(), ref, k, metric, exclude_self, nidx)
+                for start, dist, ind in console.progress(stream, total=n_batches, description="knn"):
+                    stop = start + len(dist)
+                    dset_d[start:stop] = dist
+                    dset_i[start:stop] = ind
+                    first[start:stop], kth[start:stop] = dist[:, 0], dist[:, -1]
+                    sel = (rows >= start) & (rows < stop)
+                    if sel.any():
+                        q_batch = current["q"][rows[sel] - start]
+                        rec_q[sel] = nidx.refine_space(q_batch, nidx.prepare(q_batch))
+                        rec_d[sel] = dist[rows[sel] - start]
+                t_search = time.perf_counter() - t0 - t_index
+                recall = None
+                if check_recall:
+                    recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, nidx.refine_ref, k,
+                                                                         metric, exclude_self)
+                attrs = {"kind": "knn", "metric": metric, "index": index, "exact": bool(nidx.exact), "k": k,
+                         "exclude_self": bool(exclude_self), "device": nidx.device,
+                         "pgan_version": __version__, "format_version": FORMAT_VERSION,
+                         "provenance": json.dumps(prov, sort_keys=True, default=str),
+                         "index_params": json.dumps(nidx.params, sort_keys=True)}
+                if recall is not None:
+                    attrs["recall"] = recall
+                    attrs["recall_queries"] = int(len(rows))
+                for key, v in attrs.items():
+                    f.attrs[key] = v
+    n_missing = int((~np.isfinite(kth)).sum())
+    summary = {"output": str(output), "n_query": src.n, "n_reference": len(ref), "dim": src.dim, "k": k,
+               "metric": metric, "index": index, "exact": bool(nidx.exact), "device": nidx.device,
+               "exclude_self": bool(exclude_self), "index_params": nidx.params,
+               "nearest_distance": _stats(first), "kth_distance": _stats(kth),
+               "recall": recall, "recall_queries": int(len(rows)) if check_recall else None,
+               "missing_neighbours": n_missing, "seconds_index": round(t_index, 4),
+               "seconds_search": round(t_search, 4),
+               "queries_per_second": round(src.n / max(t_search, 1e-9), 1)}
+    return summary
+

@@ -86,7 +86,7 @@ def split_cmd(
 
     Example: pgan data split real.h5 --fractions 0.5,0.25,0.25 --names train,holdout,reference --out-dir splits --seed 0
     """
-    from pgan_cli.dataset import DatasetWriter, read_dataset
+    from pgan_cli.dataset import MANAGED_ATTRS, DatasetWriter, read_dataset
     from pgan_cli.provenance import make_provenance
     from pgan_cli.split import parse_fractions, stratified_split
 
@@ -107,7 +107,7 @@ def split_cmd(
                               provenance={**prov, "split": name}, kind=bundle.kind,
                               with_labels=bundle.labels is not None, class_names=bundle.class_names,
                               latent_dim=None if bundle.latents is None else bundle.latents.shape[1],
-                              attrs={k: v for k, v in bundle.attrs.items() if k not in _MANAGED_ATTRS})
+                              attrs={k: v for k, v in bundle.attrs.items() if k not in MANAGED_ATTRS})
             with w:
                 w.write(bundle.samples[idx], None if bundle.labels is None else bundle.labels[idx],
                         None if bundle.latents is None else bundle.latents[idx])
@@ -116,36 +116,6 @@ def split_cmd(
             (tmp / f"{name}.h5").replace(out_dir / f"{name}.h5")
     sizes = ", ".join(f"{n}={len(i)}" for n, i in zip(name_list, parts))
     console.log(f"split {source} ({bundle.n} rows) into {out_dir}: {sizes}")
-
-
-_MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
-
-
-def describe(path: Path) -> dict:
-    """What `pgan data info` reports about a dataset or NPY file."""
-    import numpy as np
-
-    from pgan_cli.dataset import Dataset, load_vectors
-    from pgan_cli.provenance import read_provenance
-
-    if path.suffix.lower() == ".npy":
-        x = load_vectors(path)
-        return {"path": str(path), "format": "npy", "kind": "vectors", "n": int(x.shape[0]),
-                "shape": list(x.shape[1:]), "dtype": "float32",
-                "value_range": [float(x.min()), float(x.max())], "provenance": read_provenance(path)}
-    with Dataset(path) as ds:
-        info = {"path": str(path), "format": "pgan-h5", "kind": ds.kind, "n": ds.n,
-                "shape": list(ds.sample_shape), "dtype": "float32",
-                "value_range": [float(v) for v in ds.value_range], "has_latents": ds.has_latents,
-                "latent_dim": int(ds._f["latents"].shape[1]) if ds.has_latents else None,
-                "class_names": ds.class_names, "provenance": ds.provenance}
-        if ds.has_labels:
-            counts = np.bincount(ds.labels(), minlength=ds.num_classes or 0)
-            names = ds.class_names or [str(i) for i in range(len(counts))]
-            info["label_counts"] = {names[i]: int(c) for i, c in enumerate(counts)}
-        attrs = {k: v for k, v in ds.attrs.items() if k not in _MANAGED_ATTRS}
-        info["attributes"] = attrs
-        return info
 
 
 @data.command("info", help="Show N, shape, value range, label counts and provenance of a file.")
@@ -157,10 +127,11 @@ def info_cmd(
 
     Example: pgan data info splits/train.h5 --json | jq .label_counts
     """
+    from pgan_cli.dataset import describe_file
     from pgan_cli.files import check_input
 
     check_input(path, "dataset file")
-    info = describe(path)
+    info = describe_file(path)
     if json_out:
         console.emit_json(info)
         return
@@ -173,3 +144,95 @@ def info_cmd(
         lines.append(f"made by: {prov.get('command')} (pgan {prov.get('pgan_version')}, {prov.get('time')}, "
                      f"seed {prov.get('seed')})")
     console.emit("\n".join(lines))
+
+
+def _parse_window(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        c, w = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--window {text!r} must be 'CENTER,WIDTH', e.g. 40,400 for a CT soft-tissue window") from None
+    return c, w
+
+
+@data.command("import", help="Import folders/files of PNG, JPEG, TIFF, DICOM or NPY images.")
+def import_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (sub-folders = classes) or image files.")],
+    output: OutputOpt,
+    size: Annotated[Optional[int], typer.Option("--size", help="Resize every image to SIZE x SIZE (antialiased). "
+                                                "Without it all images must share one size.")] = None,
+    channels: Annotated[int, typer.Option("--channels", help="Channels to store: 1 (grey) or 3 (RGB).")] = 1,
+    window: Annotated[Optional[str], typer.Option("--window", help="DICOM window 'CENTER,WIDTH' in rescaled "
+                                                  "units (e.g. 40,400 for CT soft tissue).")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of 'path,label' rows instead of "
+                                                   "sub-folder names.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files (listed in the provenance).")] = False,
+) -> None:
+    """Import images into a dataset file with values in [-1, 1].
+
+    Labels come from immediate sub-folder names (PATH/<class>/...) or --labels. 8-bit images
+    map [0, 255] to [-1, 1]; DICOM with --window maps [C - W/2, C + W/2]; other 16-bit or float
+    data maps its 0.5th-99.5th percentile range. The mapping is stored in the file.
+
+    Example: pgan data import scans/ --size 64 --window 40,400 -o real.h5
+    """
+    from pgan_cli.dataset import write_dataset
+    from pgan_cli.imaging import import_images
+    from pgan_cli.provenance import make_provenance
+
+    if channels not in (1, 3):
+        raise UsageError(f"--channels must be 1 or 3, got {channels}")
+    win = _parse_window(window)
+    result = import_images(list(paths), size=size, channels=channels, window=win, labels_csv=labels,
+                           skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"))
+    if result.skipped:
+        console.warn(f"skipped {len(result.skipped)} unreadable file(s); they are listed in the provenance")
+    prov = make_provenance(([labels] if labels else []), size=size, channels=channels, window=window,
+                           files=len(result.files), skipped=result.skipped)
+    prov["source_paths"] = [str(p) for p in paths]
+    write_dataset(output, result.samples, labels=result.labels, class_names=result.class_names,
+                  attrs={"intensity_mapping": result.mapping, "source": "pgan data import"}, provenance=prov)
+    console.log(f"wrote {output}: {len(result.samples)} images of shape {result.samples.shape[1:]} "
+                f"from {len(result.files)} files")
+
+
+@data.command("export", help="Write a dataset's images back to PNG files or one PNG grid.")
+def export_cmd(
+    source: Annotated[Path, typer.Argument(help="Dataset file of images.")],
+    png_dir: Annotated[Optional[Path], typer.Option("--png-dir", help="Folder for one PNG per sample "
+                                                    "(class sub-folders when labelled).")] = None,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="One PNG with a grid of the first N samples.")] = None,
+    n: Annotated[int, typer.Option("--n", help="Number of samples in the grid.")] = 64,
+) -> None:
+    """Export images to PNG (one channel grey, three RGB, others the middle channel).
+
+    Exported folders re-import with `pgan data import` (class sub-folders keep the labels).
+
+    Example: pgan data export synth.h5 --grid synth.png --n 64
+    """
+    from pgan_cli.dataset import Dataset
+    from pgan_cli.files import atomic_dir, atomic_path
+    from pgan_cli.imaging import make_grid, save_png, to_uint8
+
+    if (png_dir is None) == (grid is None):
+        raise UsageError("give exactly one of --png-dir DIR or --grid FILE.png")
+    if n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    with Dataset(source) as ds:
+        if ds.kind != "images":
+            raise UsageError(f"{source} holds vectors, not images; only image datasets can be exported to PNG")
+        if grid is not None:
+            with atomic_path(grid, suffix=".png") as tmp:
+                save_png(make_grid(ds.samples(0, min(n, ds.n))), tmp)
+            console.log(f"wrote {grid} ({min(n, ds.n)} samples)")
+            return
+        names = ds.class_names
+        with atomic_dir(png_dir) as tmp:
+            for start, x, y in console.progress(ds.iter_batches(512), total=-(-ds.n // 512), description="export"):
+                for i, pic in enumerate(to_uint8(x)):
+                    row = start + i
+                    folder = tmp if y is None else tmp / (names[y[i]] if names else str(y[i]))
+                    folder.mkdir(exist_ok=True)
+                    save_png(pic, folder / f"{row:06d}.png")
+        console.log(f"wrote {ds.n} PNG files to {png_dir}")

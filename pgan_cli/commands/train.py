@@ -40,6 +40,9 @@ def train_cmd(
     log_every: Annotated[int, typer.Option("--log-every", help="Generator steps between log lines.")] = 50,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Write a sample grid (PNG) every N generator steps.")] = 0,
     sample_dir: Annotated[Optional[Path], typer.Option("--sample-dir", help="Folder for the sample grids.", file_okay=False)] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train D with DP-SGD (Opacus, PRV accountant) to this epsilon; G is private by post-processing. dcgan and wgan.")] = None,
+    dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="DP delta; must be below 1/N [default: min(1e-5, 1/(10 N))].")] = None,
+    max_grad_norm: Annotated[Optional[float], typer.Option("--max-grad-norm", help="DP-SGD per-sample gradient clipping norm C [default: 1.0].")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -51,6 +54,7 @@ def train_cmd(
     backbone. Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
 
     Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
+    Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt
     """
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
@@ -63,6 +67,9 @@ def train_cmd(
     out = output or resume
     if out is None:
         raise UsageError("missing --output/-o: the checkpoint file to write (e.g. -o gen.pt)")
+    from pgan_cli.privacy.dpsgd import dp_trainer
+
+    trainer_cls = dp_trainer(dp_epsilon, dp_delta, max_grad_norm, resume=resume)
     dev = resolve_device(device)
     summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,
                          log_every=log_every, sample_every=sample_every, sample_dir=sample_dir,
@@ -71,7 +78,8 @@ def train_cmd(
                          class_loss_weight=class_loss_weight, class_balanced=class_balanced,
                          epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
                          n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
-                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
+                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip,
+                         **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:
@@ -80,4 +88,6 @@ def train_cmd(
         console.emit_json(summary)
     else:
         console.emit(f"wrote {out}: {summary['arch']}/{summary['net']}, {summary['steps']} generator steps, "
-                     f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s")
+                     f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s"
+                     + (f", DP epsilon {summary['dp']['epsilon']:.3g} at delta {summary['dp']['delta']:.2g}"
+                        if summary.get("dp") else ""))

@@ -1,0 +1,231 @@
+"""Exact k-NN: pgan (FAISS, the code behind `pgan knn`) against scikit-learn brute force and
+torch cdist + topk, side by side, each peer in its own subprocess (peak memory = that process's
+ru_maxrss), on the same seeded data.
+
+For each dimension (default 784 and 4,096; 10,000 queries x 50,000 references, k = 5) every peer
+reports: search time, peak RSS, the ratio of its time to pgan's, and its achieved GFLOP/s
+(2·Nq·Nr·D per search) next to the machine's float32 GEMM rate measured in the same subprocess
+just before the search (best of numpy and torch matmul, 4096³), so a shared, noisy machine
+still gives a fair "fraction of GEMM peak". Neighbours of every peer are checked against pgan's
+(same distances to 1e-4 relative).
+
+`--stream-refs N --stream-queries M` also runs the `pgan knn` command itself on memory-mapped
+NPY files of N references x M queries at 4,096 dimensions and reports its peak RSS, to check
+that memory stays bounded by the reference set (queries are streamed in batches).
+
+Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [--json out.json]
+     PYTHONPATH=. python bench/knn.py --dims 4096 --stream-refs 100000 --stream-queries 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = ("pgan", "sklearn", "torch")
+
+
+def make_data(nq: int, nr: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered float32 data (100 Gaussian clusters), queries near reference points."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((100, d), dtype=np.float32) * 2
+    out = []
+    for n in (nq, nr):  # filled in chunks: no temporaries, so RSS before the search is just the data
+        x = np.empty((n, d), dtype=np.float32)
+        for a in range(0, n, 4096):
+            b = min(n, a + 4096)
+            x[a:b] = centres[rng.integers(0, 100, b - a)]
+            x[a:b] += rng.standard_normal((b - a, d), dtype=np.float32)
+        out.append(x)
+    return out[0], out[1]
+
+
+def gemm_gflops(n: int = 4096, reps: int = 3) -> dict[str, float]:
+    """float32 matrix-multiply rate of numpy (BLAS) and torch, best of ``reps``."""
+    import torch
+
+    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
+    out = {}
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    out["numpy"] = 2 * n ** 3 / best / 1e9
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    best = min(_timed(lambda: ta @ tb) for _ in range(reps))
+    out["torch"] = 2 * n ** 3 / best / 1e9
+    return out
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict:
+    """Runs inside the peer's own subprocess."""
+    query, ref = make_data(nq, nr, d)
+    cores = len(os.sched_getaffinity(0))
+    import faiss  # noqa: F401  (imported before the baseline so every peer starts alike)
+    import sklearn.neighbors  # noqa: F401
+    import torch  # noqa: F401
+
+    from pgan_cli.neighbors import knn
+
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    if peer == "pgan":
+        res = knn(query, ref, k)
+        dist, ind = res.distances, res.indices
+    elif peer == "sklearn":
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(ref)
+        dist, ind = nn.kneighbors(query)
+    else:
+        import torch
+
+        torch.set_num_threads(cores)
+        tq, tr = torch.from_numpy(query), torch.from_numpy(ref)
+        ds, ids = [], []
+        with torch.no_grad():
+            for a in range(0, nq, 1024):
+                dd = torch.cdist(tq[a:a + 1024], tr)
+                v, i = torch.topk(dd, k, dim=1, largest=False)
+                ds.append(v)
+                ids.append(i)
+        dist, ind = torch.cat(ds).numpy(), torch.cat(ids).numpy()
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gemm = gemm_gflops()  # right after the search, in the same process (a shared machine drifts)
+    np.save(out_dir / f"{peer}_{d}_dist.npy", np.asarray(dist, np.float32))
+    flops = 2.0 * nq * nr * d
+    return {"peer": peer, "dim": d, "seconds": secs, "peak_rss_mib": peak, "data_rss_mib": base_rss,
+            "gflops": flops / secs / 1e9, "gemm_gflops": max(gemm.values()), "gemm": gemm, "cores": cores}
+
+
+def spawn(args: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"peer failed: {args}\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def stream_check(nr: int, nq: int, d: int, k: int, folder: Path) -> dict:
+    """`pgan knn` on memory-mapped NPY files; peak RSS of the command's process."""
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, n in (("ref", nr), ("query", nq)):
+        path = folder / f"{name}.npy"
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+        for a in range(0, n, 8192):
+            arr[a:a + 8192] = rng.standard_normal((min(8192, n - a), d), dtype=np.float32)
+        arr.flush()
+        del arr
+        paths[name] = path
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "pgan_cli", "knn", str(paths["query"]), str(paths["ref"]), "-k",
+                          str(k), "-o", str(folder / "knn.h5"), "--json", "--device", "cpu", "--quiet"],
+                         stdout=subprocess.PIPE, env=env)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit("pgan knn failed")
+    s = json.loads(out)
+    peak = usage.ru_maxrss / 1024
+    return {"n_reference": nr, "n_query": nq, "dim": d, "k": k, "wall_seconds": wall, "peak_rss_mib": peak,
+            "reference_mib": nr * d * 4 / 2 ** 20, "search_seconds": s["seconds_search"],
+            "gflops": 2.0 * nq * nr * d / s["seconds_search"] / 1e9,
+            "extrapolated_seconds_for_100k_queries": s["seconds_search"] * 100_000 / nq}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nq", type=int, default=10_000)
+    ap.add_argument("--nr", type=int, default=50_000)
+    ap.add_argument("--dims", default="784,4096")
+    ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("--peers", default=",".join(PEERS))
+    ap.add_argument("--stream-refs", type=int, default=0)
+    ap.add_argument("--stream-queries", type=int, default=5000)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--peer", help=argparse.SUPPRESS)
+    ap.add_argument("--dim", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out-dir", type=Path, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.peer:  # child mode
+        print(json.dumps(run_peer(a.peer, a.nq, a.nr, a.dim, a.k, a.out_dir)))
+        return
+    dims = [int(x) for x in a.dims.split(",") if x]
+    peers = [p for p in a.peers.split(",") if p]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in dims:
+            for peer in peers:
+                r = spawn(["--peer", peer, "--nq", str(a.nq), "--nr", str(a.nr), "--dim", str(d), "-k", str(a.k),
+                           "--out-dir", tmp])
+                rows.append(r)
+                print(f"# {peer:8s} D={d}: {r['seconds']:.2f} s, {r['gflops']:.1f} GFLOP/s "
+                      f"(GEMM {r['gemm_gflops']:.1f}), peak {r['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+            if "pgan" not in peers:
+                continue
+            ref_d = np.load(Path(tmp) / f"pgan_{d}_dist.npy")
+            for peer in peers:
+                other = np.load(Path(tmp) / f"{peer}_{d}_dist.npy")
+                err = float(np.max(np.abs(other - ref_d) / np.maximum(ref_d, 1e-12)))
+                for r in rows:
+                    if r["peer"] == peer and r["dim"] == d:
+                        r["max_rel_diff_vs_pgan"] = err
+        stream = None
+        if a.stream_refs:
+            stream = stream_check(a.stream_refs, a.stream_queries, dims[-1], a.k, Path(tmp))
+    base = {r["dim"]: r["seconds"] for r in rows if r["peer"] == "pgan"}
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs "
+          f"(affinity {len(os.sched_getaffinity(0))}); {a.nq} queries x {a.nr} references, k = {a.k}\n")
+    if rows:
+        print_table(rows, base)
+    if stream:
+        print(f"\nStreaming `pgan knn` ({stream['n_query']} queries x {stream['n_reference']} references x "
+              f"{stream['dim']}-d, memory-mapped NPY): peak RSS {stream['peak_rss_mib']:.0f} MiB for a "
+              f"{stream['reference_mib']:.0f} MiB reference set; search {stream['search_seconds']:.1f} s "
+              f"({stream['gflops']:.1f} GFLOP/s); 100k queries extrapolate to "
+              f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows, "stream": stream, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+
+
+def print_table(rows: list[dict], base: dict) -> None:
+    print("| D | peer | time (s) | peer time / pgan time | GFLOP/s | GEMM GFLOP/s (same process) | % of GEMM | peak RSS (MiB) | RSS before search (MiB) | max rel. diff vs pgan |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dim']} | {r['peer']} | {r['seconds']:.2f} | {r['seconds'] / base.get(r['dim'], np.nan):.2f} | "
+              f"{r['gflops']:.1f} | {r['gemm_gflops']:.1f} | {100 * r['gflops'] / r['gemm_gflops']:.0f}% | "
+              f"{r['peak_rss_mib']:.0f} | {r['data_rss_mib']:.0f} | {r.get('max_rel_diff_vs_pgan', float('nan')):.1e} |")
+
+
+if __name__ == "__main__":
+    main()

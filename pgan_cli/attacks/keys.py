@@ -1,0 +1,78 @@
+"""Key names of ``pgan attack``'s JSON result and scores file, defined once.
+
+Reports, audits and tests import these constants instead of repeating strings
+(as torch-fidelity's ``KEY_METRIC_FID``). The JSON layout::
+
+    {"attacks":   {"<method>": {"auc", "auc_ci", "tpr_at_fpr": {"0.001", "0.01", "0.1"},
+                                "advantage", "balanced_accuracy", "epsilon_lower_bound", ...}},
+     "distances": {"dcr": {...}, "dcr_share", "nndr", "nnaa", "nnaa_privacy_loss",
+                   "authenticity", "data_copying_ct", "near_copies"},
+     "sets":      {...},
+     "provenance": {...}}
+
+A gate path such as ``privacy.attacks.dcr.auc`` in a report refers to
+``result[KEY_ATTACKS]["dcr"][KEY_AUC]``.
+"""
+
+from __future__ import annotations
+
+# ---- top level ------------------------------------------------------------------------------
+KEY_ATTACKS = "attacks"
+KEY_DISTANCES = "distances"
+KEY_SETS = "sets"
+KEY_PROVENANCE = "provenance"
+KEY_SKIPPED = "skipped"
+
+# ---- per attack ------------------------------------------------------------------------------
+KEY_AUC = "auc"
+KEY_AUC_CI = "auc_ci"
+KEY_TPR_AT_FPR = "tpr_at_fpr"
+FPR_LEVELS = (0.001, 0.01, 0.1)
+FPR_KEYS = tuple(str(f) for f in FPR_LEVELS)  # "0.001", "0.01", "0.1"
+KEY_ADVANTAGE = "advantage"
+KEY_BALANCED_ACCURACY = "balanced_accuracy"
+KEY_EPSILON_LOWER_BOUND = "epsilon_lower_bound"
+KEY_EPSILON_DETAILS = "epsilon_details"
+KEY_N_MEMBERS = "n_members"
+KEY_N_NON_MEMBERS = "n_non_members"
+KEY_REFERENCE = "reference"
+KEY_PARAMS = "params"
+ATTACK_KEYS = (KEY_AUC, KEY_AUC_CI, KEY_TPR_AT_FPR, KEY_ADVANTAGE, KEY_BALANCED_ACCURACY,
+               KEY_EPSILON_LOWER_BOUND)
+
+# ---- distances -------------------------------------------------------------------------------
+KEY_DCR = "dcr"
+KEY_DCR_SYNTHETIC_TO_MEMBERS = "synthetic_to_members"
+KEY_DCR_HOLDOUT_TO_MEMBERS = "holdout_to_members"
+KEY_DCR_SYNTHETIC_TO_HOLDOUT = "synthetic_to_holdout"
+KEY_P5 = "p5"
+KEY_MEDIAN = "median"
+KEY_MEAN = "mean"
+KEY_DCR_SHARE = "dcr_share"
+KEY_NNDR = "nndr"
+KEY_NNAA = "nnaa"
+KEY_NNAA_PRIVACY_LOSS = "nnaa_privacy_loss"
+KEY_AUTHENTICITY = "authenticity"
+KEY_DATA_COPYING_CT = "data_copying_ct"
+KEY_NEAR_COPIES = "near_copies"
+DISTANCE_KEYS = (KEY_DCR, KEY_DCR_SHARE, KEY_NNDR, KEY_NNAA, KEY_NNAA_PRIVACY_LOSS, KEY_AUTHENTICITY,
+                 KEY_DATA_COPYING_CT, KEY_NEAR_COPIES)
+
+# ---- scores file (HDF5, ``--scores``) --------------------------------------------------------
+SCORES_GROUP = "scores"                       # scores/<method>: float64 (n_candidates,)
+SCORES_MEMBERSHIP = "membership"              # int8 (n_candidates,): 1 member, 0 non-member
+SCORES_CANDIDATE_INDEX = "candidate_index"    # int64: row in the members or non-members file
+SCORES_CANDIDATE_SOURCE = "candidate_source"  # int8: 1 from --members, 0 from --non-members
+SCORES_DISTANCES_GROUP = "distances"
+SCORES_DCR_SYNTHETIC = "dcr_synthetic_to_members"   # float64 (|S|,): d(s, M)
+SCORES_DCR_HOLDOUT = "dcr_holdout_to_members"       # float64 (|H|,): d(h, M)
+SCORES_DCR_SYNTHETIC_HOLDOUT = "dcr_synthetic_to_holdout"  # float64 (|S|,): d(s, H)
+SCORES_NEAREST_MEMBER = "nearest_member"            # int64 (|S|,): index of s's nearest member
+SCORES_AUTHENTIC = "authentic"                      # int8 (|S|,): 1 authentic, 0 not
+SCORES_FORMAT = "pgan-attack-scores"
+SCORES_FORMAT_VERSION = 1
+
+# ---- distance details (the headline values above are plain numbers a gate can compare) -----
+KEY_NEAR_COPY_PAIRS = "near_copy_pairs"          # [{"synthetic", "member", "distance"}], worst first
+KEY_NEAR_COPY_THRESHOLD = "near_copy_threshold"  # 1st percentile of member-to-member NN distance
+KEY_DETAILS = "details"

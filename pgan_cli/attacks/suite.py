@@ -1,0 +1,223 @@
+"""Run the attack suite and the distance metrics on members M, non-members H and synthetic S.
+
+:func:`run_suite` works on arrays (for notebooks and tests); :func:`audit_files` loads the
+files given to ``pgan attack``, runs the suite, writes the optional scores file and returns
+the JSON result with its provenance.
+
+Unequal |M| and |H|: the larger set is subsampled (seeded) to the size of the smaller for the
+attacks, so the candidates are balanced; the ``sets`` object says so and the scores file keeps
+each candidate's row in its own file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgan_cli import console
+from pgan_cli.attacks import keys as K
+from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, REGISTRY, SYNTHETIC,
+                                   AttackInputs, get_attack, plan)
+from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
+from pgan_cli.errors import InputError
+from pgan_cli.privacy.cache import NeighborCache
+
+
+@dataclass
+class SuiteResult:
+    """``json``: the result object (without provenance); ``scores``/``truth``/...: for the scores file."""
+
+    json: dict
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    truth: np.ndarray | None = None
+    candidate_index: np.ndarray | None = None
+    candidate_source: np.ndarray | None = None
+    distance_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def balanced_candidates(n_members: int, n_holdout: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of M and H used as candidates: all of both when equal, else the larger subsampled."""
+    rng = np.random.default_rng(seed + 3)
+    n = min(n_members, n_holdout)
+    mi = np.arange(n_members) if n_members == n else np.sort(rng.choice(n_members, n, replace=False))
+    hi = np.arange(n_holdout) if n_holdout == n else np.sort(rng.choice(n_holdout, n, replace=False))
+    return mi, hi
+
+
+def _as_vectors(x: np.ndarray | None, what: str) -> np.ndarray | None:
+    if x is None:
+        return None
+    a = np.asarray(x, dtype=np.float32)
+    a = a.reshape(len(a), -1) if a.ndim > 1 else a
+    if a.ndim != 2 or len(a) == 0 or a.shape[1] == 0:
+        raise InputError(f"the {what} set is empty or not a set of vectors (shape {np.shape(x)})")
+    if not np.isfinite(a).all():
+        raise InputError(f"the {what} set contains NaN or Inf values")
+    return np.ascontiguousarray(a)
+
+
+def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | None = None,
+              reference: np.ndarray | None = None, generator: Any = None, reference_generator: Any = None,
+              methods: str | list[str] = "all", *, synthetic_latents: np.ndarray | None = None,
+              synthetic_labels: np.ndarray | None = None, seed: int = 0, device: str = "cpu",
+              n_boot: int = N_BOOTSTRAP, distances: bool = True, params: dict | None = None) -> SuiteResult:
+    """Run the chosen attacks (and the distance metrics when S is given) and evaluate them."""
+    M, H = _as_vectors(members, "members"), _as_vectors(holdout, "non-members")
+    S, R = _as_vectors(synthetic, "synthetic"), _as_vectors(reference, "reference")
+    dim = M.shape[1]
+    for what, x in (("non-members", H), ("synthetic", S), ("reference", R)):
+        if x is not None and x.shape[1] != dim:
+            raise InputError(f"the {what} set has {x.shape[1]} dimensions but the members have {dim}; "
+                             f"mismatched spaces: all sets must be in one space (pixels, or the same `pgan embed` model)")
+    if len(M) < 2 or len(H) < 2:
+        raise InputError(f"need at least 2 members and 2 non-members (got {len(M)} and {len(H)})")
+    given = {n for n, v in ((SYNTHETIC, S), (REFERENCE, R), (GENERATOR, generator),
+                            (REFERENCE_GENERATOR, reference_generator)) if v is not None}
+    run, skipped = plan(methods, given)
+    for name, why in skipped.items():
+        console.log(f"skipped {name}: {why}")
+    mi, hi = balanced_candidates(len(M), len(H), seed)
+    cand = np.ascontiguousarray(np.concatenate([M[mi], H[hi]]))
+    truth = np.r_[np.ones(len(mi), dtype=np.int8), np.zeros(len(hi), dtype=np.int8)]
+    cache = NeighborCache()
+    cache.register_rows(cand, [(M, mi), (H, hi)])
+    inputs = AttackInputs(synthetic=S, reference=R, generator=generator, reference_generator=reference_generator,
+                          synthetic_latents=synthetic_latents, synthetic_labels=synthetic_labels, cache=cache,
+                          seed=seed, device=device)
+    per_params = params or {}
+    attacks, scores = {}, {}
+    for name in console.progress(run, description="attacks"):
+        t0 = time.perf_counter()
+        att = get_attack(name, **per_params.get(name, {}))
+        att.fit(inputs)
+        s = check_scores(name, att.score(cand), len(cand))
+        rep = evaluate_attack(s, truth, seed=seed, n_boot=n_boot, name=name)
+        rep[K.KEY_REFERENCE] = REGISTRY[name].citation
+        rep[K.KEY_PARAMS] = att.describe()
+        rep["seconds"] = round(time.perf_counter() - t0, 3)
+        attacks[name], scores[name] = rep, s
+        console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f} [{rep[K.KEY_AUC_CI][0]:.3f}, {rep[K.KEY_AUC_CI][1]:.3f}] "
+                    f"({rep['seconds']:.1f} s)")
+    dist_summary, dist_arrays = None, {}
+    if distances and S is not None:
+        from pgan_cli.privacy.distances import privacy_distances
+
+        t0 = time.perf_counter()
+        rep = privacy_distances(M, H, S, cache=cache, seed=seed)
+        dist_summary, dist_arrays = rep.summary, rep.arrays
+        console.log(f"distances: DCR share {dist_summary[K.KEY_DCR_SHARE]:.3f}, "
+                    f"{dist_summary[K.KEY_NEAR_COPIES]} near-copies ({time.perf_counter() - t0:.1f} s)")
+    balanced = len(M) != len(H)
+    sets = {
+        "members": {"n": len(M), "used": len(mi)},
+        "non_members": {"n": len(H), "used": len(hi)},
+        "synthetic": None if S is None else {"n": len(S)},
+        "reference": None if R is None else {"n": len(R)},
+        "dim": dim,
+        "candidates": int(len(cand)),
+        "balanced_subsampling": balanced,
+        "note": (f"|members| = {len(M)} and |non-members| = {len(H)} differ: the larger was subsampled "
+                 f"(seed {seed}) to {len(mi)} so the attacks see balanced candidates") if balanced else
+                "members and non-members have equal sizes; all are candidates",
+        "metric": "l2",
+        "score_orientation": "higher = more likely a member",
+    }
+    out = {K.KEY_ATTACKS: attacks, K.KEY_DISTANCES: dist_summary, K.KEY_SETS: sets, K.KEY_SKIPPED: skipped}
+    return SuiteResult(out, scores, truth, np.r_[mi, hi].astype(np.int64),
+                       np.r_[np.ones(len(mi)), np.zeros(len(hi))].astype(np.int8), dist_arrays)
+
+
+def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Path:
+    """The scores file: per-candidate scores per attack, truth, candidate rows, DCR arrays (atomic)."""
+    import json
+
+    import h5py
+
+    from pgan_cli.files import atomic_path
+
+    with atomic_path(path, suffix=".h5.tmp") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = K.SCORES_FORMAT
+            f.attrs["format_version"] = K.SCORES_FORMAT_VERSION
+            f.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+            f.attrs["sets"] = json.dumps(result.json[K.KEY_SETS], sort_keys=True, default=str)
+            f.attrs["methods"] = json.dumps(list(result.scores))
+            f.attrs["score_orientation"] = "higher = more likely a member"
+            f.create_dataset(K.SCORES_MEMBERSHIP, data=result.truth.astype(np.int8))
+            f.create_dataset(K.SCORES_CANDIDATE_INDEX, data=result.candidate_index)
+            f.create_dataset(K.SCORES_CANDIDATE_SOURCE, data=result.candidate_source)
+            g = f.create_group(K.SCORES_GROUP)
+            for name, s in result.scores.items():
+                g.create_dataset(name, data=np.asarray(s, dtype=np.float64))
+            d = f.create_group(K.SCORES_DISTANCES_GROUP)
+            for name, a in result.distance_arrays.items():
+                d.create_dataset(name, data=a)
+    return Path(path)
+
+
+def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
+    from pgan_cli.dataset import Dataset, load_vectors
+
+    if path is None:
+        return None, {}
+    x = load_vectors(path, what)
+    info: dict[str, Any] = {"path": str(path), "format": "npy" if Path(path).suffix.lower() == ".npy" else "pgan-h5"}
+    if info["format"] == "pgan-h5":
+        with Dataset(path, check_values=False) as ds:
+            info["kind"] = ds.kind
+            info["latents"] = ds.latents()
+            info["labels"] = ds.labels()
+    else:
+        info["kind"] = "embedding"
+    return x, info
+
+
+def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
+                generator: Path | None = None, reference_generator: Path | None = None,
+                methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
+                n_boot: int = N_BOOTSTRAP, distances: bool = True) -> dict:
+    """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON."""
+    from pgan_cli.provenance import make_provenance
+
+    loaded = {}
+    for what, p in (("members", members), ("non-members", non_members), ("synthetic", synthetic),
+                    ("reference", reference)):
+        loaded[what] = _load_set(p, what)
+    kinds = {what: info["kind"] for what, (x, info) in loaded.items() if x is not None}
+    if "embedding" in kinds.values() and len(set(kinds.values())) > 1:
+        desc = ", ".join(f"{w} is {'an NPY embedding' if k == 'embedding' else k}" for w, k in kinds.items())
+        raise InputError(f"mismatched spaces: {desc}; give all sets as dataset files or all as embeddings "
+                         f"from the same `pgan embed` model")
+    ck = ref_ck = None
+    if generator is not None or reference_generator is not None:
+        from pgan_cli.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(generator, device=device) if generator is not None else None
+        ref_ck = load_checkpoint(reference_generator, device=device) if reference_generator is not None else None
+    if ref_ck is not None and ck is None:
+        raise InputError("--reference-generator calibrates the white-box gan-leaks attack; give --generator too")
+    s_info = loaded["synthetic"][1]
+    result = run_suite(loaded["members"][0], loaded["non-members"][0], loaded["synthetic"][0],
+                       loaded["reference"][0], ck, ref_ck, methods, synthetic_latents=s_info.get("latents"),
+                       synthetic_labels=s_info.get("labels"), seed=seed, device=device, n_boot=n_boot,
+                       distances=distances)
+    sets = result.json[K.KEY_SETS]
+    for what, key in (("members", "members"), ("non-members", "non_members"), ("synthetic", "synthetic"),
+                      ("reference", "reference")):
+        if sets.get(key) is not None:
+            sets[key]["path"] = loaded[what][1]["path"]
+            sets[key]["format"] = loaded[what][1]["format"]
+    sets["generator"] = None if generator is None else str(generator)
+    sets["reference_generator"] = None if reference_generator is None else str(reference_generator)
+    inputs = [p for p in (members, non_members, synthetic, reference, generator, reference_generator) if p is not None]
+    prov = make_provenance(inputs, seed=seed, device=device, methods=methods, n_bootstrap=n_boot,
+                           distances=distances, scores=None if scores is None else str(scores))
+    if scores is not None:
+        write_scores(scores, result, prov)
+    out = dict(result.json)
+    out[K.KEY_PROVENANCE] = prov
+    return out

@@ -1,0 +1,191 @@
+"""``pgan embed``: fit one embedding on the fit set and write every input into its space.
+
+Each input becomes a float32 NPY ``(N, D)`` plus a JSON sidecar (same stem) holding the
+embedding's description and provenance. Inputs are read and embedded in batches and written
+into the NPY as they go; all outputs appear together only when every input succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgan_cli import console
+from pgan_cli.errors import FormatError, InputError, UsageError
+from pgan_cli.files import atomic_path, check_input
+
+BATCH = 256
+
+
+class SampleSource:
+    """Samples of a dataset file (natural shape) or an NPY array: (N, D) vectors, (N, C, H, W)
+    images, or (N, H, W) grey images; read in batches, NaN/Inf reported with their row."""
+
+    def __init__(self, path: str | os.PathLike):
+        from pgan_cli.dataset import Dataset
+
+        self.path = check_input(path, "input file")
+        self._arr = self._ds = None
+        if self.path.suffix.lower() == ".npy":
+            try:
+                arr = np.load(self.path, allow_pickle=False, mmap_mode="r")
+            except ValueError as e:
+                raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
+            except (OSError, EOFError) as e:
+                raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
+            if arr.dtype.kind not in "fiu":
+                raise FormatError(f"{self.path} has dtype {arr.dtype}; expected numbers")
+            if arr.ndim not in (2, 3, 4):
+                raise FormatError(f"{self.path} has shape {arr.shape}; expected (N, D), (N, H, W) or (N, C, H, W)")
+            self._arr = arr[:, None] if arr.ndim == 3 else arr
+            self.n, self.sample_shape = int(arr.shape[0]), tuple(int(d) for d in self._arr.shape[1:])
+        else:
+            self._ds = Dataset(self.path)  # validates values (NaN, range) on open
+            self.n, self.sample_shape = self._ds.n, self._ds.sample_shape
+        if self.n == 0 or 0 in self.sample_shape:
+            self.close()
+            raise FormatError(f"input file {self.path} is empty (shape {(self.n, *self.sample_shape)})")
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.n if stop is None else min(stop, self.n)
+        if self._arr is not None:
+            x = np.array(self._arr[start:stop], dtype=np.float32)  # a writable copy, not the memmap
+            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if bad.any():
+                raise FormatError(f"{self.path} contains NaN or Inf (first at row {start + int(np.argmax(bad))}); "
+                                  f"clean the data first")
+            return x
+        return self._ds.samples(start, stop)
+
+    def validate(self) -> None:
+        """Scan an NPY input for NaN/Inf in bounded chunks (dataset files are checked on open)."""
+        if self._arr is not None:
+            step = max(1, (64 << 20) // (4 * int(np.prod(self.sample_shape))))
+            for _ in self.batches(step):
+                pass
+
+    def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.n, batch_size):
+            yield start, self.read(start, start + batch_size)
+
+    def close(self) -> None:
+        if self._ds is not None:
+            self._ds.close()
+
+
+def output_paths(inputs: list[Path], out_dir: Path | None, output: Path | None) -> list[Path]:
+    """Where each input's NPY goes (``DIR/<stem>.npy`` or ``-o``); refuses clashes."""
+    if (out_dir is None) == (output is None):
+        raise UsageError("give exactly one of --out-dir DIR (one NPY per input) or -o OUT.npy (one input)")
+    if output is not None:
+        if len(inputs) != 1:
+            raise UsageError(f"-o takes one input, got {len(inputs)}; use --out-dir for several")
+        if output.suffix.lower() != ".npy":
+            raise UsageError(f"-o {output}: the output must be an .npy file")
+        return [output]
+    outs = [out_dir / f"{Path(p).stem}.npy" for p in inputs]
+    seen: dict[Path, Path] = {}
+    for p, o in zip(inputs, outs):
+        if o in seen:
+            raise UsageError(f"inputs {seen[o]} and {p} would both write {o}; rename one or embed them separately")
+        seen[o] = p
+    return outs
+
+
+def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, out_dir: str | os.PathLike | None = None,
+                output: str | os.PathLike | None = None, fit_on: str | os.PathLike | None = None,
+                model: str | os.PathLike | None = None, save_model: str | os.PathLike | None = None,
+                dim: int | None = None, seed: int | None = None, device: str = "auto", batch_size: int = BATCH,
+                **options: Any) -> dict[str, Any]:
+    """Fit an embedding on ``fit_on`` (default: the first input) or load ``model``, then write each
+    input's embedding. Returns a summary (the ``--json`` output)."""
+    from pgan_cli.embeddings import load_model, make_embedding
+    from pgan_cli.files import write_json
+    from pgan_cli.provenance import make_provenance
+
+    if not inputs:
+        raise UsageError("give at least one INPUT file")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    paths = [Path(p) for p in inputs]
+    outs = output_paths(paths, Path(out_dir) if out_dir is not None else None,
+                        Path(output) if output is not None else None)
+    if save_model is not None and Path(save_model).suffix != ".npz":
+        raise UsageError(f"--save-model {save_model}: the model file must end in .npz")
+    from pgan_cli.cli import resolve_device
+
+    device = resolve_device(device)
+    sources = [SampleSource(p) for p in paths]  # validate every input before any work
+    for src in sources:
+        src.validate()
+    try:
+        if model is not None:
+            if fit_on is not None or dim is not None or any(v is not None for v in options.values()):
+                raise UsageError("--model reuses a fitted embedding: --fit-on, --dim and method options do not apply")
+            emb = load_model(model, device=device, batch_size=batch_size)
+            if method is not None and method.split(":")[0].lower() != emb.method:
+                raise UsageError(f"--method {method} does not match the model file {model} ({emb.method})")
+            for src in sources:
+                emb.check_shape(src.sample_shape, where=str(src.path))
+            console.log(f"loaded the {emb.method} embedding from {model}")
+        else:
+            if method is None:
+                raise UsageError("give --method (pixel, pca, umap, autoencoder, discriminator, torchvision:NAME) "
+                                 "or --model FILE")
+            emb = make_embedding(method, dim=dim, seed=seed, device=device, batch_size=batch_size, **options)
+            fit_path = Path(fit_on) if fit_on is not None else paths[0]
+            fit_src = SampleSource(fit_path)
+            try:
+                for src in sources:
+                    if src.sample_shape != fit_src.sample_shape:
+                        raise InputError(f"{src.path} has samples of shape {src.sample_shape} but the fit set "
+                                         f"{fit_path} has {fit_src.sample_shape}; embed sets of the same shape")
+                t0 = time.perf_counter()
+                emb.fit(fit_src.read())
+                console.log(f"fitted {method} on {fit_path} ({fit_src.n} samples) in {time.perf_counter() - t0:.1f} s")
+            finally:
+                fit_src.close()
+        for src in sources:
+            emb.check_shape(src.sample_shape, where=str(src.path))
+        if save_model is not None:
+            emb.save(save_model)
+            console.log(f"saved the fitted {emb.method} model to {save_model}")
+        desc = emb.describe()
+        parents = [model] if model is not None else [fit_on if fit_on is not None else paths[0]]
+        parents += [v for k, v in options.items() if k in ("checkpoint", "weights") and v is not None]
+        results = []
+        with ExitStack() as stack:  # every output appears only when all inputs succeeded
+            for src, out in zip(sources, outs):
+                tmp_npy = stack.enter_context(atomic_path(out, suffix=".npy.tmp"))
+                arr = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=(src.n, emb.out_dim))
+                n_b = (src.n + batch_size - 1) // batch_size
+                for start, x in console.progress(src.batches(batch_size), total=n_b, description=f"embed {src.path.name}"):
+                    y = emb.transform(x)
+                    if not np.isfinite(y).all():
+                        raise InputError(f"the {emb.method} embedding of {src.path} produced NaN/Inf values")
+                    arr[start:start + len(y)] = y
+                arr.flush()
+                del arr
+                prov = make_provenance([src.path, *parents], seed=emb.seed, device=device, method=emb.method,
+                                       batch_size=batch_size)
+                side = out.with_suffix(".json")
+                record = {"input": str(src.path), "output": str(out), "shape": [src.n, emb.out_dim],
+                          "embedding": desc, "model": str(model or save_model) if (model or save_model) else None,
+                          "provenance": prov}
+                side_tmp = stack.enter_context(atomic_path(side, suffix=".json.tmp"))
+                write_json(side_tmp, record)
+                results.append({"input": str(src.path), "output": str(out), "sidecar": str(side),
+                                "n": src.n, "dim": emb.out_dim})
+    finally:
+        for s in sources:
+            s.close()
+    for o in results:
+        console.log(f"wrote {o['output']} ({o['n']} x {o['dim']}) and {o['sidecar']}")
+    return {"method": emb.method, "embedding": desc, "outputs": results,
+            "model": str(model) if model else (str(save_model) if save_model else None)}

@@ -1,0 +1,76 @@
+"""All fidelity metrics at once: what ``pgan fidelity`` runs.
+
+Result keys (stable, top level): precision, recall, density, coverage (``prdc``),
+alpha_precision, beta_recall (``alpha-beta``), frechet (``frechet``), c2st_auc (``c2st``),
+and for toy mixtures modes_covered, modes_total, high_quality_fraction, log_likelihood.
+Metrics that were not selected are absent (never NaN, never 0 by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from pgan_cli.errors import InputError
+
+METRIC_GROUPS = ("prdc", "alpha-beta", "frechet", "c2st")
+KEY_PRECISION, KEY_RECALL, KEY_DENSITY, KEY_COVERAGE = "precision", "recall", "density", "coverage"
+KEY_ALPHA_PRECISION, KEY_BETA_RECALL = "alpha_precision", "beta_recall"
+KEY_FRECHET, KEY_C2ST_AUC = "frechet", "c2st_auc"
+KEY_MODES_COVERED, KEY_MODES_TOTAL = "modes_covered", "modes_total"
+KEY_HIGH_QUALITY, KEY_LOG_LIKELIHOOD = "high_quality_fraction", "log_likelihood"
+
+
+def parse_metrics(spec: str | None) -> list[str]:
+    """``"prdc,c2st"`` -> ["prdc", "c2st"]; None or "all" -> every group."""
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return list(METRIC_GROUPS)
+    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in METRIC_GROUPS]
+    if bad:
+        raise InputError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRIC_GROUPS)}")
+    return list(dict.fromkeys(names))
+
+
+def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = 5, metrics: list[str] | None = None,
+             seed: int = 0, mixture: Any = None, c2st_classifier: str = "gbm",
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Compute the selected metric groups (and mode scores when ``mixture`` is given)."""
+    from pgan_cli.metrics import alpha_beta, c2st, frechet, modes, prdc
+
+    real = np.asarray(real)
+    synthetic = np.asarray(synthetic)
+    for name, a in (("real", real), ("synthetic", synthetic)):
+        if a.ndim != 2 or len(a) < 2:
+            raise InputError(f"the {name} set needs at least 2 samples as an (N, D) array, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise InputError(f"the {name} set contains NaN or Inf values")
+    if real.shape[1] != synthetic.shape[1]:
+        raise InputError(f"real and synthetic sets have different dimensions ({real.shape[1]} vs "
+                         f"{synthetic.shape[1]}); compare them in the same space")
+    metrics = list(METRIC_GROUPS) if metrics is None else metrics
+    # validate everything first, so a bad input fails before any work (and any log line)
+    if "prdc" in metrics:
+        prdc.check_pair(real, synthetic, k)
+    if "c2st" in metrics:
+        c2st.check_inputs(real, synthetic, c2st_classifier)
+    if mixture is not None:
+        modes.check_dims(synthetic, mixture)
+    say = log or (lambda s: None)
+    out: dict[str, Any] = {}
+    if "prdc" in metrics:
+        say("precision/recall/density/coverage ...")
+        out.update(prdc.prdc(real, synthetic, k))
+    if "alpha-beta" in metrics:
+        say("alpha-precision/beta-recall ...")
+        out.update(alpha_beta.alpha_beta(real, synthetic))
+    if "frechet" in metrics:
+        say("Fréchet distance ...")
+        out[KEY_FRECHET] = frechet.frechet_distance(real, synthetic)
+    if "c2st" in metrics:
+        say("classifier two-sample test ...")
+        out[KEY_C2ST_AUC] = c2st.c2st_auc(real, synthetic, c2st_classifier, seed)
+    if mixture is not None:
+        out.update(modes.mode_scores(synthetic, mixture, real))
+    return out

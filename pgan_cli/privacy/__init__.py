@@ -1,0 +1,1 @@
+"""Distance-based privacy metrics of a synthetic set (DCR, NNDR, NNAA, authenticity, C_T, near-copies)."""

@@ -1,0 +1,400 @@
+"""``run_audit``: embed, knn, mmd, fidelity, utility, attack and report in one go.
+
+Every step is the same ``pgan`` command a person would type, run in-process from inside the
+audit folder, so ``DIR/commands.sh`` (one line per step, paths relative to DIR) reproduces every
+file. The inputs are linked into ``DIR/inputs/`` so the command lines are short and the folder is
+self-describing. ``DIR/audit-state.json`` records, per step, the command line and the SHA-256 of
+its inputs and outputs; a step whose command line and input hashes are unchanged, and whose
+outputs are still there untouched, is skipped on the next run. The report step always runs (it
+is cheap, and it sets the exit code).
+
+Layout of DIR::
+
+    inputs/{members,holdout,synthetic,reference}.h5, generator.pt, train.jsonl   (symlinks)
+    embed/<space>/<set>.npy + .json       pgan embed (not for the pixel space)
+    knn/<space>/{synthetic,holdout}_members.h5                  pgan knn
+    attack/<space>/attack.json, attack/<space>/scores.h5        pgan attack
+    mmd.json, fidelity.json, utility.json                       (first space)
+    report.html, summary.json, commands.sh, audit-state.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgan_cli import __version__, console
+from pgan_cli.errors import EXIT_BAD_INPUT, InputError, PganError, UsageError
+from pgan_cli.files import atomic_path, check_input, sha256_file, write_json
+
+STATE_FILE = "audit-state.json"
+COMMANDS_FILE = "commands.sh"
+STATE_VERSION = 1
+
+
+class StepFailed(PganError):
+    """A step failed; its own error line is already on stderr (the audit exits with its code)."""
+
+    def __init__(self, code: int):
+        super().__init__("")
+        self.exit_code = code
+
+
+@dataclass
+class Step:
+    """One pgan command: its arguments (relative to DIR), the files it reads and writes."""
+
+    name: str
+    argv: list[str]
+    inputs: list[str]
+    outputs: list[str]
+    stdout_to: str | None = None
+    cache: bool = True
+    info: str = ""
+
+    @property
+    def line(self) -> str:
+        cmd = shlex.join(["pgan", *self.argv])
+        return f"{cmd} > {shlex.quote(self.stdout_to)}" if self.stdout_to else cmd
+
+
+@dataclass
+class AuditResult:
+    dir: Path
+    steps_run: list[str] = field(default_factory=list)
+    steps_cached: list[str] = field(default_factory=list)
+    steps_skipped: dict[str, str] = field(default_factory=dict)
+    exit_code: int = 0
+    summary: dict[str, Any] | None = None
+
+
+def _space_dir(method: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", method)
+
+
+def available_commands() -> dict[str, set[str]]:
+    """The pgan commands registered in this build, each with its option names."""
+    import typer
+
+    from pgan_cli.app import app
+
+    group = typer.main.get_command(app)
+    out: dict[str, set[str]] = {}
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        opts: set[str] = set()
+        for p in cmd.params:
+            opts.update(o for o in getattr(p, "opts", []) if o.startswith("-"))
+        out[name] = opts
+    return out
+
+
+def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, generator: str | None,
+         train_log: str | None, gates: list[str], preset: str | None, show_real_images: bool,
+         labelled: bool, commands: dict[str, set[str]], pixel_dim: int = 0, bootstrap: int | None = None,
+         attacks: str = "all") -> tuple[list[Step], dict[str, str]]:
+    """The steps of an audit (paths relative to DIR), and the steps left out with the reason."""
+    steps: list[Step] = []
+    skipped: dict[str, str] = {}
+
+    def has(cmd: str, step: str) -> bool:
+        if cmd not in commands:
+            skipped[step] = f"`pgan {cmd}` is not available in this build of pgan"
+            return False
+        return True
+
+    def opt(cmd: str, *args: str) -> list[str]:
+        return list(args) if args and args[0] in commands.get(cmd, set()) else []
+
+    report_inputs: list[str] = []
+    primary: dict[str, str] | None = None
+    for method in embeddings:
+        space = _space_dir(method)
+        if method == "pixel":
+            files = dict(sets)
+        else:
+            if not has("embed", f"embed/{space}"):
+                continue
+            names = [n for n in ("members", "holdout", "synthetic", "reference") if n in sets]
+            files = {n: f"embed/{space}/{n}.npy" for n in names}
+            steps.append(Step(f"embed/{space}", ["embed", *[sets[n] for n in names], "--method", method,
+                                                  *opt("embed", "--fit-on", sets["members"]), *opt("embed", "--seed", str(seed)),
+                                                  "--out-dir", f"embed/{space}"],
+                              inputs=[sets[n] for n in names],
+                              outputs=[p for n in names for p in (files[n], files[n][:-4] + ".json")]))
+        if primary is None:
+            primary = files
+        if has("knn", f"knn/{space}"):
+            for q in ("synthetic", "holdout"):
+                out = f"knn/{space}/{q}_members.h5"
+                steps.append(Step(f"knn/{space}/{q}", ["knn", files[q], files["members"], "-k", "1", "-o", out],
+                                  inputs=[files[q], files["members"]], outputs=[out]))
+                report_inputs.append(out)
+        if has("attack", f"attack/{space}"):
+            scores = f"attack/{space}/scores.h5"
+            argv = ["attack", "--members", files["members"], "--non-members", files["holdout"],
+                    "--synthetic", files["synthetic"]]
+            ins = [files["members"], files["holdout"], files["synthetic"]]
+            if "reference" in files:
+                argv += ["--reference", files["reference"]]
+                ins.append(files["reference"])
+            if generator and method == "pixel":
+                argv += ["--generator", generator]
+                ins.append(generator)
+            given = {"synthetic"} | ({"reference"} if "reference" in files else set()) | (
+                {"generator"} if "--generator" in argv else set())
+            chosen = _attack_methods(method, pixel_dim, given, skipped, space) if attacks == "all" else attacks
+            argv += [*opt("attack", "--methods", chosen),
+                     *opt("attack", "--seed", str(seed)),
+                     *(opt("attack", "--bootstrap", str(bootstrap)) if bootstrap is not None else []),
+                     *opt("attack", "--scores", scores), "--json"]
+            outs = [f"attack/{space}/attack.json"] + ([scores] if "--scores" in argv else [])
+            steps.append(Step(f"attack/{space}", argv, inputs=ins, outputs=outs, stdout_to=outs[0]))
+            report_inputs.extend(outs)
+    if primary is not None:
+        for cmd in ("mmd", "fidelity"):
+            if has(cmd, cmd):
+                steps.append(Step(cmd, [cmd, primary["members"], primary["synthetic"], *opt(cmd, "--seed", str(seed)),
+                                        "--json"], inputs=[primary["members"], primary["synthetic"]],
+                                  outputs=[f"{cmd}.json"], stdout_to=f"{cmd}.json"))
+                report_inputs.append(f"{cmd}.json")
+    if not labelled:
+        skipped["utility"] = "the members or the synthetic set have no labels (TSTR needs classes)"
+    elif has("utility", "utility"):
+        steps.append(Step("utility", ["utility", "--synthetic", sets["synthetic"], "--real-train", sets["members"],
+                                      "--test", sets["holdout"], *opt("utility", "--seed", str(seed)), "--json"],
+                          inputs=[sets["synthetic"], sets["members"], sets["holdout"]],
+                          outputs=["utility.json"], stdout_to="utility.json"))
+        report_inputs.append("utility.json")
+    if train_log:
+        report_inputs.append(train_log)
+    argv = ["report", *report_inputs, "--members", sets["members"], "--synthetic", sets["synthetic"],
+            "--holdout", sets["holdout"]]
+    for g in gates:
+        argv += ["--gate", g]
+    if preset:
+        argv += ["--preset", preset]
+    if show_real_images:
+        argv.append("--show-real-images")
+    argv += ["--seed", str(seed), "-o", "report.html", "--summary", "summary.json"]
+    steps.append(Step("report", argv, inputs=report_inputs + [sets["members"], sets["synthetic"], sets["holdout"]],
+                      outputs=["report.html", "summary.json"], cache=False))
+    return steps, skipped
+
+
+DOMIAS_MAX_DIMS = 64
+
+
+def _attack_methods(method: str, pixel_dim: int, given: set[str], skipped: dict[str, str], space: str) -> str:
+    """``all``, except in a pixel space of more than 64 dimensions, where domias (a KDE) cannot run:
+    then every other attack whose inputs are given, by name."""
+    if method != "pixel" or pixel_dim <= DOMIAS_MAX_DIMS:
+        return "all"
+    try:
+        from pgan_cli.attacks.base import plan as attack_plan
+    except ImportError:  # pragma: no cover - the attack library is part of pgan
+        return "all"
+    run, _ = attack_plan("all", given)
+    if "domias" not in run:
+        return "all"
+    skipped[f"attack/{space}: domias"] = (f"a KDE needs at most {DOMIAS_MAX_DIMS} dimensions, the pixel space has "
+                                          f"{pixel_dim}; it runs in embedded spaces (--embedding pixel,pca)")
+    return ",".join(m for m in run if m != "domias")
+
+
+def _link(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    target = src.resolve()
+    if dest.is_symlink() or dest.exists():
+        if dest.is_symlink() and Path(os.readlink(dest)) == target:
+            return
+        if dest.is_dir() and not dest.is_symlink():
+            raise InputError(f"{dest} is a directory; remove it or choose another -o folder")
+        dest.unlink()
+    os.symlink(target, dest)
+
+
+def _hashes(paths: list[str]) -> dict[str, str] | None:
+    out = {}
+    for p in paths:
+        if not os.path.exists(p):
+            return None
+        out[p] = sha256_file(p)
+    return out
+
+
+def _run_step(step: Step) -> int:
+    """Run one step in-process as `pgan ARGV`, with its command line as sys.argv (provenance)."""
+    from pgan_cli.app import app, normalize_argv
+
+    old_argv, old_quiet = sys.argv, console.state.quiet
+    sys.argv = ["pgan", *step.argv]
+    console.configure(quiet=True)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            try:
+                rc = app(args=normalize_argv(list(step.argv)), prog_name="pgan", standalone_mode=False)
+            except Exception as e:  # click usage errors (unknown option ...) in non-standalone mode
+                if hasattr(e, "format_message"):
+                    from pgan_cli.cli import report_error
+
+                    report_error(f"pgan {step.argv[0]}", e.format_message())
+                    return int(getattr(e, "exit_code", EXIT_BAD_INPUT) or EXIT_BAD_INPUT)
+                raise
+    finally:
+        sys.argv = old_argv
+        console.configure(quiet=old_quiet)
+    rc = int(rc or 0)
+    if rc == 0 and step.stdout_to:
+        out = buf.getvalue()
+        with atomic_path(step.stdout_to, suffix=".tmp") as tmp:
+            tmp.write_text(out)
+    return rc
+
+
+def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str) -> None:
+    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    lines = ["#!/usr/bin/env bash",
+             f"# Written by pgan {__version__} at {when} for:",
+             f"#   {audit_line}",
+             "# Each line is one step of the audit, as it was run; re-run any of them by hand.",
+             "# Paths are relative to this folder; inputs/ links to the files audited:"]
+    lines += [f"#   {name} -> {target}" for name, target in links.items()]
+    lines += [f"# skipped {name}: {why}" for name, why in skipped.items()]
+    lines += ["set -euo pipefail", 'cd "$(dirname "$0")"']
+    made: set[str] = set()
+    for s in steps:
+        for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."} - made):
+            made.add(d)
+            if s.argv[0] != "embed":
+                lines.append(f"mkdir -p {shlex.quote(d)}")
+        lines.append(s.line)
+    with atomic_path(COMMANDS_FILE, suffix=".tmp") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+        os.chmod(tmp, 0o755)
+
+
+def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, holdout: str | os.PathLike,
+              synthetic: str | os.PathLike, reference: str | os.PathLike | None = None,
+              generator: str | os.PathLike | None = None, train_log: str | os.PathLike | None = None,
+              embeddings: list[str] | None = None, gates: list[str] | None = None, preset: str | None = None,
+              show_real_images: bool = False, seed: int = 0, force: bool = False,
+              bootstrap: int | None = None, attacks: str = "all") -> AuditResult:
+    """Run every step of the audit into ``output_dir``; return what ran and the exit code
+    (0 pass, 1 a gate failed; a failing step raises StepFailed with its code)."""
+    from pgan_cli.dataset import Dataset
+    from pgan_cli.report.gates import parse_gate, preset_gates
+
+    embeddings = [e.strip() for e in (embeddings or ["pixel"]) if e.strip()]
+    if not embeddings:
+        raise UsageError("--embedding is empty; give e.g. pixel or pixel,pca")
+    if len(set(map(_space_dir, embeddings))) != len(embeddings):
+        raise UsageError(f"--embedding {','.join(embeddings)} names a space twice")
+    for g in gates or []:
+        parse_gate(g)
+    if preset is not None:
+        preset_gates(preset)
+    roles = {"members": members, "holdout": holdout, "synthetic": synthetic, "reference": reference}
+    labelled = True
+    shapes = {}
+    for role, p in roles.items():
+        if p is None:
+            continue
+        with Dataset(p) as ds:
+            shapes[role] = ds.dim
+            if role in ("members", "synthetic", "holdout") and not ds.has_labels:
+                labelled = False
+    if len(set(shapes.values())) > 1:
+        raise InputError("the sets have different sizes per record ("
+                         + ", ".join(f"{r} {d}" for r, d in shapes.items()) + "); audit sets from one space")
+    for p, what in ((generator, "generator checkpoint"), (train_log, "training log")):
+        if p is not None:
+            check_input(p, what)
+
+    dir_ = Path(output_dir).resolve()
+    if dir_.exists() and not dir_.is_dir():
+        raise InputError(f"-o {output_dir} is a file; give a folder for the audit")
+    dir_.mkdir(parents=True, exist_ok=True)
+    links: dict[str, Path] = {}
+    sets: dict[str, str] = {}
+    for role, p in roles.items():
+        if p is not None:
+            sets[role] = f"inputs/{role}.h5"
+            links[sets[role]] = Path(p).resolve()
+    gen_rel = "inputs/generator.pt" if generator else None
+    log_rel = "inputs/train.jsonl" if train_log else None
+    if generator:
+        links[gen_rel] = Path(generator).resolve()
+    if train_log:
+        links[log_rel] = Path(train_log).resolve()
+    for rel, target in links.items():
+        _link(target, dir_ / rel)
+
+    steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
+                          train_log=log_rel, gates=list(gates or []), preset=preset,
+                          show_real_images=show_real_images, labelled=labelled, commands=available_commands(),
+                          pixel_dim=shapes["members"], bootstrap=bootstrap,
+                          attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
+    result = AuditResult(dir=dir_, steps_skipped=skipped)
+    old_cwd = os.getcwd()
+    audit_line = " ".join(shlex.quote(a) for a in ["pgan", *sys.argv[1:]]) if sys.argv else "pgan audit"
+    os.chdir(dir_)
+    try:
+        state_path = Path(STATE_FILE)
+        state: dict[str, Any] = {}
+        if state_path.exists() and not force:
+            try:
+                state = json.loads(state_path.read_text())
+                if state.get("version") != STATE_VERSION:
+                    state = {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                state = {}
+        state.setdefault("steps", {})
+        state["version"] = STATE_VERSION
+        write_commands(steps, skipped, links, audit_line)
+        for name, why in skipped.items():
+            console.log(f"audit: skipping {name}: {why}")
+        with console.progress_task("audit", total=len(steps)) as advance:
+            for i, step in enumerate(steps, 1):
+                ins = _hashes(step.inputs)
+                if ins is None:
+                    missing = [p for p in step.inputs if not os.path.exists(p)]
+                    raise InputError(f"step {step.name} needs {', '.join(missing)}, which an earlier step "
+                                     f"did not write")
+                prev = state["steps"].get(step.name)
+                if (step.cache and prev and prev.get("argv") == step.argv and prev.get("inputs") == ins
+                        and _hashes(step.outputs) == prev.get("outputs")):
+                    console.log(f"[{i}/{len(steps)}] {step.name}: unchanged, skipped ({step.line})")
+                    result.steps_cached.append(step.name)
+                    advance(1, info=f"{step.name} (cached)")
+                    continue
+                console.log(f"[{i}/{len(steps)}] {step.line}")
+                for o in step.outputs:
+                    Path(o).parent.mkdir(parents=True, exist_ok=True)
+                state["steps"].pop(step.name, None)
+                rc = _run_step(step)
+                advance(1, info=step.name)
+                if step.name == "report" and rc in (0, 1):
+                    result.exit_code = rc
+                elif rc != 0:
+                    write_json(state_path, state)
+                    raise StepFailed(rc)
+                outs = _hashes(step.outputs) or {}
+                state["steps"][step.name] = {"argv": step.argv, "inputs": ins, "outputs": outs,
+                                             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                write_json(state_path, state)
+                result.steps_run.append(step.name)
+        if Path("summary.json").exists():
+            result.summary = json.loads(Path("summary.json").read_text())
+    finally:
+        os.chdir(old_cwd)
+    return result

@@ -1,0 +1,60 @@
+"""``make_report``: results in, summary.json and the HTML page out, the verdict back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pgan_cli.errors import InputError, UsageError
+from pgan_cli.files import atomic_path, write_json
+from pgan_cli.report import gates as G
+from pgan_cli.report.summary import KEY_ATTACKS, KEY_GATES, KEY_PRIVACY, KEY_VERDICT, build_summary, load_result
+
+MAP_METHODS = ("pca", "umap")
+
+
+def make_report(results: list[str | os.PathLike], output: str | os.PathLike | None = None, *,
+                summary_path: str | os.PathLike | None = None, gates: list[str] | None = None,
+                preset: str | None = None, members: str | os.PathLike | None = None,
+                synthetic: str | os.PathLike | None = None, holdout: str | os.PathLike | None = None,
+                show_real_images: bool = False, map_method: str = "pca", seed: int = 0,
+                title: str = "pgan audit report") -> tuple[dict[str, Any], list[G.GateResult]]:
+    """Load ``results``, evaluate the gates, write the HTML page and ``summary.json``.
+
+    Returns the summary and the gate results; the caller decides the exit code (see
+    :func:`pgan_cli.report.gates.raise_if_failed`). Every check that can fail on bad input runs
+    before anything is written, so a failed call leaves no output behind.
+    """
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.report.html import render
+
+    if show_real_images and members is None:
+        raise UsageError("--show-real-images needs --members (the images to compare with)")
+    if map_method not in MAP_METHODS:
+        raise UsageError(f"unknown --map {map_method!r}; use pca or umap")
+    if output is None and summary_path is None:
+        raise UsageError("nothing to write: give -o report.html and/or --summary summary.json")
+    for p in (output, summary_path):
+        if p is not None and Path(p).is_dir():
+            raise InputError(f"output {p} is a directory; give a file name")
+    gate_list = [G.parse_gate(t) for t in gates or []]  # malformed gates fail before any work
+    loaded = [load_result(p) for p in results]
+    roles = {k: Path(v) for k, v in (("members", members), ("synthetic", synthetic), ("holdout", holdout)) if v}
+    bundles = {role: read_dataset(p) for role, p in roles.items()}
+    summary = build_summary(loaded, roles)
+    has_attacks = bool(summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS))
+    all_gates = G.collect_gates(None, preset, has_attacks and not gate_list) + gate_list
+    results_g = G.evaluate(summary, all_gates)
+    summary[KEY_VERDICT] = G.verdict(results_g)
+    summary[KEY_GATES] = [r.as_dict() for r in results_g]
+    summary["preset"] = preset if preset is not None else ("default" if has_attacks and not gate_list else "none")
+    if output is not None:
+        page = render(summary, loaded, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
+                      holdout=bundles.get("holdout"), show_real_images=show_real_images,
+                      map_method=map_method, seed=seed, title=title)
+        with atomic_path(output, suffix=".html.tmp") as tmp:
+            tmp.write_text(page, encoding="utf-8")
+    if summary_path is not None:
+        write_json(summary_path, summary)
+    return summary, results_g

@@ -1,0 +1,647 @@
+"""The audit report as one self-contained HTML page: inline CSS, every figure a PNG data URI,
+no script, no external URL, readable offline and printable.
+
+Sections (ids in :data:`SECTIONS`, each with a short "how to read this"): the verdict and gates;
+membership-inference attacks with ROC curves on a log-scale FPR axis (Carlini et al., S&P 2022:
+the low-FPR region is the honest one); distances to the training data (DCR histograms of
+synthetic->members against holdout->members, Chen et al. CCS 2020); a 2-D map (PCA, or UMAP) of
+real against synthetic per class; synthetic sample grids; training curves; MMD, fidelity and
+utility tables; provenance. Real member images appear only with ``show_real_images``, in a
+closest-pairs section.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_TRAINING,
+                                     KEY_UTILITY, KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES,
+                                     KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
+
+SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
+            "provenance")
+SECTION_PAIRS = "closest-pairs"
+SECTION_COMPARISON = "comparison"
+MAX_MAP_POINTS = 3000
+GRID_PER_CLASS = 8
+MAX_GRID_CLASSES = 10
+MAX_PAIRS = 12
+
+CSS = """
+:root { --ok: #1a7f37; --bad: #c62828; --muted: #57606a; --line: #d0d7de; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: #1f2328; max-width: 1100px; margin: 0 auto; padding: 24px; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 0 0 8px; }
+h3 { font-size: 16px; margin: 14px 0 6px; }
+section { border-top: 1px solid var(--line); padding: 18px 0; }
+.meta { color: var(--muted); font-size: 13px; }
+.verdict { font-size: 30px; font-weight: 700; padding: 10px 18px; border-radius: 8px; display: inline-block; }
+.verdict.pass { background: #dafbe1; color: var(--ok); } .verdict.fail { background: #ffebe9; color: var(--bad); }
+.verdict.none { background: #eaeef2; color: var(--muted); }
+table { border-collapse: collapse; margin: 8px 0; font-size: 13.5px; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.pass { color: var(--ok); font-weight: 600; } td.fail { color: var(--bad); font-weight: 600; }
+.howto { background: #f6f8fa; border-left: 4px solid #8c959f; padding: 8px 12px; margin: 10px 0;
+         font-size: 13.5px; }
+.howto b { display: block; margin-bottom: 2px; }
+img.fig { max-width: 100%; height: auto; display: block; margin: 8px 0; }
+.grid { display: flex; flex-wrap: wrap; gap: 3px; margin: 4px 0 10px; }
+.grid img, .pair img { width: 56px; height: 56px; image-rendering: pixelated; border: 1px solid var(--line); }
+.row { display: flex; align-items: center; gap: 10px; }
+.row .lab { width: 110px; font-size: 13px; color: var(--muted); }
+.pairs { display: flex; flex-wrap: wrap; gap: 14px; }
+.pair { text-align: center; font-size: 12px; color: var(--muted); }
+.na { color: var(--muted); font-style: italic; }
+code { font-size: 12.5px; word-break: break-all; }
+@media print { body { max-width: none; padding: 0; } section { break-inside: avoid-page; }
+               .howto { border-left-color: #444; } }
+"""
+
+HOWTO = {
+    "verdict": "Each gate compares one figure of summary.json with a threshold. The verdict is "
+               "PASS only when every gate passes; pgan exits with 1 otherwise, so a CI job can stop a "
+               "release. The presets gate what an attacker who holds only the synthetic set can do.",
+    "attacks": "Each attack guesses, for every real record, whether it was in the training set "
+               "(members against holdout). AUC 0.5 is a coin flip; 1.0 means membership is fully "
+               "exposed. Read the ROC curve at the left, where the false-positive rate is low: an "
+               "attack that is sure about a few patients is a leak even when the AUC is near 0.5 "
+               "(TPR at 1% FPR should stay near 0.01). The epsilon lower bound is the privacy loss "
+               "that these attacks prove, whatever training claimed.",
+    "distances": "For every synthetic record, the distance to its closest training record (DCR), "
+                 "against the same distance for holdout records, which the generator never saw. If "
+                 "the synthetic histogram sits to the left of the holdout one, the generator copies "
+                 "its training data. The DCR share (synthetic records closer to members than to "
+                 "holdout) should be near 0.5; near-copies are synthetic records closer to a member "
+                 "than members usually are to each other.",
+    "map": "Real (members) and synthetic records projected to two dimensions, one panel per class. "
+           "Synthetic points should cover the same regions as real ones: empty real regions are "
+           "missing modes; synthetic clusters with no real points are artefacts. Distances on this "
+           "map are distorted; the tables measure in the full space.",
+    "samples": "Synthetic records drawn from the released set, grouped by class. Look for "
+               "artefacts, repeated images (mode collapse), and classes that do not look like "
+               "themselves.",
+    "training": "The training log. Stable GAN training shows bounded, non-diverging losses; for "
+                "WGAN the Wasserstein estimate should shrink and level off. A discriminator that "
+                "wins completely (D(real) near 1, D(fake) near 0) late in training often means "
+                "overfitting to the members, which the attacks above would detect.",
+    "fidelity": "Is the synthetic set faithful and diverse? MMD tests whether real and synthetic "
+                "come from the same distribution (a small p-value says they differ). Precision and "
+                "density measure fidelity, recall and coverage diversity (1 is ideal); alpha-"
+                "precision and beta-recall likewise; the Fréchet distance is 0 for identical "
+                "Gaussian fits; a classifier two-sample AUC of 0.5 means real and synthetic cannot be "
+                "told apart.",
+    "utility": "Train on synthetic, test on real (TSTR) against train on real, test on real (TRTR), "
+               "with the same classifier. TSTR close to TRTR means the synthetic set is useful for "
+               "this task; the p-value tests whether the two ROC curves differ.",
+    "provenance": "Every input of this report with its SHA-256, the command that made it, the "
+                  "seeds and library versions, so the audit can be repeated and checked. A DP "
+                  "epsilon appears when the generator was trained with DP-SGD.",
+    SECTION_COMPARISON: "One point per audit given (their summary.json): the utility of the synthetic set "
+                        "(TSTR balanced accuracy, left axis) and the strongest black-box attack's AUC (right "
+                        "axis) against the DP epsilon of its training run (no DP at the right end). A private "
+                        "release pulls the AUC down to 0.5; the price is the drop in utility.",
+    SECTION_PAIRS: "The synthetic records closest to a training record, next to that record. "
+                   "Shown because --show-real-images was given: this report now contains real "
+                   "training images and must be handled like the training data.",
+}
+TITLES = {"verdict": "Verdict", "attacks": "Membership-inference attacks",
+          "distances": "Distances to the training data", "map": "Real and synthetic in 2-D",
+          "samples": "Synthetic samples", "training": "Training curves",
+          "fidelity": "Fidelity and diversity (MMD and friends)", "utility": "Utility (TSTR against TRTR)",
+          "provenance": "Provenance", SECTION_COMPARISON: "Privacy against utility, across audits",
+          SECTION_PAIRS: "Closest synthetic / member pairs"}
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+def esc(x: Any) -> str:
+    return _html.escape(str(x), quote=True)
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "n/a"
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        if len(v) == 2 and all(isinstance(a, (int, float)) for a in v):
+            return f"{v[0]:.3f}&ndash;{v[1]:.3f}"
+        return esc(", ".join(fmt(a) for a in v[:20]) + (" ..." if len(v) > 20 else ""))
+    return esc(v)
+
+
+def figure_png(fig) -> str:
+    """A matplotlib Figure as a PNG data URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def new_figure(w: float, h: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h))
+
+
+def image_to_uint8(img: np.ndarray) -> np.ndarray:
+    """One (C, H, W) image in [-1, 1] to uint8 (H, W) grey or (H, W, 3) RGB (first channel otherwise)."""
+    x = np.clip(np.round((np.asarray(img, dtype=np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    if x.ndim == 3:
+        x = np.transpose(x[:3], (1, 2, 0)) if x.shape[0] == 3 else x[x.shape[0] // 2]
+    return x
+
+
+def image_png(img: np.ndarray) -> str:
+    """One image as a PNG data URI at its own resolution (the page scales it up, pixelated)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image_to_uint8(img)).save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def img_tag(uri: str, alt: str, cls: str = "fig") -> str:
+    return f'<img class="{cls}" src="{uri}" alt="{esc(alt)}">'
+
+
+def table(rows: list[list[Any]], head: list[str], classes: list[list[str]] | None = None) -> str:
+    out = ["<table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cells = []
+        for j, v in enumerate(row):
+            cls = classes[i][j] if classes else ("num" if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
+            text = v if isinstance(v, _Raw) else fmt(v)
+            cells.append(f'<td class="{cls}">{text}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+class _Raw(str):
+    """Trusted HTML inside a table cell."""
+
+
+def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            rows.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        rows.append((prefix, obj))
+    return rows
+
+
+def section(sid: str, body: str) -> str:
+    return (f'<section id="{sid}"><h2>{esc(TITLES[sid])}</h2>'
+            f'<div class="howto"><b>How to read this</b>{esc(HOWTO[sid])}</div>{body}</section>')
+
+
+def na(text: str) -> str:
+    return f'<p class="na">Not available: {esc(text)}</p>'
+
+
+def _by_kind(results: list[ResultFile], kind: str) -> list[ResultFile]:
+    return [r for r in results if r.kind == kind]
+
+
+# ---- sections ---------------------------------------------------------------------------------
+def verdict_section(summary: dict[str, Any], gate_rows: list[dict[str, Any]], verdict: str) -> str:
+    cls = {"pass": "pass", "fail": "fail"}.get(verdict, "none")
+    label = {"pass": "PASS", "fail": "FAIL"}.get(verdict, "NO GATES")
+    failed = sum(1 for g in gate_rows if not g["passed"])
+    text = (f"{len(gate_rows)} gates, {failed} failed" if gate_rows
+            else "no gates were given (use --gate or --preset)")
+    body = [f'<p><span class="verdict {cls}">{label}</span> <span class="meta">{esc(text)}</span></p>']
+    if gate_rows:
+        rows = [[g["gate"], g["path"], g["value"], "pass" if g["passed"] else "FAIL", g["source"]] for g in gate_rows]
+        classes = [["", "", "num", "pass" if g["passed"] else "fail", ""] for g in gate_rows]
+        body.append(table(rows, ["gate", "figure", "value", "result", "from"], classes))
+    return section("verdict", "".join(body))
+
+
+def _roc_points(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(truth, scores)
+    return fpr, tpr
+
+
+def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
+    attacks = summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS, {})
+    scores = _by_kind(results, KIND_SCORES)
+    if not attacks and not scores:
+        return section("attacks", na("give the --json output of pgan attack (and its --scores file for ROC curves)"))
+    body = []
+    if attacks:
+        rows = []
+        for name, a in attacks.items():
+            tpr = a.get("tpr_at_fpr") or {}
+            rows.append([name, "black" if a.get("black_box") else "white", a.get("auc"), a.get("auc_ci"),
+                         tpr.get("0.001"), tpr.get("0.01"), tpr.get("0.1"), a.get("advantage"),
+                         a.get("balanced_accuracy"), a.get("epsilon_lower_bound"), a.get("space")])
+        body.append(table(rows, ["attack", "box", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%",
+                                 "advantage", "bal. acc.", "eps lower bound", "space"]))
+    from pgan_cli.report.summary import roc_auc
+
+    panels = max(1, len(scores))
+    fig = new_figure(min(15.0, 6.5 * panels), 5)
+    drawn = 0
+    grid = np.logspace(-4, 0, 50)
+    for p, res in enumerate(scores):
+        ax = fig.add_subplot(1, panels, p + 1)
+        truth = res.data["truth"]
+        n_neg = int((truth == 0).sum())
+        for name, sc in res.data["scores"].items():
+            fpr, tpr = _roc_points(truth, sc)
+            ax.step(np.maximum(fpr, 0.5 / max(n_neg, 1)), tpr, where="post",
+                    label=f"{name} (AUC {roc_auc(truth, sc):.3f})")
+            drawn += 1
+        _roc_axes(ax, grid, 0.5 / max(n_neg, 1), f"{res.space} space ({res.path.name})")
+    if not scores:  # no scores file: the operating points of the JSON
+        ax = fig.add_subplot(1, 1, 1)
+        for name, a in attacks.items():
+            tpr = a.get("tpr_at_fpr") or {}
+            pts = sorted((float(k), v) for k, v in tpr.items() if isinstance(v, (int, float)) and _isfloat(k))
+            if pts:
+                ax.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=f"{name} (points from the JSON)")
+                drawn += 1
+        _roc_axes(ax, grid, 1e-3, "operating points")
+    if drawn:
+        fig.tight_layout()
+        body.append("<h3>ROC curves</h3>" + img_tag(figure_png(fig), "ROC curves per attack, log-scale FPR"))
+    else:
+        body.append(na("ROC curves need the --scores file of pgan attack"))
+    return section("attacks", "".join(body))
+
+
+def _roc_axes(ax, grid: np.ndarray, xmin: float, title: str) -> None:
+    ax.plot(grid, grid, "k--", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_xlim(max(1e-4, xmin), 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate (log scale)")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(f"ROC, members against holdout: {title}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _isfloat(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_sets: dict[str, np.ndarray]) -> str:
+    privacy = summary.get(KEY_PRIVACY, {})
+    body = []
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for res in _by_kind(results, KIND_KNN):
+        q, r = knn_pair(res)
+        groups.setdefault(res.space, []).append((f"{q} -> {r} ({res.path.name})", res.data["distances"][:, 0]))
+    if not groups:
+        for res in _by_kind(results, KIND_SCORES):
+            for k, v in res.data.get("dcr", {}).items():
+                groups.setdefault(res.space, []).append((f"{k} ({res.path.name})", v))
+    if not groups and dcr_sets:
+        groups["pixel"] = list(dcr_sets.items())
+    if groups:
+        fig = new_figure(min(15.0, 6.5 * len(groups)), 4)
+        for i, (space, series) in enumerate(groups.items()):
+            ax = fig.add_subplot(1, len(groups), i + 1)
+            allv = np.concatenate([v for _, v in series])
+            hi = float(np.percentile(allv, 99.5)) if len(allv) else 1.0
+            bins = np.linspace(0, max(hi, 1e-9), 50)
+            for label, d in series:
+                ax.hist(np.clip(d, 0, hi), bins=bins, histtype="stepfilled", alpha=0.45, density=True, label=label)
+            ax.set_xlabel(f"distance to the closest member ({space} space)")
+            ax.set_ylabel("density")
+            ax.set_title(f"DCR, {space} space: synthetic -> members against holdout -> members", fontsize=9)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        body.append(img_tag(figure_png(fig), "DCR histograms"))
+    else:
+        body.append(na("DCR histograms need knn files (pgan knn synthetic members, pgan knn holdout "
+                       "members), the scores file of pgan attack, or --members, --holdout and --synthetic"))
+    dist_keys = [k for k in privacy if k.startswith(KEY_DISTANCES)]
+    for k in dist_keys:
+        shown = {key: v for key, v in privacy[k].items() if key != "details"}
+        rows = [[p, v] for p, v in flatten(shown)]
+        body.append(f"<h3>{esc(k)}</h3>" + table(rows, ["figure", "value"]))
+        notes = (privacy[k].get("details") or {}).get("notes")
+        if isinstance(notes, list):
+            body.append("".join(f'<p class="meta">{esc(n)}</p>' for n in notes))
+    if "nearest_neighbours" in privacy:
+        rows = [[name, s["p5"], s["median"], s["mean"], s["n"]] for name, s in privacy["nearest_neighbours"].items()]
+        body.append("<h3>Nearest-neighbour distances (knn files)</h3>"
+                    + table(rows, ["query -> reference", "5th percentile", "median", "mean", "n"]))
+    return section("distances", "".join(body))
+
+
+def _labels_names(bundle) -> tuple[np.ndarray, list[str]]:
+    if bundle.labels is None:
+        return np.zeros(bundle.n, dtype=np.int64), ["all"]
+    k = bundle.num_classes or int(bundle.labels.max()) + 1
+    names = bundle.class_names or [str(i) for i in range(k)]
+    return bundle.labels, names
+
+
+def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
+
+
+def map_section(members, synthetic, method: str, seed: int) -> str:
+    if members is None or synthetic is None:
+        return section("map", na("give --members and --synthetic dataset files"))
+    rng = np.random.default_rng(seed)
+    im = _subsample(members.n, MAX_MAP_POINTS, rng)
+    isyn = _subsample(synthetic.n, MAX_MAP_POINTS, rng)
+    xm = members.samples[im].reshape(len(im), -1).astype(np.float64)
+    xs = synthetic.samples[isyn].reshape(len(isyn), -1).astype(np.float64)
+    if xm.shape[1] != xs.shape[1]:
+        return section("map", na(f"members have {xm.shape[1]} values per record, synthetic {xs.shape[1]}"))
+    used = method
+    if xm.shape[1] <= 2:
+        pm, ps, used = (np.pad(xm, ((0, 0), (0, 2 - xm.shape[1]))), np.pad(xs, ((0, 0), (0, 2 - xs.shape[1]))),
+                        "raw coordinates")
+    elif method == "umap":
+        from pgan_cli.report._umap import umap_2d
+
+        pm, ps = umap_2d(xm, xs, seed)
+        used = "UMAP (fitted on members)"
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(xm)
+        pm, ps = pca.transform(xm), pca.transform(xs)
+        used = f"PCA fitted on members ({pca.explained_variance_ratio_.sum():.0%} of variance)"
+    lm, names = _labels_names(members)
+    lm = lm[im]
+    ls = synthetic.labels[isyn] if synthetic.labels is not None else None
+    classes = list(range(len(names))) if members.labels is not None and ls is not None else []
+    panels = [("all classes", None)] + [(names[c], c) for c in classes[:MAX_GRID_CLASSES]]
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = new_figure(3.2 * cols, 3.0 * rows)
+    for i, (title, c) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        mm = np.ones(len(pm), bool) if c is None else lm == c
+        ms = np.ones(len(ps), bool) if c is None else ls == c
+        ax.scatter(pm[mm, 0], pm[mm, 1], s=7, alpha=0.55, c="#1f77b4", label="real (members)", linewidths=0)
+        ax.scatter(ps[ms, 0], ps[ms, 1], s=7, alpha=0.55, c="#ff7f0e", label="synthetic", linewidths=0)
+        ax.set_title(f"{title} ({int(mm.sum())} real, {int(ms.sum())} synth.)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0:
+            ax.legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    note = f'<p class="meta">Projection: {esc(used)}; up to {MAX_MAP_POINTS} points per set.</p>'
+    return section("map", note + img_tag(figure_png(fig), "2-D map of real and synthetic records per class"))
+
+
+def _grid_rows(bundle, seed: int) -> list[tuple[str, list[np.ndarray]]]:
+    rng = np.random.default_rng(seed)
+    labels, names = _labels_names(bundle)
+    rows = []
+    for c in range(min(len(names), MAX_GRID_CLASSES)):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) == 0:
+            continue
+        pick = np.sort(rng.choice(idx, min(GRID_PER_CLASS, len(idx)), replace=False))
+        rows.append((names[c], [bundle.samples[i] for i in pick]))
+    return rows
+
+
+def samples_section(synthetic, seed: int) -> str:
+    if synthetic is None:
+        return section("samples", na("give the --synthetic dataset file"))
+    if synthetic.kind != "images":
+        return section("samples", na(f"{synthetic.path} holds vectors, not images; the 2-D map shows them"))
+    body = []
+    for name, imgs in _grid_rows(synthetic, seed):
+        tags = "".join(img_tag(image_png(x), f"synthetic {name}", "") for x in imgs)
+        body.append(f'<div class="row"><div class="lab">class {esc(name)}</div><div class="grid">{tags}</div></div>')
+    return section("samples", f'<p class="meta">{synthetic.n} synthetic records in {esc(synthetic.path.name)}; '
+                              f'up to {GRID_PER_CLASS} per class, chosen at random.</p>' + "".join(body))
+
+
+_CURVE_GROUPS = (("losses", ("loss",)), ("discriminator outputs", ("d_real", "d_fake")),
+                 ("Wasserstein estimate", ("wasserstein",)), ("gradient norms", ("grad_norm", "gradient_penalty")),
+                 ("privacy spent (epsilon)", ("epsilon",)), ("throughput (images/s)", ("images_per_s",)))
+_NOT_CURVES = {"step", "epoch", "wall_time", "time", "batch", "rank"}
+
+
+def training_section(results: list[ResultFile]) -> str:
+    logs = _by_kind(results, KIND_TRAIN_LOG)
+    if not logs:
+        return section("training", na("give the training log (pgan train --log train.jsonl)"))
+    body = []
+    for res in logs:
+        recs = res.data
+        keys = sorted({k for r in recs for k, v in r.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _NOT_CURVES})
+        groups: list[tuple[str, list[str]]] = []
+        used: set[str] = set()
+        for title, pats in _CURVE_GROUPS:
+            ks = [k for k in keys if k not in used and any(p in k for p in pats)]
+            if ks:
+                groups.append((title, ks))
+                used.update(ks)
+        rest = [k for k in keys if k not in used]
+        if rest:
+            groups.append(("other", rest))
+        if not groups:
+            body.append(na(f"{res.path.name} has no numeric series"))
+            continue
+        cols = min(3, len(groups))
+        rows = math.ceil(len(groups) / cols)
+        fig = new_figure(4.2 * cols, 3.0 * rows)
+        steps = np.array([r.get("step", i) for i, r in enumerate(recs)], dtype=np.float64)
+        for i, (title, ks) in enumerate(groups):
+            ax = fig.add_subplot(rows, cols, i + 1)
+            for k in ks:
+                y = np.array([r.get(k, np.nan) if isinstance(r.get(k), (int, float)) else np.nan for r in recs],
+                             dtype=np.float64)
+                ax.plot(steps, y, lw=1.2, label=k)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("generator step", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        body.append(f'<p class="meta">{esc(res.path.name)}: {len(recs)} records, last step '
+                    f'{esc(recs[-1].get("step"))}.</p>' + img_tag(figure_png(fig), f"training curves {res.path.name}"))
+    return section("training", "".join(body))
+
+
+def fidelity_section(summary: dict[str, Any]) -> str:
+    fid = summary.get(KEY_FIDELITY)
+    if not fid:
+        return section("fidelity", na("give the --json output of pgan mmd and pgan fidelity"))
+    body = []
+    mmd_keys = [k for k in fid if k.startswith("mmd")]
+    for k in mmd_keys:
+        m = fid[k]
+        rows = [[k, m.get("mmd2"), m.get("p_value"), m.get("kernel"), m.get("bandwidth"), m.get("estimator"),
+                 m.get("permutations"), m.get("n_x"), m.get("n_y")]]
+        body.append(table(rows, ["test", "MMD²", "p-value", "kernel", "bandwidth", "estimator",
+                                 "permutations", "n real", "n synthetic"]))
+    curves = {k: v for k, v in fid.items() if k.startswith("alpha_beta_curves") and isinstance(v, dict)}
+    rest = {k: v for k, v in fid.items() if k not in mmd_keys and k not in curves}
+    if rest:
+        body.append("<h3>Fidelity and diversity metrics</h3>" + table([[p, v] for p, v in flatten(rest)],
+                                                                       ["metric", "value"]))
+    for k, c in curves.items():
+        lv, ap, br = c.get("levels"), c.get("alpha_precision"), c.get("beta_recall")
+        if not (isinstance(lv, list) and isinstance(ap, list) and isinstance(br, list) and len(lv) == len(ap) == len(br)):
+            continue
+        fig = new_figure(5.5, 4)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+        ax.plot(lv, ap, label="alpha-precision")
+        ax.plot(lv, br, label="beta-recall")
+        ax.set_xlabel("alpha / beta (share of the support)")
+        ax.set_ylabel("share of records inside")
+        ax.set_title(f"alpha-precision and beta-recall curves ({k})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        body.append(img_tag(figure_png(fig), "alpha-precision and beta-recall curves"))
+    return section("fidelity", "".join(body))
+
+
+def utility_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
+    util = summary.get(KEY_UTILITY)
+    if not util:
+        return section("utility", na("give the --json output of pgan utility"))
+    body = []
+    sides = [k for k in ("trtr", "tstr") if isinstance(util.get(k), dict)]
+    if sides:
+        metrics = [m for m in ("accuracy", "balanced_accuracy", "auc", "macro_auc")
+                   if any(isinstance(util[s].get(m), (int, float)) for s in sides)]
+        rows = [[s.upper()] + [util[s].get(m) for m in metrics] for s in sides]
+        body.append(table(rows, ["train / test"] + metrics))
+    rest = {k: v for k, v in util.items() if k not in sides}
+    if rest:
+        body.append(table([[p, v] for p, v in flatten(rest)], ["figure", "value"]))
+    for res in _by_kind(results, KIND_UTILITY):
+        for s in ("trtr", "tstr"):
+            cm = (res.data.get(s) or {}).get("confusion_matrix")
+            if isinstance(cm, list) and cm and all(isinstance(r, list) for r in cm) and len(cm) <= 20:
+                rows = [[str(i)] + list(r) for i, r in enumerate(cm)]
+                body.append(f"<h3>Confusion matrix, {s.upper()} (rows: true class)</h3>"
+                            + table(rows, [""] + [str(j) for j in range(len(cm[0]))]))
+    return section("utility", "".join(body))
+
+
+def provenance_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
+    rows = []
+    for rec in summary.get("inputs", []):
+        rows.append([_Raw(f"<code>{esc(rec['path'])}</code>"), rec.get("kind"),
+                     _Raw(f"<code>{esc(rec.get('sha256', ''))}</code>"),
+                     _Raw(f"<code>{esc(rec.get('command') or '')}</code>")])
+    body = [table(rows, ["input", "kind", "SHA-256", "command that made it"])]
+    privacy = summary.get(KEY_PRIVACY, {})
+    dp = privacy.get("dp")
+    if dp:
+        body.append("<h3>Differential privacy (DP-SGD)</h3>" + table([[k, v] for k, v in flatten(dp)], ["", "value"]))
+    else:
+        body.append('<p class="meta">No DP-SGD record in the inputs\' provenance: the generator was '
+                    'trained without differential privacy (epsilon = infinity).</p>')
+    if privacy.get("ldp"):
+        body.append("<h3>Local DP of the training data</h3>"
+                    + table([[k, v] for k, v in flatten(privacy["ldp"])], ["", "value"]))
+    if summary.get("seeds"):
+        body.append("<h3>Seeds</h3>" + table([[k, v] for k, v in summary["seeds"].items()], ["command", "seed"]))
+    if summary.get("versions"):
+        body.append("<h3>Versions</h3>" + table([[k, v] for k, v in summary["versions"].items()], ["package", "version"]))
+    return section("provenance", "".join(body))
+
+
+def comparison_section(summary: dict[str, Any]) -> str:
+    from pgan_cli.privacy.curve import privacy_utility_figure
+
+    runs = summary["comparison"]["runs"]
+    rows = [[p["label"], p["epsilon"] if p["epsilon"] is not None else "no DP", p.get("delta"), p["utility"],
+             p["attack_auc"]] for p in runs]
+    fig = privacy_utility_figure(runs)
+    return section(SECTION_COMPARISON, img_tag(figure_png(fig), "utility and attack AUC against epsilon")
+                   + table(rows, ["audit", "epsilon", "delta", "utility", "attack AUC"]))
+
+
+def pairs_section(members, synthetic) -> str:
+    from pgan_cli.neighbors import knn
+
+    xm = members.samples.reshape(members.n, -1)
+    xs = synthetic.samples.reshape(synthetic.n, -1)
+    if xm.shape[1] != xs.shape[1] or members.kind != "images":
+        return section(SECTION_PAIRS, na("needs image members and synthetic records of the same shape"))
+    res = knn(xs, xm, 1)
+    d = res.distances[:, 0]
+    order = np.argsort(d, kind="stable")[:MAX_PAIRS]
+    cells = []
+    for i in order:
+        j = int(res.indices[i, 0])
+        cells.append(f'<div class="pair"><div>{img_tag(image_png(synthetic.samples[i]), "synthetic", "")}'
+                     f'{img_tag(image_png(members.samples[j]), "member", "")}</div>'
+                     f'synthetic #{int(i)} / member #{j}<br>distance {d[i]:.3g}</div>')
+    return section(SECTION_PAIRS, '<p class="meta">Left: synthetic; right: its closest member (pixel space).</p>'
+                   f'<div class="pairs">{"".join(cells)}</div>')
+
+
+def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, synthetic=None,
+           holdout=None, show_real_images: bool = False, map_method: str = "pca", seed: int = 0,
+           title: str = "pgan audit report") -> str:
+    """The whole page as a string. ``members``/``synthetic``/``holdout`` are DataBundles or None."""
+    gate_rows = summary.get("gates", [])
+    verdict = summary.get("verdict", "no gates")
+    dcr_sets: dict[str, np.ndarray] = {}
+    if (members is not None and synthetic is not None and not _by_kind(results, KIND_KNN)
+            and not any(r.data.get("dcr") for r in _by_kind(results, KIND_SCORES))):
+        from pgan_cli.neighbors import nearest_distance
+
+        xm = members.samples.reshape(members.n, -1)
+        for label, b in (("synthetic -> members", synthetic), ("holdout -> members", holdout)):
+            if b is not None and b.samples.reshape(b.n, -1).shape[1] == xm.shape[1]:
+                dcr_sets[label] = nearest_distance(b.samples.reshape(b.n, -1), xm)
+    parts = [verdict_section(summary, gate_rows, verdict),
+             attacks_section(summary, results),
+             distances_section(summary, results, dcr_sets),
+             map_section(members, synthetic, map_method, seed),
+             samples_section(synthetic, seed),
+             training_section(results),
+             fidelity_section(summary),
+             utility_section(summary, results),
+             provenance_section(summary, results)]
+    if show_real_images and members is not None and synthetic is not None:
+        parts.insert(5, pairs_section(members, synthetic))
+    if summary.get("comparison"):
+        parts.insert(1, comparison_section(summary))
+    from pgan_cli import __version__
+    import datetime as _dt
+
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    warn = ('<p class="meta"><b>This report contains real training images</b> (--show-real-images).</p>'
+            if show_real_images else '<p class="meta">No real training image is shown in this report.</p>')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+            f"<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
+            f"<p class=\"meta\">pgan {esc(__version__)} &middot; {esc(when)} &middot; "
+            f"{len(results)} result files</p>{warn}</header>" + "".join(parts) + "</body></html>\n")

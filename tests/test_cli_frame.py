@@ -1,0 +1,75 @@
+"""The CLI frame: version, help, env, the error path, fast start-up, python -m."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, run_pgan
+
+from pgan_cli import __version__
+from pgan_cli.app import PIPELINE_ORDER
+
+
+def test_version_and_module_entry():
+    r = run_pgan("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"pgan {__version__}"
+
+
+def test_help_lists_every_command_with_a_description(cli):
+    import typer
+
+    from pgan_cli.app import app
+
+    r = cli("--help")
+    assert r.exit_code == 0
+    root = typer.main.get_command(app)
+    assert set(root.commands) >= {"data", "env", "completions"}
+    for name, cmd in root.commands.items():
+        assert name in r.stdout
+        assert (cmd.short_help or cmd.help or "").strip(), f"{name} has no description"
+        assert name in PIPELINE_ORDER, f"add {name} to PIPELINE_ORDER"
+        sub = cli(*name.split(), "--help")
+        assert sub.exit_code == 0 and "Usage" in sub.stdout
+        for subname, subcmd in (getattr(cmd, "commands", None) or {"": cmd}).items():
+            assert "Example" in (subcmd.help or ""), f"pgan {name} {subname} --help needs an example"
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys; import pgan_cli.app; "
+            "print(json.dumps(sorted(m for m in ('torch', 'faiss', 'umap', 'sklearn', 'h5py') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [], "heavy imports at module level slow down --help and completion"
+
+
+def test_env_json():
+    r = run_pgan("env", "--json")
+    assert r.exit_code == 0
+    info = json.loads(r.stdout)
+    assert info["packages"]["pgan"] == __version__
+    assert info["torch"] and info["faiss"] and isinstance(info["cuda_available"], bool)
+
+
+def test_unknown_command_and_option_exit_2(cli):
+    r = cli("no-such-command")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    r = cli("data", "digits", "--bogus")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+
+
+def test_unexpected_errors_are_one_line(monkeypatch, cli, tmp_path):
+    """A bug in a command still ends in one line and exit 2 (the traceback only with --verbose)."""
+    import pgan_cli.datasets as datasets
+
+    def boom(size):
+        raise ZeroDivisionError("deliberate")
+
+    monkeypatch.setattr(datasets, "digits", boom)
+    r = cli("data", "digits", "-o", tmp_path / "x.h5")
+    assert r.exit_code == 2 and r.stderr.strip().count("\n") == 0
+    assert "unexpected ZeroDivisionError: deliberate" in r.stderr and "--verbose" in r.stderr
+    r = cli("--verbose", "data", "digits", "-o", tmp_path / "x.h5")
+    assert r.exit_code == 2 and "Traceback" in r.stderr
+    assert not (tmp_path / "x.h5").exists()

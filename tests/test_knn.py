@@ -1,0 +1,219 @@
+"""pgan knn and pgan_cli.neighbors: exactness against an independent brute force, streaming,
+approximate indexes with recall, output file, and clean errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from conftest import assert_clean_error
+from scipy.spatial.distance import cdist
+
+from pgan_cli.errors import InputError, UsageError
+from pgan_cli.neighbors import (VectorSource, knn, knn_batches, nearest_distance, recall_at_k,
+                                resolve_knn_device)
+
+SCIPY = {"l2": "euclidean", "cosine": "cosine", "linf": "chebyshev"}
+
+
+def brute(q, r, k, metric, exclude_self=False):
+    d = cdist(q.astype(np.float64), r.astype(np.float64), SCIPY[metric])
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, order, 1), order, d
+
+
+def assert_matches_brute(res, q, r, k, metric, exclude_self=False):
+    bd, bi, full = brute(q, r, k, metric, exclude_self)
+    assert res.distances.shape == (len(q), k) and res.distances.dtype == np.float32
+    assert res.indices.dtype == np.int64
+    np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-6)
+    # the returned rows really are at the returned distances (ties may swap rows, never distances)
+    np.testing.assert_allclose(np.take_along_axis(full, res.indices, 1), bd, rtol=1e-4, atol=1e-6)
+    if exclude_self:
+        assert not (res.indices == np.arange(len(q))[:, None]).any()
+
+
+@pytest.fixture(scope="module")
+def sets():
+    rng = np.random.default_rng(123)
+    centres = rng.normal(size=(6, 24)) * 4
+    ref = (centres[rng.integers(0, 6, 700)] + rng.normal(size=(700, 24))).astype(np.float32)
+    ref += 300.0  # a large offset: float32 ||x||²+||y||²-2x·y would lose the small distances
+    ref[5] = ref[17]  # exact duplicates
+    ref[40] = ref[17]
+    query = (ref[rng.integers(0, 700, 250)] + 0.05 * rng.normal(size=(250, 24))).astype(np.float32)
+    return query, ref
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "linf"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_exact_matches_brute_force(sets, metric, exclude_self):
+    query, ref = sets
+    q = ref if exclude_self else query
+    res = knn(q, ref, 7, metric=metric, exclude_self=exclude_self, batch_size=97)
+    assert res.exact and res.metric == metric
+    assert_matches_brute(res, q, ref, 7, metric, exclude_self)
+
+
+def test_exclude_self_keeps_duplicates(sets):
+    _, ref = sets
+    res = knn(ref, ref, 2, exclude_self=True)
+    for row, others in ((17, {5, 40}), (5, {17, 40}), (40, {5, 17})):
+        assert set(res.indices[row].tolist()) == others
+        assert res.distances[row].tolist() == [0.0, 0.0]
+    assert nearest_distance(ref, ref, exclude_self=True)[17] == 0.0
+    assert (nearest_distance(ref[:10], ref) == 0).all()
+
+
+def test_cosine_distances_are_one_minus_similarity(rng):
+    a = rng.normal(size=(30, 5)).astype(np.float32)
+    b = rng.normal(size=(40, 5)).astype(np.float32)
+    res = knn(a, b, 40, metric="cosine")
+    sim = (a @ b.T) / np.linalg.norm(a, axis=1)[:, None] / np.linalg.norm(b, axis=1)[None]
+    np.testing.assert_allclose(res.distances, np.take_along_axis(1 - sim, res.indices, 1), atol=1e-6)
+    assert (np.diff(res.distances, axis=1) >= 0).all()
+    assert res.distances.max() > 1.0  # opposite directions: distances up to 2
+
+
+def test_streaming_equals_one_batch_and_mmap(sets, tmp_path):
+    query, ref = sets
+    whole = knn(query, ref, 5)
+    np.save(tmp_path / "q.npy", query)
+    with VectorSource(tmp_path / "q.npy") as src:
+        parts = list(knn_batches(src.batches(31), ref, 5))
+    assert [s for s, _, _ in parts] == list(range(0, 250, 31))
+    np.testing.assert_array_equal(np.concatenate([d for _, d, _ in parts]), whole.distances)
+    np.testing.assert_array_equal(np.concatenate([i for _, _, i in parts]), whole.indices)
+
+
+@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+def test_approximate_indexes_report_recall(sets, index):
+    query, ref = sets
+    res = knn(query, ref, 5, index=index, check_recall=True, nlist=8, nprobe=4)
+    assert not res.exact and res.index == index
+    assert 0.9 <= res.recall <= 1.0
+    exact = knn(query, ref, 5)
+    assert recall_at_k(res.distances, exact.distances) == pytest.approx(res.recall)
+    assert recall_at_k(exact.distances, exact.distances) == 1.0
+    # an IVF probing 1 of 8 cells must miss some neighbours: the check can fail
+    if index == "ivf":
+        poor = knn(query + 2.0, ref, 5, index="ivf", nlist=8, nprobe=1, check_recall=True)
+        assert poor.recall < 1.0
+
+
+def test_library_errors(sets):
+    query, ref = sets
+    with pytest.raises(InputError, match="different dimensions"):
+        knn(query[:, :5], ref, 3)
+    with pytest.raises(InputError, match="between 1 and"):
+        knn(query, ref[:3], 4)
+    with pytest.raises(InputError, match="NaN"):
+        knn(np.full((2, 24), np.nan, np.float32), ref, 1)
+    with pytest.raises(UsageError, match="linf"):
+        knn(query, ref, 1, metric="linf", index="ivf")
+    with pytest.raises(InputError, match="unknown metric"):
+        knn(query, ref, 1, metric="manhattan")
+    assert resolve_knn_device("auto") in ("cpu", "cuda:0")
+    assert resolve_knn_device("cpu") == "cpu"
+
+
+# ---- the command ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def npys(tmp_path_factory, sets):
+    d = tmp_path_factory.mktemp("knn")
+    query, ref = sets
+    np.save(d / "q.npy", query)
+    np.save(d / "r.npy", ref)
+    return d
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_cli_writes_exact_neighbours(cli, npys, sets, metric):
+    query, ref = sets
+    out = npys / f"knn_{metric}.h5"
+    r = cli("knn", npys / "q.npy", npys / "r.npy", "-k", "4", "--metric", metric, "-o", out, "--json",
+            "--batch-size", "64", "--device", "cpu")
+    assert r.exit_code == 0, r
+    summary = json.loads(r.stdout)
+    with h5py.File(out, "r") as f:
+        dist, ind = f["distances"][:], f["indices"][:]
+        attrs = dict(f.attrs)
+    assert dist.dtype == np.float32 and ind.dtype == np.int64 and dist.shape == (250, 4)
+    assert attrs["metric"] == metric and attrs["index"] == "flat" and bool(attrs["exact"]) and attrs["k"] == 4
+    prov = json.loads(attrs["provenance"])
+    assert [i["path"] for i in prov["inputs"]] == [str(npys / "q.npy"), str(npys / "r.npy")]
+    bd, _, _ = brute(query, ref, 4, metric)
+    np.testing.assert_allclose(dist, bd, rtol=1e-4, atol=1e-6)
+    assert summary["n_query"] == 250 and summary["n_reference"] == 700 and summary["exact"] is True
+    assert summary["nearest_distance"]["median"] == pytest.approx(float(np.median(bd[:, 0])), rel=1e-5)
+    assert summary["kth_distance"]["max"] == pytest.approx(float(bd[:, 3].max()), rel=1e-5)
+
+
+def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path):
+    out = tmp_path / "self.h5"
+    r = cli("knn", digits8, digits8, "-k", "3", "--exclude-self", "-o", out, "--device", "cpu")
+    assert r.exit_code == 0, r
+    assert "exact" in r.stdout
+    from pgan_cli.dataset import load_vectors
+
+    x = load_vectors(digits8)
+    with h5py.File(out, "r") as f:
+        dist, ind = f["distances"][:], f["indices"][:]
+    bd, _, full = brute(x, x, 3, "l2", exclude_self=True)
+    np.testing.assert_allclose(dist, bd, rtol=1e-4, atol=1e-6)
+    assert not (ind == np.arange(len(x))[:, None]).any()
+
+
+def test_cli_hnsw_check_recall(cli, npys):
+    out = npys / "hnsw.h5"
+    r = cli("knn", npys / "q.npy", npys / "r.npy", "-k", "5", "--index", "hnsw", "--check-recall",
+            "-o", out, "--json")
+    assert r.exit_code == 0, r
+    s = json.loads(r.stdout)
+    assert s["exact"] is False and s["index"] == "hnsw" and 0.9 <= s["recall"] <= 1.0
+    with h5py.File(out, "r") as f:
+        assert not bool(f.attrs["exact"]) and f.attrs["recall"] == pytest.approx(s["recall"])
+
+
+def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
+    out = tmp_path / "o.h5"
+    np.save(tmp_path / "d5.npy", rng.normal(size=(10, 5)).astype(np.float32))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 24), np.float32))
+    bad = rng.normal(size=(300, 24)).astype(np.float32)
+    bad[123, 4] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    q, r_ = npys / "q.npy", npys / "r.npy"
+    cases = [
+        ((tmp_path / "d5.npy", r_), ("different dimensions", "24")),
+        ((q, r_, "-k", "701"), ("k = 701",)),
+        ((tmp_path / "empty.npy", r_), ("empty",)),
+        ((tmp_path / "nan.npy", r_, "--batch-size", "100"), ("NaN", "row 123")),
+        ((q, r_, "--metric", "manhattan"), ("manhattan",)),
+        ((q, r_, "--metric", "linf", "--index", "hnsw"), ("linf",)),
+        ((q, r_, "--index", "lsh"), ("lsh",)),
+        ((q, r_, "--exclude-self"), ("exclude",)),
+        ((q, r_, "--nprobe", "4"), ("--index ivf",)),
+        ((q, r_, "--index", "ivf", "--nlist", "0"), ("--nlist",)),
+        ((q, tmp_path / "missing.npy"), ("does not exist",)),
+        ((q, r_, "--device", "cuda:all"), ("GPU",)) if resolve_knn_device("auto") == "cpu" else
+        ((q, r_, "-k", "0"), ("k = 0",)),
+    ]
+    for args, needles in cases:
+        r = cli("knn", *args, "-o", out)
+        assert_clean_error(r, *needles)
+        assert not out.exists() and not list(tmp_path.glob(".o.h5*"))
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_k_as_large_as_the_reference(sets, metric):
+    """k = all references (the pairwise-ratio attack asks for this): the dense float64 path."""
+    query, ref = sets
+    res = knn(query[:60], ref[:150], 150, metric=metric)
+    assert_matches_brute(res, query[:60], ref[:150], 150, metric)
+    res = knn(ref[:150], ref[:150], 149, metric=metric, exclude_self=True)
+    bd, _, _ = brute(ref[:150], ref[:150], 149, metric, exclude_self=True)
+    np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-5)
