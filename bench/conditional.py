@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 
-def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0) -> dict:
+def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0, ema: bool = False) -> dict:
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -38,7 +38,7 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
         data, ck = Path(tmp) / "digits.h5", Path(tmp) / "gen.pt"
         write_dataset(data, b.samples, labels=b.labels, class_names=b.class_names, attrs=b.attrs, provenance={})
         t0 = time.perf_counter()
-        train_file(data, ck, arch=arch, conditional=True, epochs=epochs, width=width, seed=seed,
+        train_file(data, ck, arch=arch, conditional=True, epochs=epochs, width=width, seed=seed, ema=ema,
                    checkpoint_every=0, progress=False)
         seconds = time.perf_counter() - t0
         c = load_checkpoint(ck)
@@ -47,7 +47,7 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
     with torch.no_grad():
         s = c.generate(torch.randn(1000, c.latent_dim, generator=g), y).clamp(-1, 1).numpy()
     agree = float((clf.predict(s.reshape(1000, -1)) == y.numpy()).mean())
-    return {"size": size, "arch": arch, "epochs": epochs, "width": width, "agreement": agree,
+    return {"size": size, "arch": arch, "epochs": epochs, "width": width, "ema": ema, "agreement": agree,
             "real_holdout_accuracy": real_acc, "train_seconds": round(seconds, 1)}
 
 
@@ -57,12 +57,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--arch", default="dcgan")
     ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--ema", action="store_true", help="train with --ema (sample from the EMA generator)")
     args = ap.parse_args()
     from pgan_cli import console
 
     console.configure(quiet=True)
-    r = class_agreement(args.size, args.epochs, args.arch, args.width)
-    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}: "
+    r = class_agreement(args.size, args.epochs, args.arch, args.width, ema=args.ema)
+    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}, ema {r['ema']}: "
           f"{100 * r['agreement']:.1f}% of samples classified as their conditioned class "
           f"(real holdout accuracy {100 * r['real_holdout_accuracy']:.1f}%), trained in {r['train_seconds']} s")
     print(f"machine: {platform.machine()}, {platform.platform()}")
