@@ -5,6 +5,7 @@ assigns to the conditioned class at least 80% of the time.
 The peer is the same classifier on held-out real digits (its accuracy is the ceiling).
 
 Run: PYTHONPATH=. python bench/conditional.py [--size 32] [--epochs 15] [--arch dcgan] [--width 32]
+     [--class-loss-weight 3]
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 
-def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0, ema: bool = False) -> dict:
+def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0, ema: bool = False,
+                    class_loss_weight: float = 3.0) -> dict:
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -39,6 +41,7 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
         write_dataset(data, b.samples, labels=b.labels, class_names=b.class_names, attrs=b.attrs, provenance={})
         t0 = time.perf_counter()
         train_file(data, ck, arch=arch, conditional=True, epochs=epochs, width=width, seed=seed, ema=ema,
+                   class_loss_weight=class_loss_weight,
                    checkpoint_every=0, progress=False)
         seconds = time.perf_counter() - t0
         c = load_checkpoint(ck)
@@ -47,7 +50,7 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
     with torch.no_grad():
         s = c.generate(torch.randn(1000, c.latent_dim, generator=g), y).clamp(-1, 1).numpy()
     agree = float((clf.predict(s.reshape(1000, -1)) == y.numpy()).mean())
-    return {"size": size, "arch": arch, "epochs": epochs, "width": width, "ema": ema, "agreement": agree,
+    return {"size": size, "arch": arch, "epochs": epochs, "width": width, "ema": ema, "class_loss_weight": class_loss_weight, "agreement": agree,
             "real_holdout_accuracy": real_acc, "train_seconds": round(seconds, 1)}
 
 
@@ -57,13 +60,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--arch", default="dcgan")
     ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--class-loss-weight", type=float, default=3.0)
     ap.add_argument("--ema", action="store_true", help="train with --ema (sample from the EMA generator)")
     args = ap.parse_args()
     from pgan_cli import console
 
     console.configure(quiet=True)
     r = class_agreement(args.size, args.epochs, args.arch, args.width, ema=args.ema)
-    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}, ema {r['ema']}: "
+    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}, ema {r['ema']}, class-loss-weight {r['class_loss_weight']:g}: "
           f"{100 * r['agreement']:.1f}% of samples classified as their conditioned class "
           f"(real holdout accuracy {100 * r['real_holdout_accuracy']:.1f}%), trained in {r['train_seconds']} s")
     print(f"machine: {platform.machine()}, {platform.platform()}")
