@@ -32,7 +32,8 @@ def score_modes(samples: np.ndarray, means: np.ndarray, std: float) -> tuple[int
     return int(len(np.unique(d.argmin(axis=1)[near]))), float(near.mean())
 
 
-def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 256) -> dict:
+def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 256,
+        gp_weight: float | None = None, width: int = 64) -> dict:
     import h5py
 
     from pgan_cli.checkpoint import load_checkpoint
@@ -48,6 +49,7 @@ def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 25
     ck = folder / f"{arch}.pt"
     t0 = time.perf_counter()
     train_file(data, ck, arch=arch, steps=steps, batch_size=batch_size, seed=seed, checkpoint_every=0,
+               gp_weight=gp_weight if arch == "wgan-gp" else None, width=width,
                progress=False, log_path=folder / f"{arch}.jsonl", log_every=250)
     train_s = time.perf_counter() - t0
     c = load_checkpoint(ck)
@@ -67,6 +69,8 @@ def main() -> None:
     ap.add_argument("--archs", default="dcgan,wgan,wgan-gp")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--gp-weight", type=float, default=None, help="wgan-gp lambda (default 10)")
+    ap.add_argument("--width", type=int, default=64)
     args = ap.parse_args()
     from pgan_cli import console
 
@@ -74,7 +78,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.archs.split(","):
-            r = run(arch, args.steps, Path(tmp), args.seed)
+            r = run(arch, args.steps, Path(tmp), args.seed, gp_weight=args.gp_weight, width=args.width)
             rows.append(r)
             print(f"{arch:8s} mlp  steps {r['steps']:5d}  modes {r['modes']}/8  high-quality "
                   f"{100 * r['high_quality']:.1f}%  ({r['train_seconds']} s)", flush=True)

@@ -387,3 +387,26 @@ def test_bad_inputs(cli, tmp_path, digits8, ring8, unlabelled, cond_ckpt):
     assert_clean_error(cli("sample", tmp_path / "nope.pt", "-n", "5", "-o", synth), "does not exist")
     assert not synth.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---- quality (fast version; the 32x32 bar is in bench/conditional.py) --------------------------------
+def test_conditional_digits_are_recognised_as_their_class(tmp_path, digits8):
+    """A conditional dcgan on 8x8 digits: a logistic regression trained on the real digits assigns
+    >= 80% of the samples to the class they were conditioned on."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.training.loop import train_file
+
+    real = read_dataset(digits8)
+    clf = LogisticRegression(max_iter=2000).fit(real.samples.reshape(real.n, -1), real.labels)
+    ck = tmp_path / "c.pt"
+    train_file(digits8, ck, arch="dcgan", conditional=True, epochs=6, width=16, seed=0,
+               checkpoint_every=0, progress=False)
+    c = load_checkpoint(ck)
+    y = torch.arange(500) % 10
+    with torch.no_grad():
+        x = c.generate(torch.randn(500, c.latent_dim, generator=torch.Generator().manual_seed(1)), y)
+    agree = (clf.predict(x.reshape(500, -1).numpy()) == y.numpy()).mean()
+    assert agree >= 0.8, agree

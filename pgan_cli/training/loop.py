@@ -318,6 +318,7 @@ class Trainer:
             torch.manual_seed(int(config["seed"]) + 7919 * self.dist.rank + 104729 * self.step)
         self._fake_for_g = None
         self._fixed = None
+        self._want_stats = True  # gradient norms are computed only for the steps that get logged
 
     # ---- overridable construction hooks -------------------------------------------------------
     def build_generator(self) -> nn.Module:
@@ -391,13 +392,13 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.dist.average_gradients(params)
             self.scaler.unscale_(opt)
-            gn = grad_norm(params)
+            gn = grad_norm(params) if self._want_stats else None
             self.scaler.step(opt)
             self.scaler.update()
         else:
             loss.backward()
             self.dist.average_gradients(params)
-            gn = grad_norm(params)
+            gn = grad_norm(params) if self._want_stats else None
             opt.step()
         return gn
 
@@ -583,6 +584,9 @@ class Trainer:
                 d_stats: dict = {}
                 while not self._done():
                     for b, real, labels in self.real_batches(self.epoch, self.batch_index):
+                        nxt = self.step + 1
+                        self._want_stats = nxt % self.log_every == 0 or bool(
+                            self.config.get("steps") and nxt >= int(self.config["steps"]))
                         d_stats = self.critic_step(real, labels)
                         self.d_steps += 1
                         self.batch_index = b + 1
