@@ -2,15 +2,16 @@
 # The main job, on a fresh clone, on CPU, in under 10 minutes:
 #   real handwritten digits -> members/holdout/reference -> a WGAN-GP generator -> a synthetic set
 #   -> the full audit (embeddings, kNN, MMD, fidelity, utility, attacks) -> an HTML report and a verdict.
-# Knobs (environment): OUT (folder, default out/digits), SIZE (image size: 8, 16, 32; default 8, the
-# digits' native size, so the whole job fits in a few minutes on 2 CPU cores), STEPS (generator steps, 300).
+# Knobs (environment): OUT (folder, default out/digits), SIZE (image size: 8, 16, 32; default 16),
+# STEPS (generator steps, default 1200: about 4 minutes on 2 idle CPU cores; at 16x16 this gives
+# TSTR balanced accuracy ~0.85 against ~0.96 for real data; 8x8 trains faster but far worse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 out=${OUT:-out/digits}
-size=${SIZE:-8}
-steps=${STEPS:-300}
+size=${SIZE:-16}
+steps=${STEPS:-1200}
 mkdir -p "$out"
 start=$(date +%s)
 
@@ -19,7 +20,7 @@ pgan data digits --size "$size" -o "$out/real.h5"
 echo "== 2/5 split: members (the generator's training set), holdout, reference" >&2
 pgan data split "$out/real.h5" --out-dir "$out/splits" --seed 0
 echo "== 3/5 train a class-conditional WGAN-GP on the members ($steps generator steps)" >&2
-pgan train "$out/splits/train.h5" --arch wgan-gp --conditional --steps "$steps" --seed 0 \
+pgan train "$out/splits/train.h5" --arch wgan-gp --conditional --class-loss-weight 3 --steps "$steps" --seed 0 \
     --log "$out/train.jsonl" --log-every 5 -o "$out/gen.pt"
 echo "== 4/5 release a synthetic set as large as the member set" >&2
 n=$(pgan data info "$out/splits/train.h5" --json | python -c 'import json,sys; print(json.load(sys.stdin)["n"])')
