@@ -37,7 +37,8 @@ _BATCH = 4096
 MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
 
 
-def _json_attr(value: Any) -> Any:
+def decode_attr(value: Any) -> Any:
+    """An HDF5 attribute as Python: JSON strings decoded, numpy scalars unwrapped."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, str):
@@ -107,7 +108,7 @@ class Dataset:
             self._fail("'samples' is empty (N = 0)")
         if any(d == 0 for d in s.shape[1:]):
             self._fail(f"'samples' has an empty dimension: shape {s.shape}")
-        kind = _json_attr(f.attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS))
+        kind = decode_attr(f.attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS))
         if kind not in (KIND_IMAGES, KIND_VECTORS):
             self._fail(f"unknown kind {kind!r}; expected 'images' or 'vectors'")
         if (kind == KIND_IMAGES) != (s.ndim == 4):
@@ -115,7 +116,7 @@ class Dataset:
         self.kind: str = kind
         self.n: int = int(s.shape[0])
         self.sample_shape: tuple[int, ...] = tuple(int(d) for d in s.shape[1:])
-        names = _json_attr(f.attrs.get("class_names")) if "class_names" in f.attrs else None
+        names = decode_attr(f.attrs.get("class_names")) if "class_names" in f.attrs else None
         if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)):
             self._fail("attribute class_names is not a JSON list of strings")
         self.class_names: list[str] | None = names
@@ -165,7 +166,7 @@ class Dataset:
     @property
     def attrs(self) -> dict[str, Any]:
         """Root attributes, JSON ones decoded."""
-        return {k: _json_attr(v) for k, v in self._f.attrs.items()}
+        return {k: decode_attr(v) for k, v in self._f.attrs.items()}
 
     @property
     def provenance(self) -> dict[str, Any] | None:
@@ -246,6 +247,19 @@ def read_dataset(path: str | os.PathLike) -> DataBundle:
                           class_names=ds.class_names, attrs=extra_attrs, path=ds.path)
 
 
+def open_npy(path: Path) -> np.ndarray:
+    """Memory-map an NPY file without pickle, with clear errors for corrupt or non-numeric files."""
+    try:
+        x = np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError as e:
+        raise FormatError(f"{path} is not a plain numeric NPY array ({e})") from None
+    except (OSError, EOFError) as e:
+        raise FormatError(f"{path} is not a readable NPY file ({e}); is it truncated?") from None
+    if x.dtype.kind not in "biuf":
+        raise FormatError(f"{path} has dtype {x.dtype}; expected numbers")
+    return x
+
+
 def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
     """Read a set of vectors: an NPY ``(N, D)`` array, or a dataset file flattened to ``(N, D)``.
 
@@ -253,12 +267,7 @@ def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
     """
     p = check_input(path, what)
     if p.suffix.lower() == ".npy":
-        try:
-            x = np.load(p, allow_pickle=False, mmap_mode="r")
-        except ValueError as e:
-            raise FormatError(f"{p} is not a plain numeric NPY array ({e})") from None
-        except (OSError, EOFError) as e:
-            raise FormatError(f"{p} is not a readable NPY file ({e}); is it truncated?") from None
+        x = open_npy(p)
         if x.dtype.kind not in "fiu":
             raise FormatError(f"{p} has dtype {x.dtype}; expected a float array (N, D)")
         if x.ndim == 1:

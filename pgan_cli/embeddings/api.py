@@ -28,19 +28,12 @@ class SampleSource:
     images, or (N, H, W) grey images; read in batches, NaN/Inf reported with their row."""
 
     def __init__(self, path: str | os.PathLike):
-        from pgan_cli.dataset import Dataset
+        from pgan_cli.dataset import Dataset, open_npy
 
         self.path = check_input(path, "input file")
         self._arr = self._ds = None
         if self.path.suffix.lower() == ".npy":
-            try:
-                arr = np.load(self.path, allow_pickle=False, mmap_mode="r")
-            except ValueError as e:
-                raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
-            except (OSError, EOFError) as e:
-                raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
-            if arr.dtype.kind not in "fiu":
-                raise FormatError(f"{self.path} has dtype {arr.dtype}; expected numbers")
+            arr = open_npy(self.path)
             if arr.ndim not in (2, 3, 4):
                 raise FormatError(f"{self.path} has shape {arr.shape}; expected (N, D), (N, H, W) or (N, C, H, W)")
             self._arr = arr[:, None] if arr.ndim == 3 else arr

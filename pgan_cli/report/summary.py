@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli.dataset import decode_attr
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import check_input, sha256_file
 
@@ -166,19 +167,6 @@ def _h5_datasets(f) -> dict[str, Any]:
     return out
 
 
-def _attr_json(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _load_h5(path: Path) -> ResultFile:
     import h5py
 
@@ -188,7 +176,7 @@ def _load_h5(path: Path) -> ResultFile:
         raise FormatError(f"{path} is not a readable HDF5 file; is it truncated? Re-create it with "
                           f"the pgan command that wrote it") from None
     with f:
-        attrs = {k: _attr_json(v) for k, v in f.attrs.items()}
+        attrs = {k: decode_attr(v) for k, v in f.attrs.items()}
         prov = attrs.get("provenance") if isinstance(attrs.get("provenance"), dict) else None
         dsets = _h5_datasets(f)
         if "samples" in dsets:
@@ -571,7 +559,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
             import h5py
 
             with h5py.File(p, "r") as f:
-                ldp = _attr_json(f.attrs["ldp"]) if "ldp" in f.attrs else None
+                ldp = decode_attr(f.attrs["ldp"]) if "ldp" in f.attrs else None
             if isinstance(ldp, dict):
                 privacy.setdefault("ldp", figures(ldp))
         except OSError:
