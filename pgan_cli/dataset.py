@@ -133,21 +133,23 @@ class Dataset:
         if check_values:
             self._check_values()
 
-    def _check_values(self) -> None:
+    def _check_values(self, loaded: dict[str, np.ndarray | None] | None = None) -> None:
+        """Check values batch by batch, from the file or from arrays already ``loaded`` in memory."""
+        source = self._f if loaded is None else loaded
         lo, hi = np.inf, -np.inf
         max_label, min_label = -1, 0
         for start in range(0, self.n, self._batch_rows()):
             stop = min(self.n, start + self._batch_rows())
-            x = self._f["samples"][start:stop]
+            x = source["samples"][start:stop]
             finite = np.isfinite(x)
             if not finite.all():
                 row = start + int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))
                 self._fail(f"'samples' contains NaN or Inf (first at row {row}); clean the data first")
             lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
             if self.has_labels:
-                lab = self._f["labels"][start:stop]
+                lab = source["labels"][start:stop]
                 max_label, min_label = max(max_label, int(lab.max())), min(min_label, int(lab.min()))
-            if self.has_latents and not np.isfinite(self._f["latents"][start:stop]).all():
+            if self.has_latents and not np.isfinite(source["latents"][start:stop]).all():
                 self._fail("'latents' contains NaN or Inf")
         if self.kind == KIND_IMAGES and (lo < -1 - IMAGE_RANGE_TOLERANCE or hi > 1 + IMAGE_RANGE_TOLERANCE):
             self._fail(f"image samples must lie in [-1, 1], found [{lo:.4g}, {hi:.4g}]")
@@ -240,11 +242,12 @@ class DataBundle:
 
 
 def read_dataset(path: str | os.PathLike) -> DataBundle:
-    """Open, validate and load a whole dataset file."""
-    with Dataset(path) as ds:
-        extra_attrs = ds.attrs
-        return DataBundle(samples=ds.samples(), labels=ds.labels(), latents=ds.latents(), kind=ds.kind,
-                          class_names=ds.class_names, attrs=extra_attrs, path=ds.path)
+    """Open, validate and load a whole dataset file (the values are read once, then checked in memory)."""
+    with Dataset(path, check_values=False) as ds:
+        loaded = {"samples": ds.samples(), "labels": ds.labels(), "latents": ds.latents()}
+        ds._check_values(loaded)
+        return DataBundle(samples=loaded["samples"], labels=loaded["labels"], latents=loaded["latents"],
+                          kind=ds.kind, class_names=ds.class_names, attrs=ds.attrs, path=ds.path)
 
 
 def open_npy(path: Path) -> np.ndarray:
