@@ -77,10 +77,12 @@ class LoganBlackbox(Attack):
         self.proj = None
         if both.shape[1] > MAX_DIMS:
             rng = np.random.default_rng(inputs.seed)
-            # principal directions from a seeded subset of 2,048 rows (the SVD costs rows² x dims)
+            from sklearn.utils.extmath import randomized_svd
+
+            # principal directions from a seeded subset of 2,048 rows (randomized SVD, Halko et al. 2011)
             sub = both[rng.choice(len(both), min(len(both), 2048), replace=False)]
             sub = (sub - self.mean) / self.std
-            _, _, vt = np.linalg.svd(sub - sub.mean(axis=0), full_matrices=False)
+            _, _, vt = randomized_svd(sub - sub.mean(axis=0), MAX_DIMS, random_state=int(inputs.seed) % (2 ** 31))
             self.proj = np.ascontiguousarray(vt[:MAX_DIMS].T, dtype=np.float32)
         steps = int(self.params.get("steps", STEPS))
         self.params.update(steps=steps, width=WIDTH, batch=BATCH,

@@ -112,32 +112,18 @@ def nnaa(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, cache:
 
 
 def kmeans_cells(points: np.ndarray, n_cells: int, seed: int = 0, iters: int = KMEANS_ITERS) -> np.ndarray:
-    """k-means++ then Lloyd iterations (assignments by FAISS kNN); returns the centroids."""
-    rng = np.random.default_rng(seed)
-    x = np.asarray(points, dtype=np.float32)
-    n_cells = max(1, min(n_cells, len(x)))
-    centers = [x[rng.integers(len(x))]]
-    d2 = ((x - centers[0]) ** 2).sum(axis=1).astype(np.float64)
-    for _ in range(1, n_cells):
-        p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1.0 / len(x))
-        c = x[rng.choice(len(x), p=p)]
-        centers.append(c)
-        d2 = np.minimum(d2, ((x - c) ** 2).sum(axis=1))
-    c = np.stack(centers).astype(np.float32)
-    for _ in range(iters):
-        assign = knn(x, c, 1).indices[:, 0]
-        new = np.zeros_like(c, dtype=np.float64)
-        np.add.at(new, assign, x)
-        counts = np.bincount(assign, minlength=len(c))
-        nonempty = counts > 0
-        new[nonempty] /= counts[nonempty, None]
-        new[~nonempty] = c[~nonempty]
-        new = new.astype(np.float32)
-        if np.allclose(new, c):
-            c = new
-            break
-        c = new
-    return c
+    """k-means centroids of ``points`` (FAISS ``Kmeans``: Lloyd iterations on at most 256 points
+    per centroid, seeded); returns the centroids."""
+    import faiss
+
+    x = np.ascontiguousarray(points, dtype=np.float32)
+    n_cells = max(1, min(int(n_cells), len(x)))
+    if n_cells == 1:
+        return x.mean(axis=0, keepdims=True)
+    km = faiss.Kmeans(x.shape[1], n_cells, niter=int(iters), seed=int(seed) % (2 ** 31), verbose=False,
+                      min_points_per_centroid=1, max_points_per_centroid=256)
+    km.train(x)
+    return np.asarray(km.centroids, dtype=np.float32)
 
 
 def data_copying_ct(d_hm: np.ndarray, d_sm: np.ndarray, cells_h: np.ndarray, cells_s: np.ndarray,
