@@ -3,18 +3,20 @@
 Part 1 (scale): the full black-box suite (dcr, dcr-calibrated, pairwise, density,
 logan-blackbox; domias refuses raw 4,096-d inputs, so it runs on a 32-d PCA projection of the
 same sets) plus every distance metric, on members + holdout + synthetic (+ reference) at
-4,096 dimensions. ``--scale 1`` is the issue's size (20k + 20k + 50k, reference 20k); a smaller
-scale runs proportionally smaller sets and the script extrapolates: the k-NN work grows with
-the product of set sizes (1 / scale²), the rest (bootstrap, classifier) at most linearly.
-The peer, side by side: scikit-learn's brute-force NearestNeighbors for the DCR search on the
-same data (the approach of the public tools; REFERENCE.md).
+4,096 dimensions. ``--scale 1`` (the default) is the issue's size (20k + 20k + 50k, reference
+20k); a smaller scale runs proportionally smaller sets (no extrapolation: the k-NN work grows
+with the product of set sizes, the rest linearly or not at all). Peers, side by side on the
+same data: scikit-learn's brute-force NearestNeighbors for the DCR search (the approach of the
+public tools; REFERENCE.md), and, with ``--independent``, the same suite with every search
+independent (no shared GEMM passes, no symmetric self-search), i.e. what the suite cost before
+:class:`~pgan_cli.privacy.cache.NeighborCache` shared them.
 
 Part 2 (SDMetrics): pgan's DCR metrics and SDMetrics' DCRBaselineProtection /
 DCROverfittingProtection on the same breast-cancer splits and synthetic sets (a null set and a
 planted leak), SDMetrics run in its own virtual environment (``--sdm-python``) through a
 subprocess so its pandas/numpy pins never touch pgan's.
 
-    python bench/attack.py --scale 0.25 --sdm-python /work/venv-sdm/bin/python
+    python bench/attack.py --independent --sdm-python /work/venv-sdm/bin/python
 """
 
 from __future__ import annotations
@@ -53,7 +55,15 @@ def structured_population(n: int, d: int, rng: np.random.Generator, rank: int = 
     return out
 
 
-def bench_scale(scale: float, seed: int = 0) -> dict:
+def peak_rss_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def bench_scale(scale: float, seed: int = 0, independent: bool = False) -> dict:
+    from pgan_cli.privacy.cache import NeighborCache
+
     rng = np.random.default_rng(seed)
     n = {k: max(200, int(round(v * scale))) for k, v in FULL.items()}
     total = n["members"] + n["holdout"] + n["reference"] + n["synthetic"]
@@ -66,9 +76,23 @@ def bench_scale(scale: float, seed: int = 0) -> dict:
     # the released set: 10% noisy member copies, the rest fresh population records
     S = plant_leak(M, P, 0.1, 0.05, n=n["synthetic"], seed=seed).samples
     t_data = time.perf_counter() - t0
-    t0, c0 = time.perf_counter(), time.process_time()
-    res = run_suite(M, H, S, R, methods="dcr,dcr-calibrated,pairwise,density,logan-blackbox", seed=seed)
-    t_suite, c_suite = time.perf_counter() - t0, time.process_time() - c0
+    methods = "dcr,dcr-calibrated,pairwise,density,logan-blackbox"
+    # warm-up on 300 rows (imports of torch, scipy, sklearn; FAISS threads) so neither timed run pays it
+    run_suite(M[:300], H[:300], S[:300], R[:300], methods=methods, seed=seed)
+    runs = {}
+    for label, shared in (("shared", True), ("independent", False))[: 2 if independent else 1]:
+        cache = NeighborCache(shared_passes=shared)
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run_suite(M, H, S, R, methods=methods, seed=seed, cache=cache)
+        runs[label] = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                       "searches": cache.searches,
+                       "per_attack_seconds": {k: v["seconds"] for k, v in res.json[K.KEY_ATTACKS].items()},
+                       "dcr_share": res.json[K.KEY_DISTANCES][K.KEY_DCR_SHARE],
+                       "nnaa_privacy_loss": res.json[K.KEY_DISTANCES][K.KEY_NNAA_PRIVACY_LOSS],
+                       "authenticity": res.json[K.KEY_DISTANCES][K.KEY_AUTHENTICITY],
+                       "near_copies": res.json[K.KEY_DISTANCES][K.KEY_NEAR_COPIES],
+                       "auc": {k: v[K.KEY_AUC] for k, v in res.json[K.KEY_ATTACKS].items()}}
+        print(json.dumps({label: runs[label]}, default=float), file=sys.stderr, flush=True)
     # domias on a 32-d PCA projection (fitted on the reference set)
     t0 = time.perf_counter()
     mu = R.mean(0)
@@ -76,8 +100,6 @@ def bench_scale(scale: float, seed: int = 0) -> dict:
     proj = lambda x: ((x - mu) @ vt[:32].T).astype(np.float32)  # noqa: E731
     dom = run_suite(proj(M), proj(H), proj(S), proj(R), methods="domias", distances=False, seed=seed)
     t_domias = time.perf_counter() - t0
-    per_attack = {k: v["seconds"] for k, v in res.json[K.KEY_ATTACKS].items()}
-    per_attack["domias (32-d PCA)"] = dom.json[K.KEY_ATTACKS]["domias"]["seconds"]
     # the peer: scikit-learn brute-force nearest neighbour for the DCR search of the candidates
     from sklearn.neighbors import NearestNeighbors
 
@@ -91,14 +113,15 @@ def bench_scale(scale: float, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     knn(sub, S, 1)
     t_faiss = time.perf_counter() - t0
-    return {"sizes": n, "dim": DIM, "scale": scale, "seconds_data": t_data, "seconds_suite": t_suite,
-            "cpu_seconds_suite": c_suite, "load_average": os.getloadavg(),
-            "seconds_domias_pca32": t_domias, "per_attack_seconds": per_attack,
-            "auc": {k: v[K.KEY_AUC] for k, v in res.json[K.KEY_ATTACKS].items()} |
-                   {"domias (32-d PCA)": dom.json[K.KEY_ATTACKS]["domias"][K.KEY_AUC]},
-            "dcr_share": res.json[K.KEY_DISTANCES][K.KEY_DCR_SHARE],
-            "dcr_search_4000_queries": {"faiss_s": t_faiss, "sklearn_brute_s": t_sk, "ratio": t_sk / t_faiss},
-            "extrapolated_full_seconds": (t_suite + t_domias) / scale ** 2}
+    out = {"sizes": n, "dim": DIM, "scale": scale, "seconds_data": t_data, "suite": runs,
+           "seconds_domias_pca32": t_domias,
+           "domias_pca32_auc": dom.json[K.KEY_ATTACKS]["domias"][K.KEY_AUC],
+           "seconds_total_with_domias": runs["shared"]["seconds"] + t_domias,
+           "load_average": os.getloadavg(), "peak_rss_gib": peak_rss_gib(),
+           "dcr_search_4000_queries": {"faiss_s": t_faiss, "sklearn_brute_s": t_sk, "ratio": t_sk / t_faiss}}
+    if independent:
+        out["speedup_shared_over_independent"] = runs["independent"]["seconds"] / runs["shared"]["seconds"]
+    return out
 
 
 SDM_SCRIPT = r"""
@@ -180,7 +203,9 @@ def bench_sdmetrics(sdm_python: str, seed: int = 0, repeats: int = 3) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=0.25, help="fraction of the issue's sizes (1 = 20k/20k/50k)")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sizes (1 = 20k/20k/50k)")
+    ap.add_argument("--independent", action="store_true",
+                    help="also run the suite with independent searches (no shared passes), side by side")
     ap.add_argument("--sdm-python", default="/work/venv-sdm/bin/python", help="python of a venv with sdmetrics")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-sdmetrics", action="store_true")
@@ -192,7 +217,7 @@ def main() -> None:
         result["sdmetrics"] = bench_sdmetrics(args.sdm_python)
         print(json.dumps(result["sdmetrics"], indent=1, default=float), flush=True)
     if not args.skip_scale:
-        result["scale"] = bench_scale(args.scale)
+        result["scale"] = bench_scale(args.scale, independent=args.independent)
         print(json.dumps(result["scale"], indent=1, default=float), flush=True)
     result["machine"]["load_average_at_end"] = os.getloadavg()
     if args.out:

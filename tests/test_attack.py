@@ -366,3 +366,16 @@ def test_all_skips_domias_above_64_dimensions(cli, tmp_path):
     assert "domias" not in out["attacks"] and "64 dimensions" in out["skipped"]["domias"]
     assert "skipped domias" in r.stderr and {"dcr", "pairwise", "density"} <= set(out["attacks"])
     assert_clean_error(cli(*base, "--methods", "domias"), "64 dimensions", "pgan embed")
+
+
+def test_domias_kde_matches_scipy_gaussian_kde():
+    """The blocked log-density equals scipy's gaussian_kde (Scott's rule) up to the 1e-6 ridge."""
+    from scipy.stats import gaussian_kde
+
+    from pgan_cli.attacks.domias import GaussianKDE
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(700, 3)) @ np.array([[1.0, 0.3, 0.0], [0.0, 2.0, 0.5], [0.0, 0.0, 0.7]])
+    x = rng.normal(size=(600, 3)) * 1.5  # more than two blocks of queries
+    want = gaussian_kde(data.T).logpdf(x.T)
+    np.testing.assert_allclose(GaussianKDE(data, "synthetic").logpdf(x), want, rtol=1e-5, atol=1e-5)

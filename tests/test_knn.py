@@ -217,3 +217,39 @@ def test_k_as_large_as_the_reference(sets, metric):
     res = knn(ref[:150], ref[:150], 149, metric=metric, exclude_self=True)
     bd, _, _ = brute(ref[:150], ref[:150], 149, metric, exclude_self=True)
     np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [64, 4096])
+def test_pair_and_self_searches_equal_two_independent_searches(sets, block):
+    """knn_pair gives both directions from one GEMM pass and knn_self computes each distance once;
+    both must equal plain knn (and the brute force), duplicates and block edges included."""
+    from pgan_cli.neighbors import knn_pair, knn_self
+
+    query, ref = sets
+    ab, ba = knn_pair(query, ref, 7, 5, block=block)
+    for got, q, r, k in ((ab, query, ref, 7), (ba, ref, query, 5)):
+        assert_matches_brute(got, q, r, k, "l2")
+        want = knn(q, r, k)
+        np.testing.assert_allclose(got.distances, want.distances, rtol=1e-6, atol=1e-6)
+        assert (got.indices == want.indices).mean() > 0.99  # only exact ties may swap
+    own = knn_self(ref, 4, block=block)
+    assert_matches_brute(own, ref, ref, 4, "l2", exclude_self=True)
+    for row, others in ((17, {5, 40}), (5, {17, 40}), (40, {5, 17})):  # duplicates stay neighbours
+        assert set(own.indices[row, :2].tolist()) == others and own.distances[row, :2].tolist() == [0.0, 0.0]
+    tiny = knn_self(ref[:3], 2)  # k = every other row
+    assert sorted(tiny.indices[0].tolist()) == [1, 2]
+
+
+def test_neighbor_cache_shares_pair_and_self_searches(sets):
+    from pgan_cli.privacy.cache import NeighborCache
+
+    query, ref = sets
+    cache = NeighborCache(default_k=6)
+    cache.pair(query, ref)
+    a = cache.knn(query, ref, 3)
+    b = cache.knn(ref, query, 2)  # from the same pass
+    c = cache.knn(ref, ref, 1, exclude_self=True)
+    assert cache.searches == 2
+    np.testing.assert_allclose(a.distances, knn(query, ref, 3).distances, rtol=1e-6)
+    np.testing.assert_allclose(b.distances, knn(ref, query, 2).distances, rtol=1e-6)
+    np.testing.assert_allclose(c.distances, knn(ref, ref, 1, exclude_self=True).distances, rtol=1e-6)

