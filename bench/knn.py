@@ -9,12 +9,16 @@ just before the search (best of numpy and torch matmul, 4096³), so a shared, no
 still gives a fair "fraction of GEMM peak". Neighbours of every peer are checked against pgan's
 (same distances to 1e-4 relative).
 
+`--self N` times `pgan knn X X --exclude-self` on N rows (the symmetric self-search: each
+distance computed once) against the one-direction FAISS search and scikit-learn, same process.
+
 `--stream-refs N --stream-queries M` also runs the `pgan knn` command itself on memory-mapped
 NPY files of N references x M queries at 4,096 dimensions and reports its peak RSS, to check
 that memory stays bounded by the reference set (queries are streamed in batches).
 
 Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [--json out.json]
      PYTHONPATH=. python bench/knn.py --dims 4096 --stream-refs 100000 --stream-queries 5000
+     PYTHONPATH=. python bench/knn.py --dims 4096 --peers "" --self 30000
 """
 
 from __future__ import annotations
@@ -153,6 +157,38 @@ def stream_check(nr: int, nq: int, d: int, k: int, folder: Path) -> dict:
             "extrapolated_seconds_for_100k_queries": s["seconds_search"] * 100_000 / nq}
 
 
+def self_check(n: int, d: int, k: int, folder: Path) -> dict:
+    """`pgan knn X X --exclude-self` (symmetric: each distance once) against the one-direction
+    FAISS search it replaced and scikit-learn brute force, side by side in this process."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from pgan_cli.neighbors import knn, search_files
+
+    _, x = make_data(1, n, d)
+    path = folder / "self.npy"
+    np.save(path, x)
+    knn(x[:500], x[:500], k, exclude_self=True)  # warm-up (FAISS threads, imports)
+    t = {}
+    t0 = time.perf_counter()
+    s = search_files(path, path, folder / "self.h5", k, exclude_self=True, device="cpu")
+    t["pgan_symmetric"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    one = knn(x, x, k, exclude_self=True)
+    t["faiss_one_direction"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sk_d, _ = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(x)
+    t["sklearn_brute"] = time.perf_counter() - t0
+    import h5py
+
+    with h5py.File(folder / "self.h5", "r") as f:
+        dist = f["distances"][:]
+    err = float(np.max(np.abs(dist - one.distances) / np.maximum(one.distances, 1e-12)))
+    return {"n": n, "dim": d, "k": k, "seconds": t, "search_seconds_cli": s["seconds_search"],
+            "ratio_one_direction_over_symmetric": t["faiss_one_direction"] / t["pgan_symmetric"],
+            "ratio_sklearn_over_symmetric": t["sklearn_brute"] / t["pgan_symmetric"],
+            "max_rel_diff": err, "sklearn_max_abs_diff": float(np.max(np.abs(sk_d[:, 1:] - dist)))}
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -172,6 +208,8 @@ def main() -> None:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--stream-refs", type=int, default=0)
     ap.add_argument("--stream-queries", type=int, default=5000)
+    ap.add_argument("--self", type=int, default=0, dest="self_n",
+                    help="also time `pgan knn X X --exclude-self` on N rows of the last --dims")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--dim", type=int, help=argparse.SUPPRESS)
@@ -200,7 +238,10 @@ def main() -> None:
                 for r in rows:
                     if r["peer"] == peer and r["dim"] == d:
                         r["max_rel_diff_vs_pgan"] = err
-        stream = None
+        stream = self_res = None
+        if a.self_n:
+            self_res = self_check(a.self_n, dims[-1], a.k, Path(tmp))
+            print(json.dumps(self_res, indent=1), flush=True)
         if a.stream_refs:
             stream = stream_check(a.stream_refs, a.stream_queries, dims[-1], a.k, Path(tmp))
     base = {r["dim"]: r["seconds"] for r in rows if r["peer"] == "pgan"}
@@ -215,7 +256,7 @@ def main() -> None:
               f"({stream['gflops']:.1f} GFLOP/s); 100k queries extrapolate to "
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "stream": stream, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+        a.json.write_text(json.dumps({"rows": rows, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
 
 
 def print_table(rows: list[dict], base: dict) -> None:

@@ -512,18 +512,23 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
     return KnnResult(d_ab, i_ab, "l2"), KnnResult(d_ba, i_ba, "l2")
 
 
-def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
-    """Exact L2 k-NN of every row of ``x`` among the other rows, computing each distance once.
+def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK,
+                     centred: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Exact L2 k-NN of every row of ``x`` among the other rows, computing each distance once;
+    yields ``(start, distances, indices)`` per block of rows, each final when yielded.
 
     The distance matrix is symmetric: only blocks on and above the diagonal are computed (FAISS
-    GEMM), each feeding the heaps of its rows and, transposed, of its columns; a row never
-    counts as its own neighbour (its duplicates do). Half the work of ``knn(x, x, k,
-    exclude_self=True)`` with the same results.
+    GEMM), each feeding the heaps of its rows and, transposed, of its columns, so row block i is
+    complete once its own row of blocks is done (blocks left of the diagonal reached it earlier,
+    transposed). A row never counts as its own neighbour (its duplicates do). Candidates are
+    re-ranked by exact distances, ties to the lower row, as :func:`knn` does: half the work of
+    ``knn(x, x, k, exclude_self=True)`` with the same results. ``centred``: x is already centred
+    on its mean (no copy is made).
     """
     faiss = _faiss()
     x = np.ascontiguousarray(x, dtype=np.float32)
     check_pair(x, x, k, exclude_self=True)
-    xc = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    xc = x if centred else x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
     heap = faiss.ResultHeap(len(x), min(len(x) - 1, k + EXTRA_CANDIDATES))
     blocks = _pair_blocks(len(x), block)
     for bi, (i0, i1) in enumerate(blocks):
@@ -537,8 +542,19 @@ def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
             else:
                 heap.add_result_subset(rows_i, d, rows_j)
                 heap.add_result_subset(rows_j, _transposed(d), rows_i)
-    dist, ind = _refined(xc, xc, heap, k)
-    return KnnResult(dist, ind, "l2")
+        cand = heap.I[i0:i1].copy()
+        dist, ind = _select(pair_distances(xc[i0:i1], xc, cand, "l2"), cand, k)
+        yield i0, dist, ind
+
+
+def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
+    """:func:`knn_self_batches` collected: the k nearest other rows of every row of ``x``."""
+    out_d = np.empty((len(x), k), dtype=np.float32)
+    out_i = np.empty((len(x), k), dtype=np.int64)
+    for start, dist, ind in knn_self_batches(x, k, block):
+        out_d[start:start + len(dist)] = dist
+        out_i[start:start + len(dist)] = ind
+    return KnnResult(out_d, out_i, "l2")
 
 
 def nearest_distance(query: np.ndarray, ref: np.ndarray, exclude_self: bool = False) -> np.ndarray:
@@ -696,6 +712,16 @@ def _stats(x: np.ndarray) -> dict[str, float]:
             "p95": float(q[2]), "max": float(x.max())}
 
 
+def _check_same_rows(src: VectorSource, nidx: NeighborIndex, batch_size: int) -> None:
+    """--exclude-self: the query file's rows must be the reference rows, in order."""
+    for start, q in src.batches(batch_size):
+        stop = start + len(q)
+        qr = nidx.refine_space(q, nidx.prepare(q))
+        if stop > len(nidx.refine_ref) or not np.array_equal(qr, nidx.refine_ref[start:stop]):
+            raise InputError("--exclude-self needs the query set to be the reference set, but query rows "
+                             f"{start}..{stop - 1} differ from the reference rows")
+
+
 def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, output: str | os.PathLike,
                  k: int, metric: str = "l2", index: str = "flat", device: str = "auto",
                  exclude_self: bool = False, batch_size: int = QUERY_BATCH, check_recall: bool = False,
@@ -740,6 +766,8 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         ref = load_reference(ref_path)
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
                              nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
+        if exclude_self:
+            _check_same_rows(src, nidx, batch_size)
         t_index = time.perf_counter() - t0
         console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
                     f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
@@ -764,14 +792,19 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                         current["q"] = q
                         yield start, q
 
-                stream = knn_batches(feed(), ref, k, metric, exclude_self, nidx)
+                symmetric = exclude_self and index == "flat" and metric == "l2" and nidx.device == "cpu"
+                if symmetric:  # QUERY is REF: compute each distance once (half the GEMM work)
+                    stream = knn_self_batches(nidx.refine_ref, k, centred=True)
+                    n_batches = len(_pair_blocks(src.n, PAIR_BLOCK))
+                else:
+                    stream = knn_batches(feed(), ref, k, metric, exclude_self, nidx)
                 for start, dist, ind in console.progress(stream, total=n_batches, description="knn"):
                     stop = start + len(dist)
                     dset_d[start:stop] = dist
                     dset_i[start:stop] = ind
                     first[start:stop], kth[start:stop] = dist[:, 0], dist[:, -1]
                     sel = (rows >= start) & (rows < stop)
-                    if sel.any():
+                    if sel.any() and not nidx.exact:
                         q_batch = current["q"][rows[sel] - start]
                         rec_q[sel] = nidx.refine_space(q_batch, nidx.prepare(q_batch))
                         rec_d[sel] = dist[rows[sel] - start]

@@ -166,6 +166,10 @@ def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path):
     bd, _, full = brute(x, x, 3, "l2", exclude_self=True)
     np.testing.assert_allclose(dist, bd, rtol=1e-4, atol=1e-6)
     assert not (ind == np.arange(len(x))[:, None]).any()
+    # the symmetric self-search (flat, l2, CPU) gives what the one-direction search gives
+    want = knn(x, x, 3, exclude_self=True)
+    np.testing.assert_allclose(dist, want.distances, rtol=1e-6, atol=1e-6)
+    assert (ind == want.indices).mean() > 0.99
 
 
 def test_cli_hnsw_check_recall(cli, npys):
@@ -187,6 +191,8 @@ def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
     bad[123, 4] = np.nan
     np.save(tmp_path / "nan.npy", bad)
     q, r_ = npys / "q.npy", npys / "r.npy"
+    shuffled = np.load(r_)[::-1].copy()  # same shape as REF, other row order
+    np.save(tmp_path / "shuffled.npy", shuffled)
     cases = [
         ((tmp_path / "d5.npy", r_), ("different dimensions", "24")),
         ((q, r_, "-k", "701"), ("k = 701",)),
@@ -196,6 +202,7 @@ def test_cli_errors_are_one_line(cli, npys, tmp_path, rng):
         ((q, r_, "--metric", "linf", "--index", "hnsw"), ("linf",)),
         ((q, r_, "--index", "lsh"), ("lsh",)),
         ((q, r_, "--exclude-self"), ("exclude",)),
+        ((tmp_path / "shuffled.npy", r_, "--exclude-self"), ("exclude", "differ")),
         ((q, r_, "--nprobe", "4"), ("--index ivf",)),
         ((q, r_, "--index", "ivf", "--nlist", "0"), ("--nlist",)),
         ((q, tmp_path / "missing.npy"), ("does not exist",)),
