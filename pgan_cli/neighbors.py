@@ -315,8 +315,7 @@ def pair_distances(q: np.ndarray, ref: np.ndarray, idx: np.ndarray, metric: str)
 def _indexed_l2(q: np.ndarray, ref: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """L2 between q[i] and ref[idx[i, j]] from the differences, by FAISS's
     ``pairwise_indexed_L2sqr`` (SIMD, OpenMP; about 14x the numpy gather loop at 4,096-d)."""
-    import faiss
-
+    faiss = _faiss()
     m, kk = idx.shape
     qq = np.ascontiguousarray(q, dtype=np.float32)
     rr = np.ascontiguousarray(ref, dtype=np.float32)
