@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -465,6 +466,21 @@ def _pair_blocks(n: int, block: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + block)) for a in range(0, n, block)]
 
 
+PROGRESS_WORK = 10 ** 11  # pairs x dims above which a search shows a progress bar (about a second)
+
+
+@contextmanager
+def _block_progress(description: str, total: int, work: int):
+    """A progress bar over distance blocks when the search is long enough to want one."""
+    from pgan_cli import console
+
+    if work < PROGRESS_WORK:
+        yield lambda: None
+        return
+    with console.progress_task(description, total) as advance:
+        yield advance
+
+
 def _transposed(d: np.ndarray, strip: int = 64) -> np.ndarray:
     """A C-contiguous transpose of a distance block, in strips of 64 rows (about 5x faster than
     ``np.ascontiguousarray(d.T)`` on a 4,096 x 4,096 block, which strides through memory)."""
@@ -499,20 +515,24 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
     ac, bc = a - shift, b - shift
     h_ab = faiss.ResultHeap(len(a), min(len(b), k_ab + EXTRA_CANDIDATES))
     h_ba = faiss.ResultHeap(len(b), min(len(a), k_ba + EXTRA_CANDIDATES))
-    for i0, i1 in _pair_blocks(len(a), block):
-        rows_a = np.arange(i0, i1, dtype=np.int64)
-        for j0, j1 in _pair_blocks(len(b), block):
-            d = faiss.pairwise_distances(ac[i0:i1], bc[j0:j1])
-            rows_b = np.arange(j0, j1, dtype=np.int64)
-            h_ab.add_result_subset(rows_a, d, rows_b)
-            h_ba.add_result_subset(rows_b, _transposed(d), rows_a)
+    blocks_a, blocks_b = _pair_blocks(len(a), block), _pair_blocks(len(b), block)
+    with _block_progress(f"kNN {len(a)} <-> {len(b)}", len(blocks_a) * len(blocks_b),
+                         len(a) * len(b) * a.shape[1]) as step:
+        for i0, i1 in blocks_a:
+            rows_a = np.arange(i0, i1, dtype=np.int64)
+            for j0, j1 in blocks_b:
+                d = faiss.pairwise_distances(ac[i0:i1], bc[j0:j1])
+                rows_b = np.arange(j0, j1, dtype=np.int64)
+                h_ab.add_result_subset(rows_a, d, rows_b)
+                h_ba.add_result_subset(rows_b, _transposed(d), rows_a)
+                step()
     d_ab, i_ab = _refined(ac, bc, h_ab, k_ab)
     d_ba, i_ba = _refined(bc, ac, h_ba, k_ba)
     return KnnResult(d_ab, i_ab, "l2"), KnnResult(d_ba, i_ba, "l2")
 
 
-def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK,
-                     centred: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK, centred: bool = False,
+                     progress: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Exact L2 k-NN of every row of ``x`` among the other rows, computing each distance once;
     yields ``(start, distances, indices)`` per block of rows, each final when yielded.
 
@@ -522,7 +542,8 @@ def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK,
     transposed). A row never counts as its own neighbour (its duplicates do). Candidates are
     re-ranked by exact distances, ties to the lower row, as :func:`knn` does: half the work of
     ``knn(x, x, k, exclude_self=True)`` with the same results. ``centred``: x is already centred
-    on its mean (no copy is made).
+    on its mean (no copy is made). ``progress``: a progress bar over the blocks when the work is
+    large (callers that show their own bar over the yielded batches leave it off).
     """
     faiss = _faiss()
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -530,27 +551,30 @@ def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK,
     xc = x if centred else x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
     heap = faiss.ResultHeap(len(x), min(len(x) - 1, k + EXTRA_CANDIDATES))
     blocks = _pair_blocks(len(x), block)
-    for bi, (i0, i1) in enumerate(blocks):
-        rows_i = np.arange(i0, i1, dtype=np.int64)
-        for j0, j1 in blocks[bi:]:
-            d = faiss.pairwise_distances(xc[i0:i1], xc[j0:j1])
-            rows_j = np.arange(j0, j1, dtype=np.int64)
-            if i0 == j0:
-                np.fill_diagonal(d, np.inf)
-                heap.add_result_subset(rows_i, d, rows_j)
-            else:
-                heap.add_result_subset(rows_i, d, rows_j)
-                heap.add_result_subset(rows_j, _transposed(d), rows_i)
-        cand = heap.I[i0:i1].copy()
-        dist, ind = _select(pair_distances(xc[i0:i1], xc, cand, "l2"), cand, k)
-        yield i0, dist, ind
+    work = len(x) * len(x) * x.shape[1] // 2 if progress else 0
+    with _block_progress(f"kNN {len(x)} x itself", len(blocks) * (len(blocks) + 1) // 2, work) as step:
+        for bi, (i0, i1) in enumerate(blocks):
+            rows_i = np.arange(i0, i1, dtype=np.int64)
+            for j0, j1 in blocks[bi:]:
+                d = faiss.pairwise_distances(xc[i0:i1], xc[j0:j1])
+                rows_j = np.arange(j0, j1, dtype=np.int64)
+                if i0 == j0:
+                    np.fill_diagonal(d, np.inf)
+                    heap.add_result_subset(rows_i, d, rows_j)
+                else:
+                    heap.add_result_subset(rows_i, d, rows_j)
+                    heap.add_result_subset(rows_j, _transposed(d), rows_i)
+                step()
+            cand = heap.I[i0:i1].copy()
+            dist, ind = _select(pair_distances(xc[i0:i1], xc, cand, "l2"), cand, k)
+            yield i0, dist, ind
 
 
 def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
     """:func:`knn_self_batches` collected: the k nearest other rows of every row of ``x``."""
     out_d = np.empty((len(x), k), dtype=np.float32)
     out_i = np.empty((len(x), k), dtype=np.int64)
-    for start, dist, ind in knn_self_batches(x, k, block):
+    for start, dist, ind in knn_self_batches(x, k, block, progress=True):
         out_d[start:start + len(dist)] = dist
         out_i[start:start + len(dist)] = ind
     return KnnResult(out_d, out_i, "l2")
