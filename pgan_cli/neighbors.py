@@ -107,6 +107,22 @@ def resolve_knn_device(device: str) -> str:
     return d
 
 
+def attack_knn_device(device: str) -> str:
+    """The FAISS device for a command whose --device is a torch device (``pgan attack``): a FAISS
+    GPU when FAISS sees one and the device is not ``cpu``, else the CPU (said when a GPU was asked)."""
+    d = (device or "auto").strip().lower()
+    if d == "cpu":
+        return "cpu"
+    if faiss_num_gpus() == 0:
+        if d != "auto":
+            from pgan_cli import console
+
+            console.log(f"neighbour searches run on the CPU: FAISS sees no GPU (install the gpu extra for "
+                        f"GPU searches); {device} is used for the white-box attacks")
+        return "cpu"
+    return resolve_knn_device(d)
+
+
 def check_pair(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool = False) -> None:
     """Validate a query/reference pair and k, with messages a user can act on."""
     if query.ndim != 2 or ref.ndim != 2:

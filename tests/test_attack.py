@@ -379,3 +379,28 @@ def test_domias_kde_matches_scipy_gaussian_kde():
     x = rng.normal(size=(600, 3)) * 1.5  # more than two blocks of queries
     want = gaussian_kde(data.T).logpdf(x.T)
     np.testing.assert_allclose(GaussianKDE(data, "synthetic").logpdf(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_neighbour_device_for_attacks(monkeypatch):
+    """Black-box searches follow --device to a FAISS GPU when FAISS sees one, else stay on the CPU."""
+    import pgan_cli.privacy.cache as cache_mod
+    from pgan_cli import neighbors
+
+    assert neighbors.attack_knn_device("cpu") == "cpu"
+    if neighbors.faiss_num_gpus() == 0:
+        assert neighbors.attack_knn_device("auto") == "cpu"
+        assert neighbors.attack_knn_device("cuda") == "cpu"  # torch may have a GPU; FAISS has none
+    seen = []
+    real = cache_mod.knn
+
+    def spy(query, ref, k, exclude_self=False, **kw):
+        seen.append(kw.get("device", "cpu"))
+        return real(query, ref, k, exclude_self=exclude_self)
+
+    monkeypatch.setattr(cache_mod, "knn", spy)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 4)).astype(np.float32), rng.normal(size=(40, 4)).astype(np.float32)
+    gpu = NeighborCache(device="cuda:0")  # spied: runs on the CPU, records what it was asked
+    gpu.knn(x, y, 3)
+    gpu.knn(x, x, 2, exclude_self=True)
+    assert seen == ["cuda:0", "cuda:0"]

@@ -185,8 +185,11 @@ def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
                 generator: Path | None = None, reference_generator: Path | None = None,
                 methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
-                n_boot: int = N_BOOTSTRAP, distances: bool = True) -> dict:
-    """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON."""
+                n_boot: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu") -> dict:
+    """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON.
+
+    ``device``: torch device of the white-box attacks; ``knn_device``: FAISS device of the
+    neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``)."""
     from pgan_cli.provenance import make_provenance
 
     loaded = {}
@@ -210,7 +213,7 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     result = run_suite(loaded["members"][0], loaded["non-members"][0], loaded["synthetic"][0],
                        loaded["reference"][0], ck, ref_ck, methods, synthetic_latents=s_info.get("latents"),
                        synthetic_labels=s_info.get("labels"), seed=seed, device=device, n_boot=n_boot,
-                       distances=distances)
+                       distances=distances, cache=NeighborCache(device=knn_device))
     sets = result.json[K.KEY_SETS]
     for what, key in (("members", "members"), ("non-members", "non_members"), ("synthetic", "synthetic"),
                       ("reference", "reference")):
@@ -220,7 +223,8 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     sets["generator"] = None if generator is None else str(generator)
     sets["reference_generator"] = None if reference_generator is None else str(reference_generator)
     inputs = [p for p in (members, non_members, synthetic, reference, generator, reference_generator) if p is not None]
-    prov = make_provenance(inputs, seed=seed, device=device, methods=methods, n_bootstrap=n_boot,
+    prov = make_provenance(inputs, seed=seed, device=device, knn_device=knn_device, methods=methods,
+                           n_bootstrap=n_boot,
                            distances=distances, scores=None if scores is None else str(scores))
     if scores is not None:
         write_scores(scores, result, prov)

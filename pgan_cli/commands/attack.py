@@ -45,6 +45,7 @@ def attack_cmd(
     Example: pgan attack --members splits/train.h5 --non-members splits/holdout.h5 --synthetic synth.h5 --reference splits/reference.h5 --scores scores.h5 --json
     """
     from pgan_cli.attacks import audit_files
+    from pgan_cli.neighbors import attack_knn_device
     from pgan_cli.attacks import keys as K
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
@@ -55,7 +56,7 @@ def attack_cmd(
         raise UsageError("give --synthetic (black-box attacks) and/or --generator (white-box attacks)")
     dev = resolve_device(device) if generator is not None else "cpu"
     result = audit_files(members, non_members, synthetic, reference, generator, reference_generator, methods,
-                         scores, seed, dev, bootstrap, distances)
+                         scores, seed, dev, bootstrap, distances, knn_device=attack_knn_device(device))
     if json_out:
         console.emit_json(result)
         return

@@ -29,9 +29,10 @@ DEFAULT_K = 32
 class NeighborCache:
     """Memoised ``knn(query, ref, k, exclude_self)``; results for the largest k asked are kept."""
 
-    def __init__(self, default_k: int = DEFAULT_K, shared_passes: bool = True):
+    def __init__(self, default_k: int = DEFAULT_K, shared_passes: bool = True, device: str = "cpu"):
         self.default_k = int(default_k)
         self.shared_passes = bool(shared_passes)  # False: every search independent (for comparisons)
+        self.device = device  # a FAISS device (resolve_knn_device); on a GPU every search is a GPU knn
         self._results: dict[tuple[int, int, bool], tuple[KnnResult, np.ndarray, np.ndarray]] = {}
         self._views: dict[int, tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]] = {}
         self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -67,7 +68,9 @@ class NeighborCache:
             return KnnResult(r.distances[:, :k], r.indices[:, :k], r.metric, r.exact)
         kk = int(min(max(k, self.default_k), avail))
         pair = self._pairs.get((id(query), id(ref)))
-        if not self.shared_passes:
+        if self.device != "cpu":  # FAISS GPU index (flat, exact); the shared passes are CPU code
+            res = knn(query, ref, kk, exclude_self=exclude_self, device=self.device)
+        elif not self.shared_passes:
             res = knn(query, ref, kk, exclude_self=exclude_self)
         elif exclude_self and query is ref:
             res = knn_self(query, kk)  # symmetric: each distance computed once
