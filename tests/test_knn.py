@@ -260,3 +260,21 @@ def test_neighbor_cache_shares_pair_and_self_searches(sets):
     np.testing.assert_allclose(a.distances, knn(query, ref, 3).distances, rtol=1e-6)
     np.testing.assert_allclose(b.distances, knn(ref, query, 2).distances, rtol=1e-6)
     np.testing.assert_allclose(c.distances, knn(ref, ref, 1, exclude_self=True).distances, rtol=1e-6)
+
+
+@pytest.mark.parametrize("na,nb,d,k,block", [(1, 9, 3, 9, 4), (33, 32, 5, 31, 8), (64, 17, 2, 1, 16),
+                                             (50, 50, 7, 49, 7)])
+def test_shared_passes_random_shapes(na, nb, d, k, block):
+    """Block edges, k up to every row, one-row sets, duplicates: both shared searches = brute force."""
+    from pgan_cli.neighbors import knn_pair, knn_self
+
+    rng = np.random.default_rng(na * 100 + nb)
+    a = rng.integers(-3, 4, size=(na, d)).astype(np.float32)  # small integers: many exact ties
+    b = rng.integers(-3, 4, size=(nb, d)).astype(np.float32)
+    k_ab, k_ba = min(k, nb), min(k, na)
+    ab, ba = knn_pair(a, b, k_ab, k_ba, block=block)
+    assert_matches_brute(ab, a, b, k_ab, "l2")
+    assert_matches_brute(ba, b, a, k_ba, "l2")
+    if na > 1:
+        own = knn_self(a, min(k, na - 1), block=block)
+        assert_matches_brute(own, a, a, min(k, na - 1), "l2", exclude_self=True)
