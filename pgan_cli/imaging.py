@@ -211,6 +211,10 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
                      for c in image.astype(np.float32)])
 
 
+def _fit(image: np.ndarray, size: int | None) -> np.ndarray:
+    return image if size is None else resize(image, size)
+
+
 def convert_channels(image: np.ndarray, channels: int, source: str) -> np.ndarray:
     c = image.shape[0]
     if c == channels:
@@ -254,7 +258,10 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
     for f, cls in files:
         try:
             imgs = read_raw(f, window)
-            imgs = [RawImage(convert_channels(r.pixels, channels, str(f)), r.kind, r.source, r.invert) for r in imgs]
+            # resized as soon as read (the mapping below comes after resizing either way), so
+            # memory holds N images at --size, not N images at the scanner's resolution
+            imgs = [RawImage(_fit(convert_channels(r.pixels, channels, str(f)), size), r.kind, r.source, r.invert)
+                    for r in imgs]
         except InputError as e:
             if not skip_bad:
                 raise
@@ -278,8 +285,6 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
             b = next(r for r in raws if r.pixels.shape[1:] != a.pixels.shape[1:])
             raise InputError(f"mixed image sizes: {a.pixels.shape[2]}x{a.pixels.shape[1]} in {a.source}, "
                              f"{b.pixels.shape[2]}x{b.pixels.shape[1]} in {b.source}; pass --size N to resize all")
-    else:
-        raws = [RawImage(resize(r.pixels, size), r.kind, r.source, r.invert) for r in raws]
     mapping: dict = {}
     if any(r.kind == KIND_8BIT for r in raws):
         mapping["8bit"] = "[0, 255] -> [-1, 1]"
@@ -287,7 +292,9 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
     lo = hi = None
     if range_vals:
         allv = np.concatenate(range_vals)
+        del range_vals
         lo, hi = (float(v) for v in np.percentile(allv, PERCENTILES))
+        del allv
         if hi <= lo:
             raise InputError(f"16-bit/float images have a constant value ({lo:g}) between the "
                              f"{PERCENTILES[0]}th and {PERCENTILES[1]}th percentiles; nothing to scale")
@@ -295,7 +302,10 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
     if any(r.kind == KIND_DICOM_WINDOW for r in raws):
         mapping["dicom_window"] = {"center": window[0], "width": window[1]}
     out = np.empty((len(raws), *raws[0].pixels.shape), dtype=np.float32)
+    sources = sorted({r.source for r in raws})
+    inverted = any(r.invert for r in raws)
     for i, r in enumerate(raws):
+        raws[i] = None  # type: ignore[call-overload]  # each raw image is freed once mapped
         if r.kind == KIND_8BIT:
             v = r.pixels / 127.5 - 1.0
         elif r.kind == KIND_DICOM_WINDOW:
@@ -305,7 +315,7 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
             v = (r.pixels - lo) / (hi - lo) * 2.0 - 1.0
         v = np.clip(v, -1.0, 1.0)
         out[i] = -v if r.invert else v
-    if any(r.invert for r in raws):
+    if inverted:
         mapping["monochrome1"] = "inverted so that bright is +1"
     labels = class_names = None
     if any(n is not None for n in names):
@@ -314,7 +324,7 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
         class_names = sorted(set(names))  # type: ignore[arg-type]
         index = {n: i for i, n in enumerate(class_names)}
         labels = np.array([index[n] for n in names], dtype=np.int64)
-    return ImportResult(out, labels, class_names, mapping, sorted({r.source for r in raws}), skipped)
+    return ImportResult(out, labels, class_names, mapping, sources, skipped)
 
 
 # ---- export ---------------------------------------------------------------------------------
