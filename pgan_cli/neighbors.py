@@ -506,9 +506,15 @@ def _transposed(d: np.ndarray, strip: int = 64) -> np.ndarray:
     return out
 
 
-def _refined(q: np.ndarray, ref: np.ndarray, heap, k: int) -> tuple[np.ndarray, np.ndarray]:
-    heap.finalize()
-    return _select(pair_distances(q, ref, heap.I, "l2"), heap.I, k)
+def _refined(q: np.ndarray, ref: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of each row's candidates (heap order, -1 for none) by exact distances."""
+    return _select(pair_distances(q, ref, cand, "l2"), cand, k)
+
+
+def _feed(d: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_heap, col_heap) -> None:
+    """One distance block into the heaps of its rows and, transposed, of its columns."""
+    row_heap.add_result_subset(rows, d, cols)
+    col_heap.add_result_subset(cols, _transposed(d), rows)
 
 
 def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
@@ -539,11 +545,10 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
             for j0, j1 in blocks_b:
                 d = faiss.pairwise_distances(ac[i0:i1], bc[j0:j1])
                 rows_b = np.arange(j0, j1, dtype=np.int64)
-                h_ab.add_result_subset(rows_a, d, rows_b)
-                h_ba.add_result_subset(rows_b, _transposed(d), rows_a)
+                _feed(d, rows_a, rows_b, h_ab, h_ba)
                 step()
-    d_ab, i_ab = _refined(ac, bc, h_ab, k_ab)
-    d_ba, i_ba = _refined(bc, ac, h_ba, k_ba)
+    d_ab, i_ab = _refined(ac, bc, h_ab.I, k_ab)
+    d_ba, i_ba = _refined(bc, ac, h_ba.I, k_ba)
     return KnnResult(d_ab, i_ab, "l2"), KnnResult(d_ba, i_ba, "l2")
 
 
@@ -578,11 +583,9 @@ def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK, centred: bo
                     np.fill_diagonal(d, np.inf)
                     heap.add_result_subset(rows_i, d, rows_j)
                 else:
-                    heap.add_result_subset(rows_i, d, rows_j)
-                    heap.add_result_subset(rows_j, _transposed(d), rows_i)
+                    _feed(d, rows_i, rows_j, heap, heap)
                 step()
-            cand = heap.I[i0:i1].copy()
-            dist, ind = _select(pair_distances(xc[i0:i1], xc, cand, "l2"), cand, k)
+            dist, ind = _refined(xc[i0:i1], xc, heap.I[i0:i1].copy(), k)
             yield i0, dist, ind
 
 
@@ -805,8 +808,8 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         ref = load_reference(ref_path)
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
                              nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
-        if exclude_self:
-            _check_same_rows(src, nidx, batch_size)
+        if exclude_self and Path(query_path).resolve() != Path(ref_path).resolve():
+            _check_same_rows(src, nidx, batch_size)  # one file is its own rows: nothing to read twice
         t_index = time.perf_counter() - t0
         console.log(f"indexed {len(ref)} references of dimension {ref.shape[1]} ({index}, {metric}, "
                     f"{nidx.device}) in {t_index:.1f} s; searching {src.n} queries")
