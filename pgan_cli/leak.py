@@ -61,7 +61,9 @@ def plant_leak(members: np.ndarray, population: np.ndarray, fraction: float, noi
     replace = n_copy > len(M)
     mi = rng.choice(len(M), n_copy, replace=replace) if n_copy else np.empty(0, dtype=np.int64)
     pi = rng.choice(len(P), n_fresh, replace=False) if n_fresh else np.empty(0, dtype=np.int64)
-    copies = M[mi] + rng.normal(0.0, noise, size=M[mi].shape).astype(np.float32) if n_copy else M[:0]
+    copies = M[mi]
+    if n_copy:
+        copies += rng.normal(0.0, noise, size=copies.shape).astype(np.float32)
     x = np.concatenate([copies, P[pi]]).astype(np.float32)
     if clip is not None:
         np.clip(x, clip[0], clip[1], out=x)

@@ -11,6 +11,8 @@ the label of the nearest synthetic record.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from pgan_cli.attacks.base import GENERATOR, REFERENCE_GENERATOR, SYNTHETIC, Attack, register
@@ -67,14 +69,6 @@ def reconstruction_loss(ck, x: np.ndarray, z0: np.ndarray | None, labels: np.nda
     return out
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 @register
 class GanLeaks(Attack):
     name = "gan-leaks"
@@ -108,7 +102,7 @@ class GanLeaks(Attack):
         self.params.update(steps=steps, lr=LR, penalty=PENALTY, start="nearest synthetic latent"
                            if z0 is not None else f"best of {RANDOM_STARTS} random latents",
                            calibrated=inp.reference_generator is not None)
-        with single_thread() if ck.device == "cpu" else _null():
+        with single_thread() if ck.device == "cpu" else nullcontext():
             loss = reconstruction_loss(ck, candidates, z0, labels, steps=steps, seed=inp.seed)
         if inp.reference_generator is None:
             return -loss
@@ -117,6 +111,6 @@ class GanLeaks(Attack):
         ref_labels = labels if ref.conditional else None
         if ref.conditional and ref_labels is None:
             raise InputError("gan-leaks: the reference generator is conditional; the synthetic file needs labels")
-        with single_thread() if ref.device == "cpu" else _null():
+        with single_thread() if ref.device == "cpu" else nullcontext():
             loss_ref = reconstruction_loss(ref, candidates, None, ref_labels, steps=steps, seed=inp.seed + 1)
         return -(loss - loss_ref)
