@@ -282,8 +282,8 @@ def load_vectors(path: str | os.PathLike, what: str = "input") -> np.ndarray:
         if bad.any():
             raise FormatError(f"{p} contains NaN or Inf (first at row {int(np.argmax(bad))}); clean the data first")
         return x
-    with Dataset(p) as ds:
-        return ds.samples().reshape(ds.n, -1)
+    bundle = read_dataset(p)  # values read once and checked in memory
+    return bundle.samples.reshape(bundle.n, -1)
 
 
 def load_labels(path: str | os.PathLike) -> np.ndarray | None:

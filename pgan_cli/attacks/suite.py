@@ -166,20 +166,18 @@ def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Pat
 
 
 def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
-    from pgan_cli.dataset import Dataset, load_vectors
+    from pgan_cli.dataset import load_vectors, read_dataset
+    from pgan_cli.files import check_input
 
     if path is None:
         return None, {}
-    x = load_vectors(path, what)
     info: dict[str, Any] = {"path": str(path), "format": "npy" if Path(path).suffix.lower() == ".npy" else "pgan-h5"}
-    if info["format"] == "pgan-h5":
-        with Dataset(path, check_values=False) as ds:
-            info["kind"] = ds.kind
-            info["latents"] = ds.latents()
-            info["labels"] = ds.labels()
-    else:
+    if info["format"] == "npy":
         info["kind"] = "embedding"
-    return x, info
+        return load_vectors(path, what), info
+    bundle = read_dataset(check_input(path, what))  # samples, labels and latents in one read
+    info.update(kind=bundle.kind, latents=bundle.latents, labels=bundle.labels)
+    return bundle.samples.reshape(bundle.n, -1), info
 
 
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
