@@ -29,11 +29,37 @@ PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", 
 
 
 class PipelineOrderGroup(TyperGroup):
-    """Lists commands in the order a user runs them (data -> train -> ... -> audit)."""
+    """Lists commands in the order a user runs them (data -> train -> ... -> audit), and turns
+    every usage error into one line (``pgan sample: error: no such option: --bogus; see pgan
+    sample --help``) instead of click's boxed block."""
 
     def list_commands(self, ctx):
         rank = {n: i for i, n in enumerate(PIPELINE_ORDER)}
         return sorted(self.commands, key=lambda n: (rank.get(n, len(rank)), n))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer._click import exceptions as ce
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except ce.NoArgsIsHelpError as e:
+            e.show()
+            rv = e.exit_code
+        except ce.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "pgan"
+            see = f"; see {where} --help" if e.ctx is not None else ""
+            report_error(where, f"{e.format_message()}{see}")
+            rv = EXIT_BAD_INPUT
+        except ce.ClickException as e:
+            report_error("pgan", e.format_message())
+            rv = e.exit_code
+        except (ce.Abort, KeyboardInterrupt):
+            report_error("pgan", "interrupted")
+            rv = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 app = typer.Typer(
@@ -70,15 +96,94 @@ def _print_traceback(exc: BaseException) -> None:
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
-def guarded(prog: str) -> Callable[[Callable], Callable]:
-    """Decorate a command so every failure ends in one line and an exit code."""
+# Parameters that name what a command writes; every other path parameter is one of its inputs.
+OUTPUT_FILES = ("output", "scores", "summary", "log", "grid", "save_model")
+OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write")
+SEED_RANGE = (0, 2**63 - 1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (temporary files removed), exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _flag_names() -> dict[str, str]:
+    """``{parameter name: how the user spells it}`` for the running command (``-o``, ``SOURCE``)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    out = {}
+    for p in getattr(getattr(ctx, "command", None), "params", []):
+        if p.name:
+            opts = [o for o in p.opts if o.startswith("--")] or list(p.opts)
+            out[p.name] = opts[0] if getattr(p, "param_type_name", "") == "option" else p.name.upper()
+    return out
+
+
+def _paths(value) -> list[Path]:
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, Path)]
+    return []
+
+
+def check_command_paths(kwargs: dict, in_place: tuple[str, ...] = ()) -> None:
+    """Before any work: outputs never replace inputs, folders stay folders, seeds are in range."""
+    from pgan_cli import files
+    from pgan_cli.errors import UsageError
+
+    seed = kwargs.get("seed")
+    if isinstance(seed, int) and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise UsageError(f"--seed {seed} is outside [0, 2^63); give a seed in that range")
+    flags = _flag_names()
+    name = lambda k: flags.get(k, "--" + k.replace("_", "-"))  # noqa: E731
+    outs = [(name(k), p) for k in OUTPUT_FILES for p in _paths(kwargs.get(k))]
+    folders = [(name(k), p) for k in OUTPUT_FOLDERS for p in _paths(kwargs.get(k))]
+    inputs = [(name(k), p) for k, v in kwargs.items()
+              if k not in OUTPUT_FILES + OUTPUT_FOLDERS for p in _paths(v)]
+    allowed = [p for k in in_place for p in _paths(kwargs.get(k))]
+    files.begin_run(inputs, allowed)
+    files.check_paths(inputs, outs, folders, allowed)
+
+
+def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorate a command so every failure ends in one line and an exit code.
+
+    Before the command runs its paths are checked (:func:`check_command_paths`); while it runs
+    SIGTERM and SIGHUP unwind like Ctrl-C (exit 143, 129; 130 for Ctrl-C) so temporary files are
+    removed and earlier outputs stay intact; after a failure the folders it created are removed
+    when empty (``docs/security.md``).
+    """
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
+            import signal
+
+            from pgan_cli import files
+
+            old = {}
+            failed = True
             try:
-                return fn(*args, **kwargs)
-            except typer.Exit:
+                for sig in (signal.SIGTERM, signal.SIGHUP):
+                    try:
+                        old[sig] = signal.signal(sig, _raise_terminated)
+                    except (ValueError, OSError):  # not the main thread
+                        pass
+                check_command_paths(kwargs, in_place)
+                out = fn(*args, **kwargs)
+                failed = False
+                return out
+            except typer.Exit as e:
+                failed = bool(getattr(e, "exit_code", 0)) and e.exit_code != 1
                 raise
             except PganError as e:
                 if console.state.verbose:
@@ -87,8 +192,13 @@ def guarded(prog: str) -> Callable[[Callable], Callable]:
                 raise typer.Exit(e.exit_code) from None
             except typer.BadParameter:
                 raise
-            except KeyboardInterrupt:
-                report_error(prog, "interrupted; no output was written")
+            except KeyboardInterrupt as e:
+                if isinstance(e, Terminated):
+                    name = "SIGTERM" if e.signum == signal.SIGTERM else "SIGHUP"
+                    report_error(prog, f"terminated ({name}); unfinished outputs were removed, earlier ones "
+                                       f"are intact")
+                    raise typer.Exit(128 + int(e.signum)) from None
+                report_error(prog, "interrupted; unfinished outputs were removed, earlier ones are intact")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             except MemoryError:
                 report_error(prog, "out of memory; use smaller batches (--batch-size) or a smaller input")
@@ -105,6 +215,10 @@ def guarded(prog: str) -> Callable[[Callable], Callable]:
                 report_error(prog, f"unexpected {type(e).__name__}: {e} (rerun with --verbose for "
                                    f"the traceback and please report it)")
                 raise typer.Exit(EXIT_BAD_INPUT) from None
+            finally:
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
+                files.forget_run(failed)
 
         return run
 
@@ -119,11 +233,12 @@ def _help_kwargs(fn: Callable, kwargs: dict) -> dict:
     return kwargs
 
 
-def command(name: str, **kwargs) -> Callable[[Callable], Callable]:
-    """Register a top-level command ``pgan <name>`` (kwargs go to ``Typer.command``)."""
+def command(name: str, in_place: tuple[str, ...] = (), **kwargs) -> Callable[[Callable], Callable]:
+    """Register a top-level command ``pgan <name>`` (kwargs go to ``Typer.command``); ``in_place``
+    names input parameters the command may rewrite on purpose (``train --resume``)."""
 
     def decorate(fn: Callable) -> Callable:
-        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}")(fn))
+        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}", in_place)(fn))
         return fn
 
     return decorate

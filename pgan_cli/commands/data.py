@@ -3,7 +3,6 @@ and export it back to pictures."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -94,16 +93,20 @@ def split_cmd(
     name_list = [n.strip() for n in names.split(",") if n.strip()]
     if len(name_list) != len(fr):
         raise UsageError(f"--names has {len(name_list)} names but --fractions has {len(fr)} parts")
-    if len(set(name_list)) != len(name_list) or any("/" in n for n in name_list):
+    if (len(set(name_list)) != len(name_list)
+            or any(n in (".", "..") or n.startswith(".pgan") or not n.isprintable() or "/" in n or "\\" in n
+                   for n in name_list)):
         raise UsageError(f"--names {names!r} must be distinct plain file names")
+    from pgan_cli.files import check_planned, output_set
+
+    check_planned(out_dir, [f"{n}.h5" for n in name_list], "--out-dir")
     bundle = read_dataset(source)
     parts = stratified_split(bundle.n, fr, bundle.labels, seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
     prov = make_provenance([source], seed=seed, fractions=fr, names=name_list)
-    with tempfile.TemporaryDirectory(prefix=".split-", dir=out_dir) as tmp_name:
-        tmp = Path(tmp_name)
+    # the parts appear together (and replace an earlier split's parts in this folder) or not at all
+    with output_set(out_dir, "pgan data split") as staged:
         for name, idx in zip(name_list, parts):
-            w = DatasetWriter(tmp / f"{name}.h5", len(idx), bundle.samples.shape[1:],
+            w = DatasetWriter(staged.path(f"{name}.h5"), len(idx), bundle.samples.shape[1:],
                               provenance={**prov, "split": name}, kind=bundle.kind,
                               with_labels=bundle.labels is not None, class_names=bundle.class_names,
                               latent_dim=None if bundle.latents is None else bundle.latents.shape[1],
@@ -112,8 +115,6 @@ def split_cmd(
                 w.write(bundle.samples[idx], None if bundle.labels is None else bundle.labels[idx],
                         None if bundle.latents is None else bundle.latents[idx])
                 w.add_dataset("source_indices", idx)
-        for name in name_list:  # all parts written: move them into place together
-            (tmp / f"{name}.h5").replace(out_dir / f"{name}.h5")
     sizes = ", ".join(f"{n}={len(i)}" for n, i in zip(name_list, parts))
     console.log(f"split {source} ({bundle.n} rows) into {out_dir}: {sizes}")
 
@@ -212,7 +213,7 @@ def export_cmd(
     Example: pgan data export synth.h5 --grid synth.png --n 64
     """
     from pgan_cli.dataset import Dataset
-    from pgan_cli.files import atomic_dir, atomic_path
+    from pgan_cli.files import atomic_path, output_set
     from pgan_cli.imaging import make_grid, save_png, to_uint8
 
     if (png_dir is None) == (grid is None):
@@ -228,11 +229,19 @@ def export_cmd(
             console.log(f"wrote {grid} ({min(n, ds.n)} samples)")
             return
         names = ds.class_names
-        with atomic_dir(png_dir) as tmp:
+        # replaces only the PNG files an earlier export wrote here; other files stay
+        with output_set(png_dir, "pgan data export") as staged:
             for start, x, y in console.progress(ds.iter_batches(512), total=-(-ds.n // 512), description="export"):
                 for i, pic in enumerate(to_uint8(x)):
                     row = start + i
-                    folder = tmp if y is None else tmp / (names[y[i]] if names else str(y[i]))
-                    folder.mkdir(exist_ok=True)
-                    save_png(pic, folder / f"{row:06d}.png")
+                    folder = "" if y is None else _class_folder(names[y[i]] if names else str(y[i]))
+                    save_png(pic, staged.path(f"{folder}{row:06d}.png"))
         console.log(f"wrote {ds.n} PNG files to {png_dir}")
+
+
+def _class_folder(name: str) -> str:
+    """A class name as a safe sub-folder name (``docs/security.md``: names never leave the folder)."""
+    safe = "".join(c if c.isprintable() and c not in '/\\' else "_" for c in name).strip()
+    if safe in ("", ".", "..") or safe.startswith(".pgan"):
+        safe = f"_{safe}"
+    return safe + "/"

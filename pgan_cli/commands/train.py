@@ -11,7 +11,7 @@ from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
 
 
-@command("train", help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
+@command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
 def train_cmd(
     data: Annotated[Path, typer.Argument(help="Training data: a pgan dataset file (.h5), e.g. splits/train.h5.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint to write (.pt); default: the --resume file.", dir_okay=False)] = None,

@@ -18,7 +18,7 @@ import numpy as np
 
 from pgan_cli import console
 from pgan_cli.errors import FormatError, InputError, UsageError
-from pgan_cli.files import atomic_path, check_input
+from pgan_cli.files import atomic_path, check_input, output_set
 
 BATCH = 256
 
@@ -109,6 +109,10 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
     paths = [Path(p) for p in inputs]
     outs = output_paths(paths, Path(out_dir) if out_dir is not None else None,
                         Path(output) if output is not None else None)
+    from pgan_cli.files import check_planned
+
+    for o in outs:
+        check_planned(o.parent, [o.name, o.with_suffix(".json").name], "--out-dir" if output is None else "-o")
     if save_model is not None and Path(save_model).suffix != ".npz":
         raise UsageError(f"--save-model {save_model}: the model file must end in .npz")
     from pgan_cli.cli import resolve_device
@@ -154,8 +158,11 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
         parents += [v for k, v in options.items() if k in ("checkpoint", "weights") and v is not None]
         results = []
         with ExitStack() as stack:  # every output appears only when all inputs succeeded
+            # --out-dir: the NPY files of one space replace an earlier run's set there together
+            staged = stack.enter_context(output_set(out_dir, "pgan embed")) if output is None else None
             for src, out in zip(sources, outs):
-                tmp_npy = stack.enter_context(atomic_path(out, suffix=".npy.tmp"))
+                tmp_npy = (staged.path(out.name) if staged is not None
+                           else stack.enter_context(atomic_path(out, suffix=".npy.tmp")))
                 arr = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=(src.n, emb.out_dim))
                 n_b = (src.n + batch_size - 1) // batch_size
                 for start, x in console.progress(src.batches(batch_size), total=n_b, description=f"embed {src.path.name}"):
@@ -171,7 +178,8 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                 record = {"input": str(src.path), "output": str(out), "shape": [src.n, emb.out_dim],
                           "embedding": desc, "model": str(model or save_model) if (model or save_model) else None,
                           "provenance": prov}
-                side_tmp = stack.enter_context(atomic_path(side, suffix=".json.tmp"))
+                side_tmp = (staged.path(side.name) if staged is not None
+                            else stack.enter_context(atomic_path(side, suffix=".json.tmp")))
                 write_json(side_tmp, record)
                 results.append({"input": str(src.path), "output": str(out), "sidecar": str(side),
                                 "n": src.n, "dim": emb.out_dim})

@@ -320,85 +320,97 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
         if p is not None:
             check_input(p, what)
 
+    from pgan_cli.files import output_set
+
     dir_ = Path(output_dir).resolve()
     if dir_.exists() and not dir_.is_dir():
         raise InputError(f"-o {output_dir} is a file; give a folder for the audit")
-    dir_.mkdir(parents=True, exist_ok=True)
-    links: dict[str, Path] = {}
-    sets: dict[str, str] = {}
-    for role, p in roles.items():
-        if p is not None:
-            sets[role] = f"inputs/{role}.h5"
-            links[sets[role]] = Path(p).resolve()
-    gen_rel = "inputs/generator.pt" if generator else None
-    log_rel = "inputs/train.jsonl" if train_log else None
-    if generator:
-        links[gen_rel] = Path(generator).resolve()
-    if train_log:
-        links[log_rel] = Path(train_log).resolve()
-    for rel, target in links.items():
-        _link(target, dir_ / rel)
+    # The audit runs in a staging folder seeded with the previous audit's files (hard links: the
+    # step cache) and its files replace the previous audit's together at the end: a killed or
+    # failed audit leaves the folder as it was, and files pgan did not write there stay.
+    with output_set(dir_, "pgan audit", reuse_previous=not force) as staged:
+        work = staged.stage
+        links: dict[str, Path] = {}
+        sets: dict[str, str] = {}
+        for role, p in roles.items():
+            if p is not None:
+                sets[role] = f"inputs/{role}.h5"
+                links[sets[role]] = Path(p).resolve()
+        gen_rel = "inputs/generator.pt" if generator else None
+        log_rel = "inputs/train.jsonl" if train_log else None
+        if generator:
+            links[gen_rel] = Path(generator).resolve()
+        if train_log:
+            links[log_rel] = Path(train_log).resolve()
+        for rel, target in links.items():
+            _link(target, work / rel)
 
-    steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
-                          train_log=log_rel, gates=list(gates or []), preset=preset,
-                          show_real_images=show_real_images, labelled=labelled, commands=available_commands(),
-                          pixel_dim=shapes["members"], bootstrap=bootstrap,
-                          attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
-    result = AuditResult(dir=dir_, steps_skipped=skipped)
-    old_cwd = os.getcwd()
-    from pgan_cli.provenance import command_line
+        steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
+                              train_log=log_rel, gates=list(gates or []), preset=preset,
+                              show_real_images=show_real_images, labelled=labelled,
+                              commands=available_commands(), pixel_dim=shapes["members"], bootstrap=bootstrap,
+                              attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
+        result = AuditResult(dir=dir_, steps_skipped=skipped)
+        old_cwd = os.getcwd()
+        from pgan_cli.provenance import command_line
 
-    audit_line = command_line()
-    if " audit " not in f"{audit_line} ":  # called from Python, not the command line
-        audit_line = f"run_audit({str(output_dir)!r}, ...)"
-    os.chdir(dir_)
-    try:
-        state_path = Path(STATE_FILE)
-        state: dict[str, Any] = {}
-        if state_path.exists() and not force:
-            try:
-                state = json.loads(state_path.read_text())
-                if state.get("version") != STATE_VERSION:
-                    state = {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                state = {}
-        state.setdefault("steps", {})
-        state["version"] = STATE_VERSION
-        write_commands(steps, skipped, links, audit_line)
-        for name, why in skipped.items():
-            console.log(f"audit: skipping {name}: {why}")
-        with console.progress_task("audit", total=len(steps)) as advance:
-            for i, step in enumerate(steps, 1):
-                ins = _hashes(step.inputs)
-                if ins is None:
-                    missing = [p for p in step.inputs if not os.path.exists(p)]
-                    raise InputError(f"step {step.name} needs {', '.join(missing)}, which an earlier step "
-                                     f"did not write")
-                prev = state["steps"].get(step.name)
-                if (step.cache and prev and prev.get("argv") == step.argv and prev.get("inputs") == ins
-                        and _hashes(step.outputs) == prev.get("outputs")):
-                    console.log(f"[{i}/{len(steps)}] {step.name}: unchanged, skipped ({step.line})")
-                    result.steps_cached.append(step.name)
-                    advance(1, info=f"{step.name} (cached)")
-                    continue
-                console.log(f"[{i}/{len(steps)}] {step.line}")
-                for o in step.outputs:
-                    Path(o).parent.mkdir(parents=True, exist_ok=True)
-                state["steps"].pop(step.name, None)
-                rc = _run_step(step)
-                advance(1, info=step.name)
-                if step.name == "report" and rc in (0, 1):
-                    result.exit_code = rc
-                elif rc != 0:
-                    write_json(state_path, state)
-                    raise StepFailed(rc)
-                outs = _hashes(step.outputs) or {}
-                state["steps"][step.name] = {"argv": step.argv, "inputs": ins, "outputs": outs,
-                                             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-                write_json(state_path, state)
-                result.steps_run.append(step.name)
-        if Path("summary.json").exists():
-            result.summary = json.loads(Path("summary.json").read_text())
-    finally:
-        os.chdir(old_cwd)
+        audit_line = command_line()
+        if " audit " not in f"{audit_line} ":  # called from Python, not the command line
+            audit_line = f"run_audit({str(output_dir)!r}, ...)"
+        os.chdir(work)
+        try:
+            _run_steps(steps, skipped, links, audit_line, result, force)
+        finally:
+            os.chdir(old_cwd)
     return result
+
+
+def _run_steps(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,
+               result: AuditResult, force: bool) -> None:
+    """Run the planned steps in the current folder, skipping those whose inputs are unchanged."""
+    state_path = Path(STATE_FILE)
+    state: dict[str, Any] = {}
+    if state_path.exists() and not force:
+        try:
+            state = json.loads(state_path.read_text())
+            if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+                state = {}
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            state = {}
+    if not isinstance(state.get("steps"), dict):
+        state["steps"] = {}
+    state["version"] = STATE_VERSION
+    write_commands(steps, skipped, links, audit_line)
+    for name, why in skipped.items():
+        console.log(f"audit: skipping {name}: {why}")
+    with console.progress_task("audit", total=len(steps)) as advance:
+        for i, step in enumerate(steps, 1):
+            ins = _hashes(step.inputs)
+            if ins is None:
+                missing = [p for p in step.inputs if not os.path.exists(p)]
+                raise InputError(f"step {step.name} needs {', '.join(missing)}, which an earlier step "
+                                 f"did not write")
+            prev = state["steps"].get(step.name)
+            if (step.cache and isinstance(prev, dict) and prev.get("argv") == step.argv
+                    and prev.get("inputs") == ins and _hashes(step.outputs) == prev.get("outputs")):
+                console.log(f"[{i}/{len(steps)}] {step.name}: unchanged, skipped ({step.line})")
+                result.steps_cached.append(step.name)
+                advance(1, info=f"{step.name} (cached)")
+                continue
+            console.log(f"[{i}/{len(steps)}] {step.line}")
+            for o in step.outputs:
+                Path(o).parent.mkdir(parents=True, exist_ok=True)
+            state["steps"].pop(step.name, None)
+            rc = _run_step(step)
+            advance(1, info=step.name)
+            if step.name == "report" and rc in (0, 1):
+                result.exit_code = rc
+            elif rc != 0:
+                raise StepFailed(rc)
+            outs = _hashes(step.outputs) or {}
+            state["steps"][step.name] = {"argv": step.argv, "inputs": ins, "outputs": outs,
+                                         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            write_json(state_path, state)
+            result.steps_run.append(step.name)
+    if Path("summary.json").exists():
+        result.summary = json.loads(Path("summary.json").read_text())
