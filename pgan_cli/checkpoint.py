@@ -164,9 +164,50 @@ def read_checkpoint_file(path: str | os.PathLike, device: str = "cpu") -> dict[s
             raise FormatError(f"{p} has no '{key}' entry; the checkpoint is incomplete")
     try:
         blob["config"] = json.loads(blob["config"]) if isinstance(blob["config"], str) else dict(blob["config"])
-    except (json.JSONDecodeError, TypeError) as e:
-        raise FormatError(f"{p}: the checkpoint's config is not valid JSON ({e})") from None
+    except (json.JSONDecodeError, TypeError, ValueError, RecursionError) as e:
+        raise FormatError(f"{p}: the checkpoint's config is not valid JSON ({' '.join(str(e).split())[:80]})") from None
+    check_config(blob["config"], p)
     return blob
+
+
+def check_config(config: Any, path: Path) -> None:
+    """The types and ranges of a checkpoint's config, checked before any network is built."""
+
+    def fail(what: str) -> None:
+        raise FormatError(f"{path}: the checkpoint's config {what}; use a checkpoint written by `pgan train`")
+
+    def is_int(v: Any, lo: int, hi: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    if not isinstance(config, dict):
+        fail(f"is a {type(config).__name__}, not a mapping")
+    for key in ("net", "arch"):
+        if key in config and not isinstance(config[key], str):
+            fail(f"has {key} = {config[key]!r}, not a name")
+    shape = config.get("sample_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3) or not all(is_int(d, 1, 1 << 16) for d in shape)
+            or int(np.prod(shape, dtype=np.float64)) > (64 << 20)):
+        fail(f"has sample_shape = {shape!r}, not 1 or 3 positive sizes of at most 64 Mi values")
+    for key, hi in (("latent_dim", 1 << 16), ("width", 1 << 14)):
+        if not is_int(config.get(key), 1, hi):
+            fail(f"has {key} = {config.get(key)!r}, not an integer in 1..{hi}")
+    if "conditional" in config and not isinstance(config["conditional"], bool):
+        fail(f"has conditional = {config['conditional']!r}, not true or false")
+    k = config.get("num_classes")
+    if k is not None and not is_int(k, 0, 1 << 20):
+        fail(f"has num_classes = {k!r}, not a count")
+    names = config.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        fail("has class_names that are not a list of names")
+    prior = config.get("class_prior")
+    if prior is not None and (not isinstance(prior, list)
+                              or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         and np.isfinite(v) and v >= 0 for v in prior)
+                              or (k is not None and config.get("conditional") and len(prior) != k)):
+        fail("has a class_prior that is not one non-negative number per class")
+    sc = config.get("data_scaling")
+    if sc is not None and not isinstance(sc, dict):
+        fail("has a data_scaling that is not a mapping")
 
 
 # ---- the loaded checkpoint -------------------------------------------------------------------

@@ -201,7 +201,8 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
                 report_error(prog, "interrupted; unfinished outputs were removed, earlier ones are intact")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             except MemoryError:
-                report_error(prog, "out of memory; use smaller batches (--batch-size) or a smaller input")
+                report_error(prog, "out of memory; give a smaller input or ask for less work (see the "
+                                   "command's --help for each option's bounds)")
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             except OSError as e:
                 if console.state.verbose:

@@ -37,14 +37,27 @@ _BATCH = 4096
 MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_names"}
 
 
+MAX_SAMPLE_BYTES = 256 << 20  # one record: a 4-channel 4096 x 4096 float32 image
+MAX_ATTR_BYTES = 16 << 20
+
+
 def decode_attr(value: Any) -> Any:
-    """An HDF5 attribute as Python: JSON strings decoded, numpy scalars unwrapped."""
+    """An HDF5 attribute as Python: JSON strings decoded, numpy scalars unwrapped.
+
+    Text that is not UTF-8 raises :class:`FormatError`; JSON nested too deeply stays a string.
+    """
     if isinstance(value, bytes):
-        value = value.decode()
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("an attribute is not UTF-8 text; was the file written by pgan?") from None
     if isinstance(value, str):
+        if len(value) > MAX_ATTR_BYTES:
+            raise FormatError(f"an attribute holds {len(value)} characters (at most {MAX_ATTR_BYTES}); "
+                              f"was the file written by pgan?")
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     if isinstance(value, np.generic):
         return value.item()
@@ -55,11 +68,75 @@ def _open_h5(path: Path):
     import h5py
 
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as e:
         reason = str(e).split("(")[0].strip() or "unreadable"
         raise FormatError(f"{path} is not a readable HDF5 file ({reason}); is it truncated or "
                           f"corrupt? Re-create it with the pgan command that wrote it") from None
+    try:
+        check_self_contained(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_self_contained(f, path: Path) -> None:
+    """Refuse an HDF5 file that would make pgan read anything but its own bytes (``docs/security.md``).
+
+    Soft and external links, datasets whose values live in other files (external storage,
+    virtual datasets) and datasets that declare rows they do not store (unallocated chunks, a
+    10 KB file declaring 10^12 rows) are refused, so the SHA-256 in provenance covers every byte
+    read and the work is bounded by the file's size.
+    """
+    import h5py
+
+    def fail(what: str) -> None:
+        raise FormatError(f"{path}: {what}; pgan reads only self-contained files it can hash "
+                          f"(re-create the file with `pgan data import`)")
+
+    def visit(group, prefix: str, depth: int) -> None:
+        if depth > 8:
+            fail(f"groups nested deeper than 8 levels at {prefix!r}")
+        for name in group:
+            link = group.get(name, getlink=True)
+            where = f"{prefix}{name}"
+            if isinstance(link, h5py.ExternalLink):
+                fail(f"{where!r} is an external link to {link.filename!r}")
+            if isinstance(link, h5py.SoftLink):
+                fail(f"{where!r} is a soft link to {link.path!r}")
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, where + "/", depth + 1)
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    fail(f"{where!r} is a virtual dataset (its values live in other files)")
+                if obj.external:
+                    fail(f"{where!r} stores its values in external files ({obj.external[0][0]!r})")
+                _check_allocated(obj, where, fail)
+
+    try:
+        visit(f, "", 0)
+    except (KeyError, OSError, RuntimeError) as e:  # a dangling or malformed link
+        raise FormatError(f"{path}: an object cannot be opened ({e}); is the file corrupt?") from None
+
+
+def _check_allocated(ds, where: str, fail) -> None:
+    """A dataset must store every value it declares (pgan writes every row)."""
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize) if ds.shape else ds.dtype.itemsize
+    if ds.ndim >= 1 and ds.shape[0] and nbytes / ds.shape[0] > MAX_SAMPLE_BYTES:
+        fail(f"{where!r} declares {nbytes / ds.shape[0] / 2**20:.0f} MiB per row (at most "
+             f"{MAX_SAMPLE_BYTES >> 20} MiB)")
+    if nbytes == 0:
+        return
+    if ds.chunks is None:
+        if ds.id.get_storage_size() < nbytes and ds.compression is None:
+            fail(f"{where!r} declares shape {ds.shape} but stores only {ds.id.get_storage_size()} bytes")
+        return
+    total = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
+    stored = ds.id.get_num_chunks()
+    if stored < total:
+        fail(f"{where!r} declares shape {ds.shape} but stores {stored} of its {total} chunks")
 
 
 class Dataset:
@@ -90,15 +167,27 @@ class Dataset:
         import h5py
 
         f = self._f
-        version = f.attrs.get("format_version")
+        try:
+            self._attrs = {k: decode_attr(v) for k, v in f.attrs.items()}
+        except FormatError as e:
+            self._fail(str(e))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as e:
+            self._fail(f"its attributes cannot be read ({type(e).__name__}); was it written by pgan?")
+        version = self._attrs.get("format_version")
         if version is None:
             self._fail("no format_version attribute; not a pgan dataset file "
                        "(create one with `pgan data import` or `pgan data digits`)")
-        if int(version) != FORMAT_VERSION:
-            self._fail(f"format_version {int(version)} is not supported by pgan {__version__} "
+        if isinstance(version, bool) or not isinstance(version, int):
+            self._fail(f"format_version is {version!r}, expected the integer {FORMAT_VERSION}; "
+                       f"was the file written by pgan?")
+        if version != FORMAT_VERSION:
+            self._fail(f"format_version {version} is not supported by pgan {__version__} "
                        f"(reads version {FORMAT_VERSION}); upgrade pgan")
         if "samples" not in f or not isinstance(f["samples"], h5py.Dataset):
             self._fail("missing the 'samples' dataset")
+        for name in ("labels", "latents", "source_indices"):
+            if name in f and not isinstance(f[name], h5py.Dataset):
+                self._fail(f"'{name}' is a {type(f[name]).__name__}, expected a dataset")
         s = f["samples"]
         if s.dtype != np.float32:
             self._fail(f"'samples' has dtype {s.dtype}, expected float32")
@@ -108,7 +197,7 @@ class Dataset:
             self._fail("'samples' is empty (N = 0)")
         if any(d == 0 for d in s.shape[1:]):
             self._fail(f"'samples' has an empty dimension: shape {s.shape}")
-        kind = decode_attr(f.attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS))
+        kind = self._attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS)
         if kind not in (KIND_IMAGES, KIND_VECTORS):
             self._fail(f"unknown kind {kind!r}; expected 'images' or 'vectors'")
         if (kind == KIND_IMAGES) != (s.ndim == 4):
@@ -116,7 +205,7 @@ class Dataset:
         self.kind: str = kind
         self.n: int = int(s.shape[0])
         self.sample_shape: tuple[int, ...] = tuple(int(d) for d in s.shape[1:])
-        names = decode_attr(f.attrs.get("class_names")) if "class_names" in f.attrs else None
+        names = self._attrs.get("class_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)):
             self._fail("attribute class_names is not a JSON list of strings")
         self.class_names: list[str] | None = names
@@ -167,8 +256,8 @@ class Dataset:
     # -- properties ------------------------------------------------------------------------
     @property
     def attrs(self) -> dict[str, Any]:
-        """Root attributes, JSON ones decoded."""
-        return {k: decode_attr(v) for k, v in self._f.attrs.items()}
+        """Root attributes, JSON ones decoded (read and checked once, on open)."""
+        return dict(self._attrs)
 
     @property
     def provenance(self) -> dict[str, Any] | None:
@@ -258,6 +347,11 @@ def open_npy(path: Path) -> np.ndarray:
         raise FormatError(f"{path} is not a plain numeric NPY array ({e})") from None
     except (OSError, EOFError) as e:
         raise FormatError(f"{path} is not a readable NPY file ({e}); is it truncated?") from None
+    if not isinstance(x, np.ndarray):  # an NPZ archive (a zip) named .npy
+        close = getattr(x, "close", None)
+        if close:
+            close()
+        raise FormatError(f"{path} is not an NPY array (an NPZ archive or another format renamed .npy)")
     if x.dtype.kind not in "biuf":
         raise FormatError(f"{path} has dtype {x.dtype}; expected numbers")
     return x

@@ -128,9 +128,13 @@ def _check_writable_folder(folder: Path, flag: str, target: Path) -> None:
     anc = _nearest_existing(folder)
     if not anc.is_dir():
         raise InputError(f"{flag} {target}: {anc} is a file, not a folder; choose another output path")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {target}: cannot write to {os.path.realpath(anc)} (read-only or no "
-                         f"permission); choose another output path")
+    try:  # a real probe: permission bits say nothing to root, nor about a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=".pgan-probe-", dir=anc)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{flag} {target}: cannot write to {os.path.realpath(anc)} ({e.strerror}); "
+                         f"choose another output path") from None
 
 
 def check_paths(inputs: Iterable[tuple[str, Path]], files: Iterable[tuple[str, Path]],

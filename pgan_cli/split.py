@@ -7,6 +7,35 @@ import numpy as np
 from pgan_cli.errors import InputError
 
 
+def row_digests(x: np.ndarray) -> np.ndarray:
+    """A 16-byte BLAKE2b digest of each row's bytes (float32), as an ``(N,)`` array of ``|S16``."""
+    import hashlib
+
+    rows = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    rows = rows + np.float32(0.0)  # -0.0 and 0.0 are one value
+    return np.array([hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows], dtype="S16")
+
+
+def count_shared_rows(a: np.ndarray, b: np.ndarray) -> int:
+    """How many rows of ``b`` also occur, value for value, in ``a``."""
+    return int(np.isin(row_digests(b), row_digests(a)).sum())
+
+
+def require_disjoint(sets: list[tuple[str, object, np.ndarray | None]], what: str) -> None:
+    """Refuse sets that share records: ``[(role, path, rows), ...]`` compared pairwise.
+
+    A record in both the members and the holdout makes every membership figure meaningless
+    (the attack is asked to tell a record from itself), so this is an input error, not a warning.
+    """
+    digests = [(f"{role} {path}".strip(), row_digests(x)) for role, path, x in sets if x is not None]
+    for i, (a, da) in enumerate(digests):
+        for b, db in digests[i + 1:]:
+            shared = int(np.isin(db, da).sum())
+            if shared:
+                raise InputError(f"{a} and {b} share {shared} record(s); {what} need disjoint sets "
+                                 f"(split them with `pgan data split`)")
+
+
 def parse_fractions(text: str) -> list[float]:
     """Parse ``"0.5,0.25,0.25"``; fractions must be positive and sum to 1."""
     try:

@@ -254,11 +254,16 @@ def utility(synthetic: LabelledSet, real_train: LabelledSet, test: LabelledSet,
     """TSTR and TRTR scores, the ROC-difference test and optionally the k-means baseline."""
     if classifier not in CLASSIFIERS:
         raise InputError(f"unknown classifier {classifier!r}; use one of {', '.join(CLASSIFIERS)}")
+    from pgan_cli.split import require_disjoint
+
     k = check_sets([synthetic, real_train], test)
+    require_disjoint([(real_train.name, "", real_train.samples), (test.name, "", test.samples)],
+                     "train-on-real and test figures")
     if classifier == "cnn" and test.samples.ndim != 4:
         raise UsageError("--classifier cnn needs image datasets (N, C, H, W); use logreg or knn for vectors")
-    if permutations < 1:
-        raise InputError(f"permutations must be at least 1, got {permutations}")
+    from pgan_cli.errors import MAX_PERMUTATIONS, check_count
+
+    check_count(permutations, "--permutations", 1, MAX_PERMUTATIONS)
     say = log or (lambda s: None)
     fit = _FIT[classifier]
     kwargs = {"epochs": cnn_epochs} if classifier == "cnn" else {}

@@ -66,7 +66,7 @@ def test_split_disjoint_stratified_reproducible(pgan, tmp_path):
               "--fractions", "0.7,0.3", "--names", "members,holdout")
     assert r3.exit_code == 0
     assert not np.array_equal(h5py.File(tmp_path / "s3/members.h5")["source_indices"][:899], parts["train"])
-    assert sorted(p.name for p in (tmp_path / "s3").iterdir()) == ["holdout.h5", "members.h5"]
+    assert sorted(p.name for p in (tmp_path / "s3").iterdir()) == [".pgan-outputs.json", "holdout.h5", "members.h5"]
 
 
 def test_info_text_and_npy(cli, tmp_path, digits8):

@@ -205,7 +205,7 @@ def evaluate_attack(scores: np.ndarray, truth: np.ndarray, seed: int = 0, n_boot
     eps = epsilon_lower_bound(s, t, seed=seed)
     return {
         K.KEY_AUC: auc(s, t),
-        K.KEY_AUC_CI: list(bootstrap_auc_ci(s, t, n_boot=n_boot, seed=seed)),
+        K.KEY_AUC_CI: list(bootstrap_auc_ci(s, t, n_boot=n_boot, seed=seed)) if n_boot else None,
         K.KEY_TPR_AT_FPR: {key: tpr_at_fpr(fpr, tpr, lvl) for key, lvl in zip(K.FPR_KEYS, K.FPR_LEVELS)},
         K.KEY_ADVANTAGE: adv,
         K.KEY_BALANCED_ACCURACY: 0.5 + adv / 2,

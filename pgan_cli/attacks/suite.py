@@ -106,8 +106,9 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
         rep[K.KEY_PARAMS] = att.describe()
         rep["seconds"] = round(time.perf_counter() - t0, 3)
         attacks[name], scores[name] = rep, s
-        console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f} [{rep[K.KEY_AUC_CI][0]:.3f}, {rep[K.KEY_AUC_CI][1]:.3f}] "
-                    f"({rep['seconds']:.1f} s)")
+        ci = rep[K.KEY_AUC_CI]
+        ci_text = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f}{ci_text} ({rep['seconds']:.1f} s)")
     dist_summary, dist_arrays = None, {}
     if distances and S is not None:
         from pgan_cli.privacy.distances import privacy_distances
@@ -194,6 +195,11 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     for what, p in (("members", members), ("non-members", non_members), ("synthetic", synthetic),
                     ("reference", reference)):
         loaded[what] = _load_set(p, what)
+    from pgan_cli.split import require_disjoint
+
+    require_disjoint([(w, p, loaded[w][0]) for w, p in (("members", members), ("non-members", non_members),
+                                                        ("reference", reference))],
+                     "membership-inference figures")
     kinds = {what: info["kind"] for what, (x, info) in loaded.items() if x is not None}
     if "embedding" in kinds.values() and len(set(kinds.values())) > 1:
         desc = ", ".join(f"{w} is {'an NPY embedding' if k == 'embedding' else k}" for w, k in kinds.items())

@@ -28,7 +28,7 @@ def attack_cmd(
                                                            "were given).")] = "all",
     scores: Annotated[_FileOpt, typer.Option("--scores", help="Write per-candidate scores and membership "
                                                               "truth here (HDF5).", dir_okay=False)] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the AUC interval.")] = 1000,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the AUC interval (0: no interval; 10 to 100,000).")] = 1000,
     distances: Annotated[bool, typer.Option("--distances/--no-distances", help="Also compute the distance "
                                                                                "metrics (needs --synthetic).")] = True,
     seed: SeedOpt = 0,
@@ -50,8 +50,10 @@ def attack_cmd(
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
 
-    if bootstrap < 10:
-        raise UsageError(f"--bootstrap must be at least 10, got {bootstrap}")
+    from pgan_cli.errors import MAX_BOOTSTRAP, check_count
+
+    if bootstrap != 0:
+        check_count(bootstrap, "--bootstrap", 10, MAX_BOOTSTRAP)
     if synthetic is None and generator is None:
         raise UsageError("give --synthetic (black-box attacks) and/or --generator (white-box attacks)")
     dev = resolve_device(device) if generator is not None else "cpu"
@@ -62,8 +64,9 @@ def attack_cmd(
         return
     lines = [f"{'attack':16s} {'AUC':>6s}  {'95% CI':15s} {'TPR@1%':>7s} {'adv':>6s} {'eps_lb':>6s}"]
     for name, r in result[K.KEY_ATTACKS].items():
-        lo, hi = r[K.KEY_AUC_CI]
-        lines.append(f"{name:16s} {r[K.KEY_AUC]:6.3f}  [{lo:.3f}, {hi:.3f}]  {r[K.KEY_TPR_AT_FPR]['0.01']:7.3f} "
+        ci = r[K.KEY_AUC_CI]
+        ci_text = "(none)         " if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        lines.append(f"{name:16s} {r[K.KEY_AUC]:6.3f}  {ci_text}  {r[K.KEY_TPR_AT_FPR]['0.01']:7.3f} "
                      f"{r[K.KEY_ADVANTAGE]:6.3f} {r[K.KEY_EPSILON_LOWER_BOUND]:6.2f}")
     d = result[K.KEY_DISTANCES]
     if d:

@@ -17,7 +17,7 @@ def mmd_cmd(
     y_path: Annotated[Path, typer.Argument(metavar="Y", help="Second set, same dimension.")],
     kernel: Annotated[str, typer.Option("--kernel", help="rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID).")] = "rbf",
     bandwidth: Annotated[str, typer.Option("--bandwidth", help="σ: 'median' (median pooled distance, seeded subsample of ≤1000 per side) or a number.")] = "median",
-    permutations: Annotated[int, typer.Option("--permutations", help="Permutations for the p-value (0: statistic only).")] = 1000,
+    permutations: Annotated[int, typer.Option("--permutations", help="Permutations for the p-value (0: statistic only; at most 100,000).")] = 1000,
     estimator: Annotated[str, typer.Option("--estimator", help="unbiased (U-statistic, permutation test) or linear (linear time, Gaussian p-value).")] = "unbiased",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",

@@ -30,7 +30,7 @@ def utility_cmd(
     real_train: Annotated[Path, typer.Option("--real-train", help="Labelled real training set (the members).")],
     test: Annotated[Path, typer.Option("--test", help="Labelled real test set (holdout), never trained on.")],
     classifier: Annotated[str, typer.Option("--classifier", help="logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).")] = "logreg",
-    permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test.")] = 1000,
+    permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test (1 to 100,000).")] = 1000,
     kmeans: Annotated[bool, typer.Option("--kmeans", help="Add the unsupervised k-means + Hungarian baseline.")] = False,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the cnn classifier.")] = 10,
     seed: SeedOpt = 0,
@@ -50,8 +50,6 @@ def utility_cmd(
     from pgan_cli.provenance import make_provenance
     from pgan_cli.utility import utility
 
-    if permutations < 1:
-        raise InputError(f"--permutations must be at least 1, got {permutations}")
     if epochs < 1:
         raise InputError(f"--epochs must be at least 1, got {epochs}")
     sets = [_load(synthetic, "synthetic set"), _load(real_train, "real training set"), _load(test, "test set")]

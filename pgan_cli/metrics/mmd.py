@@ -294,8 +294,9 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
     _check_kernel(kernel)
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
-    if permutations < 0:
-        raise InputError(f"permutations must be >= 0, got {permutations}")
+    from pgan_cli.errors import MAX_PERMUTATIONS, check_count
+
+    check_count(permutations, "--permutations", 0, MAX_PERMUTATIONS)
     x, y = check_samples(x, y, min_n=4 if estimator == "linear" else 2)
     sigma, rule = resolve_bandwidth(x, y, kernel, bandwidth, seed)
     if log is not None:

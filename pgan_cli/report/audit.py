@@ -316,6 +316,15 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
     if len(set(shapes.values())) > 1:
         raise InputError("the sets have different sizes per record ("
                          + ", ".join(f"{r} {d}" for r, d in shapes.items()) + "); audit sets from one space")
+    if bootstrap is not None and bootstrap != 0:
+        from pgan_cli.errors import MAX_BOOTSTRAP, check_count
+
+        check_count(bootstrap, "--bootstrap", 10, MAX_BOOTSTRAP)
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.split import require_disjoint
+
+    require_disjoint([(f"--{r}", roles[r], read_dataset(roles[r]).samples) for r in ("members", "holdout", "reference")
+                      if roles[r] is not None], "the audit's privacy figures")
     for p, what in ((generator, "generator checkpoint"), (train_log, "training log")):
         if p is not None:
             check_input(p, what)
