@@ -16,16 +16,61 @@ from pgan_cli.privacy import ldp
 
 
 # ---- formulas ---------------------------------------------------------------------------------
+def _rr_eps(p, q):
+    """Per-bit epsilon from the definition: the larger log-likelihood ratio of the two outputs."""
+    return max(math.log(p / q), math.log((1 - q) / (1 - p)))
+
+
 def test_rr_epsilon_seed_value():
-    assert ldp.rr_epsilon(0.88, 0.12) == pytest.approx(3.985, abs=5e-4)
-    assert ldp.rr_epsilon(0.75, 0.25) == pytest.approx(2 * math.log(3))
+    # the DP-MNIST seed's p = .88, q = .12: ln(.88/.12) = 1.992 per pixel, not the unary-encoding
+    # ln[p(1-q)/(q(1-p))] = 3.985 (twice as large)
+    assert ldp.rr_epsilon(0.88, 0.12) == pytest.approx(math.log(0.88 / 0.12), rel=1e-12)
+    assert ldp.rr_epsilon(0.88, 0.12) == pytest.approx(1.992, abs=5e-4)
+    assert ldp.rr_epsilon(0.75, 0.25) == pytest.approx(math.log(3))
+
+
+def test_rr_epsilon_asymmetric_is_the_larger_ratio():
+    # report 0 is the more revealing output: ln(.7/.1) = 1.946 > ln(.9/.3) = 1.099
+    assert ldp.rr_epsilon(0.9, 0.3) == pytest.approx(math.log(7.0), rel=1e-12)
+    # report 1 is the more revealing output: ln(.6/.05) = 2.485 > ln(.95/.4) = 0.865
+    assert ldp.rr_epsilon(0.6, 0.05) == pytest.approx(math.log(12.0), rel=1e-12)
+    for p, q in ((0.9, 0.3), (0.6, 0.05), (0.51, 0.5), (0.999, 1e-6)):
+        assert ldp.rr_epsilon(p, q) == pytest.approx(_rr_eps(p, q), rel=1e-9)
+
+
+def test_rr_epsilon_needs_q_below_p():
+    for p, q in ((0.3, 0.5), (0.5, 0.5)):
+        with pytest.raises(Exception, match="q < p"):
+            ldp.rr_epsilon(p, q)
 
 
 def test_rr_probabilities_invert_epsilon():
-    for eps in (0.1, 1.0, 3.985, 20.0):
+    for eps in (0.1, 1.0, 1.992, 3.985, 20.0):
         p, q = ldp.rr_probabilities(eps)
         assert 0 < q < p < 1 and p + q == pytest.approx(1.0)
-        assert ldp.rr_epsilon(p, q) == pytest.approx(eps, rel=1e-9)
+        # 1 - p is known to float64's spacing near 1 (1e-16), about 1e-8 relative at eps = 20
+        assert math.log(p / (1 - p)) == pytest.approx(eps, rel=1e-7)
+        assert p == pytest.approx(math.exp(eps) / (1 + math.exp(eps)), rel=1e-12)
+        assert ldp.rr_epsilon(p, q) == pytest.approx(eps, rel=1e-7)
+
+
+def test_rr_probabilities_refuse_a_per_pixel_epsilon_without_noise():
+    # p = e^e / (1 + e^e) rounds to 1.0 (no flip at all): a clear error, not an overflow or p = 1
+    for eps in (40.0, 800.0):
+        with pytest.raises(Exception, match="too large for randomised response"):
+            ldp.rr_probabilities(eps)
+
+
+@pytest.mark.parametrize("d,epsilon", [(64, 80.0), (64, 64 * 1.992), (784, 100.0), (3, 0.5)])
+def test_rr_record_epsilon_round_trip(d, epsilon):
+    x = np.where(np.random.default_rng(0).random((10, d)) < 0.5, 1.0, -1.0).astype(np.float32)
+    info = ldp.privatize(x[:, None, None, :], mechanism="randomized-response", epsilon=epsilon, seed=0).info
+    p, q = info["p"], info["q"]
+    assert p + q == pytest.approx(1.0) and info["dim"] == d
+    assert math.log(p / (1 - p)) * d == pytest.approx(epsilon, rel=1e-9)
+    assert info["epsilon"] == pytest.approx(epsilon, rel=1e-9)
+    assert info["epsilon_per_pixel"] == pytest.approx(epsilon / d, rel=1e-9)
+    assert info["epsilon_total"] == pytest.approx(epsilon, rel=1e-9)
 
 
 def test_rr_refuses_the_seed_bug():
@@ -58,6 +103,8 @@ def test_classic_gaussian_formula_and_its_condition():
 def test_krr_keep_probability():
     assert ldp.krr_keep_probability(math.log(9), 10) == pytest.approx(0.5)
     assert ldp.krr_keep_probability(2.0, 2) == pytest.approx(math.exp(2) / (math.exp(2) + 1))
+    for eps, k in ((0.5, 3), (2.0, 10), (5.0, 100)):
+        assert ldp.krr_keep_probability(eps, k) == pytest.approx(math.exp(eps) / (math.exp(eps) + k - 1), rel=1e-12)
 
 
 # ---- mechanism statistics -----------------------------------------------------------------------
@@ -67,6 +114,50 @@ def test_randomized_response_flip_rates(rng):
     p_hat, q_hat = out[bits].mean(), out[~bits].mean()
     se = math.sqrt(0.88 * 0.12 / (bits.sum()))
     assert abs(p_hat - 0.88) < 5 * se and abs(q_hat - 0.12) < 5 * se
+
+
+def _binomial_se(p: float, n: int) -> float:
+    return math.sqrt(p * (1 - p) / n)
+
+
+def test_rr_empirical_flip_rate_matches_epsilon():
+    # 20,000 records of 64 bits at 80 per record: each bit flips w.p. 1/(1 + e^{80/64}) = 0.223
+    # (the unary-encoding accounting flipped 1/(1 + e^{0.625}) = 0.349)
+    x = np.where(np.random.default_rng(3).random((20_000, 1, 8, 8)) < 0.4, 1.0, -1.0).astype(np.float32)
+    r = ldp.privatize(x, mechanism="randomized-response", epsilon=80.0, seed=4)
+    flip = float(np.mean((r.samples > 0) != (x > 0)))
+    expect = 1.0 / (1.0 + math.exp(80.0 / 64))
+    assert expect == pytest.approx(0.2227, abs=1e-4)
+    assert abs(flip - expect) < 5 * _binomial_se(expect, x.size), (flip, expect)
+
+
+def _empirical_rr_epsilon(bits: np.ndarray, reports: np.ndarray) -> tuple[float, float]:
+    """(epsilon, standard error) from the observed P(1 | 1) and P(1 | 0) (delta method)."""
+    n1, n0 = int(bits.sum()), int((~bits).sum())
+    p_hat, q_hat = reports[bits].mean(), reports[~bits].mean()
+    e1 = math.log(p_hat / q_hat)  # report 1
+    e0 = math.log((1 - q_hat) / (1 - p_hat))  # report 0
+    se1 = math.sqrt((1 - p_hat) / (p_hat * n1) + (1 - q_hat) / (q_hat * n0))
+    se0 = math.sqrt(p_hat / ((1 - p_hat) * n1) + q_hat / ((1 - q_hat) * n0))
+    return (e1, se1) if e1 >= e0 else (e0, se0)
+
+
+@pytest.mark.parametrize("kwargs,per_pixel", [
+    ({"epsilon": 96.0}, 1.5),
+    ({"p": 0.88, "q": 0.12}, math.log(0.88 / 0.12)),
+    ({"p": 0.9, "q": 0.3}, math.log(7.0)),
+])
+def test_rr_empirical_likelihood_ratio_gives_the_stated_epsilon(kwargs, per_pixel):
+    x = np.where(np.random.default_rng(5).random((20_000, 1, 8, 8)) < 0.5, 0.5, -0.5).astype(np.float32)
+    r = ldp.privatize(x, mechanism="randomized-response", seed=6, **kwargs)
+    assert r.info["epsilon_per_pixel"] == pytest.approx(per_pixel, rel=1e-9)
+    assert r.info["epsilon"] == pytest.approx(64 * per_pixel, rel=1e-9)
+    bits, reports = (x > 0).ravel(), (r.samples > 0).ravel()
+    eps_hat, se = _empirical_rr_epsilon(bits, reports)
+    assert se < 0.01
+    # the mechanism spends what is stated: neither more (privacy) nor much less (wasted noise)
+    assert eps_hat <= r.info["epsilon_per_pixel"] + 4 * se, (eps_hat, se, r.info)
+    assert abs(eps_hat - r.info["epsilon_per_pixel"]) < 4 * se, (eps_hat, se, r.info)
 
 
 def test_privatize_rr_on_images_uses_threshold_and_maps_to_pm1():
@@ -118,6 +209,25 @@ def test_k_randomized_response_rates(rng):
     assert counts[0] == 0 and np.allclose(counts[1:] / counts[1:].sum(), 0.25, atol=0.01)
 
 
+@pytest.mark.parametrize("k,eps", [(10, 2.0), (3, 0.5)])
+def test_k_randomized_response_empirical_keep_rate(k, eps):
+    # Kairouz et al. 2016: keep w.p. e^eps/(e^eps + k - 1), each other label w.p. 1/(e^eps + k - 1)
+    n = 300_000
+    labels = np.random.default_rng(7).integers(0, k, size=n)
+    out = ldp.privatize(np.zeros((n, 1, 1, 1), np.float32), labels, mechanism="laplace", epsilon=1.0,
+                        labels_epsilon=eps, num_classes=k, seed=8).labels
+    keep, other = math.exp(eps) / (math.exp(eps) + k - 1), 1.0 / (math.exp(eps) + k - 1)
+    assert abs((out == labels).mean() - keep) < 5 * _binomial_se(keep, n)
+    zero = labels == 0
+    rates = np.bincount(out[zero], minlength=k) / zero.sum()
+    assert abs(rates[0] - keep) < 5 * _binomial_se(keep, int(zero.sum()))
+    assert np.all(np.abs(rates[1:] - other) < 5 * _binomial_se(other, int(zero.sum())))
+    # the likelihood ratio P(out = 0 | 0) / P(out = 0 | 1) is e^eps
+    one = labels == 1
+    eps_hat = math.log(rates[0] / np.mean(out[one] == 0))
+    assert eps_hat == pytest.approx(eps, abs=0.08)
+
+
 def test_reproducible_with_seed_and_fresh_without():
     x = np.random.default_rng(0).uniform(-1, 1, size=(50, 1, 8, 8)).astype(np.float32)
     a = ldp.privatize(x, mechanism="gaussian", epsilon=5.0, seed=7).samples
@@ -161,11 +271,31 @@ def test_cli_rr_with_p_q_and_dropped_labels(cli, digits8, tmp_path):
     r = cli("privatize", digits8, "-m", "randomized-response", "--rr-p", "0.88", "--rr-q", "0.12", "-o", out, "--json")
     assert r.exit_code == 0, r
     info = json.loads(r.stdout)
-    assert info["epsilon_per_pixel"] == pytest.approx(3.985, abs=5e-4)
-    assert info["epsilon"] == pytest.approx(64 * 3.98486, rel=1e-4)
+    assert info["p"] == 0.88 and info["q"] == 0.12
+    assert info["epsilon_per_pixel"] == pytest.approx(math.log(0.88 / 0.12), rel=1e-9)  # 1.992
+    assert info["epsilon"] == pytest.approx(64 * 1.99243, rel=1e-4)  # 127.5 per image
     with h5py.File(out) as f:
         assert "labels" not in f and set(np.unique(f["samples"][:])) <= {-1.0, 1.0}
     assert "labels dropped" in r.stderr
+
+
+def test_cli_rr_flip_rate_on_digits(cli, digits8, tmp_path):
+    # --epsilon 80 on 8x8 digits: 1.25 per pixel, flip rate 1/(1 + e^1.25) = 0.223 (not 0.35)
+    out = tmp_path / "rr80.h5"
+    r = cli("privatize", digits8, "-m", "randomized-response", "--epsilon", "80", "--seed", "3", "-o", out, "--json")
+    assert r.exit_code == 0, r
+    info = json.loads(r.stdout)
+    with h5py.File(out) as f:
+        x = f["samples"][:]
+        stored = json.loads(f.attrs["ldp"])
+    with h5py.File(digits8) as f:
+        raw = f["samples"][:]
+    expect = 1.0 / (1.0 + math.exp(1.25))
+    for rec in (info, stored):
+        assert rec["epsilon"] == pytest.approx(80.0) and rec["epsilon_per_pixel"] == pytest.approx(1.25)
+        assert rec["p"] == pytest.approx(1 - expect) and rec["q"] == pytest.approx(expect)
+    flip = float(np.mean((x > 0) != (raw > 0)))
+    assert abs(flip - expect) < 5 * math.sqrt(expect * (1 - expect) / raw.size), flip
 
 
 def test_cli_same_seed_same_file_contents(cli, digits8, tmp_path):
@@ -188,6 +318,9 @@ def test_cli_same_seed_same_file_contents(cli, digits8, tmp_path):
     (["--epsilon", "2", "--calibration", "classic"], "epsilon < 1"),
     (["-m", "randomized-response", "--rr-p", "1.0", "--rr-q", "1e-17"], "strictly between 0 and 1"),
     (["-m", "randomized-response", "--epsilon", "5", "--rr-p", "0.8", "--rr-q", "0.2"], "not both"),
+    (["-m", "randomized-response", "--rr-p", "0.3", "--rr-q", "0.5"], "q < p"),
+    (["-m", "randomized-response", "--rr-p", "0.8"], "give both --rr-p and --rr-q"),
+    (["-m", "randomized-response", "--epsilon", "1e6"], "too large for randomised response"),
     (["--epsilon", "1", "--clip", "-3"], "--clip must be a positive"),
     (["--epsilon", "1", "--labels-epsilon", "-2"], "--labels-epsilon must be a positive"),
     (["--epsilon", "nan"], "--epsilon must be a positive"),

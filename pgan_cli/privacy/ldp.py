@@ -6,10 +6,16 @@ Mechanisms (``x`` is one record flattened to ``d`` values; images in [-1, 1]):
 
 - ``randomized-response`` (Warner 1965; Erlingsson et al. 2014 for bits): binarise each pixel at
   ``threshold`` (1 if x > T); report a 1 with probability ``p`` when the bit is 1 and with
-  probability ``q`` when it is 0. Per bit ``eps_bit = ln[p (1 - q) / (q (1 - p))]``
-  (p = .88, q = .12 gives 3.985). A record has ``d`` bits that may all change, so the record's
-  guarantee is ``eps = d * eps_bit`` (composition; tight for independent bits). ``--epsilon`` is
-  that record-level budget; by default ``p = 1 - q = e^{eps_bit/2} / (1 + e^{eps_bit/2})``.
+  probability ``q`` when it is 0. One bit's neighbouring inputs are its two values, and the two
+  possible outputs have likelihood ratios ``p / q`` (report 1) and ``(1 - q) / (1 - p)`` (report
+  0), so per bit ``eps_bit = max(ln(p / q), ln((1 - q) / (1 - p)))`` (Dwork & Roth 2014,
+  Sec. 3.2); for the symmetric ``q = 1 - p`` this is ``ln(p / (1 - p))``, and p = .88, q = .12
+  gives ln(.88 / .12) = 1.992. (``ln[p (1 - q) / (q (1 - p))]`` is the epsilon of unary encoding,
+  Wang et al. 2017, whose neighbouring inputs differ in two bits; it is twice the per-bit value
+  here.) A record has ``d`` bits that may all change, so the record's guarantee is
+  ``eps = d * eps_bit`` (sequential composition; tight for independent bits). ``--epsilon`` is that
+  record-level budget; by default ``p = 1 - q = e^{eps_bit} / (1 + e^{eps_bit})`` with
+  ``eps_bit = eps / d``, so each bit flips with probability ``1 / (1 + e^{eps / d})``.
   Output bits map to -1 (0) and +1 (1).
 - ``gaussian`` (Dwork & Roth 2014, Thm A.1; Balle & Wang 2018): clip ``x`` to L2 norm ``C``
   (``x * min(1, C / ||x||_2)``); any clipped record may become any other, so the L2
@@ -79,19 +85,26 @@ def _check_prob(value: float, name: str) -> float:
 def rr_epsilon(p: float, q: float) -> float:
     """Per-bit epsilon of randomised response that reports 1 w.p. p (bit 1) or q (bit 0).
 
-    ``eps = ln[p (1 - q) / (q (1 - p))]`` (Warner 1965; the DP-MNIST seed). Needs 0 < q < p < 1.
+    The bit's neighbouring inputs are 0 and 1; the output 1 has likelihood ratio p / q and the
+    output 0 has (1 - q) / (1 - p), so ``eps = max(ln(p / q), ln((1 - q) / (1 - p)))`` (Warner
+    1965; Dwork & Roth 2014, Sec. 3.2), ``ln(p / (1 - p))`` when q = 1 - p. Needs 0 < q < p < 1.
     """
     p, q = _check_prob(p, "p"), _check_prob(q, "q")
     if not q < p:
         raise UsageError(f"randomised response needs q < p (a 1 must be more likely kept than made), got p={p}, q={q}")
-    return math.log(p) + math.log1p(-q) - math.log(q) - math.log1p(-p)
+    return max(math.log(p) - math.log(q), math.log1p(-q) - math.log1p(-p))
 
 
 def rr_probabilities(epsilon_bit: float) -> tuple[float, float]:
-    """The symmetric (p, q = 1 - p) reaching ``epsilon_bit`` per bit: p = e^{e/2} / (1 + e^{e/2})."""
+    """The symmetric (p, q = 1 - p) reaching ``epsilon_bit`` per bit: ``p = e^e / (1 + e^e)``, so
+    that ``ln(p / (1 - p)) = epsilon_bit`` (the inverse of :func:`rr_epsilon` for q = 1 - p)."""
     _check_epsilon(epsilon_bit)
-    p = 1.0 / (1.0 + math.exp(-epsilon_bit / 2.0))
-    q = 1.0 / (1.0 + math.exp(epsilon_bit / 2.0))
+    p = 1.0 / (1.0 + math.exp(-epsilon_bit))
+    if not p < 1.0:
+        raise UsageError(f"epsilon {epsilon_bit:.4g} per pixel is too large for randomised response: the flip "
+                         f"probability 1 / (1 + e^{epsilon_bit:.4g}) rounds to 0 (no randomisation at all); "
+                         f"give a smaller --epsilon")
+    q = math.exp(-epsilon_bit) * p  # = 1 / (1 + e^e), without overflow
     return p, q
 
 
@@ -237,9 +250,12 @@ def privatize(samples: np.ndarray, labels: np.ndarray | None = None, *, mechanis
             epsilon = eps_bit * d
         else:
             epsilon = _check_epsilon(epsilon)
-            eps_bit = epsilon / d
-            p, q = rr_probabilities(eps_bit)
+            p, q = rr_probabilities(epsilon / d)
+            # the epsilon of the floating-point p, q actually used: if rounding (large per-pixel
+            # epsilon, p near 1) made it exceed the request, state what is really spent
             eps_bit = rr_epsilon(p, q)
+            if eps_bit * d > epsilon * (1 + 1e-9):
+                epsilon = eps_bit * d
         bits = flat > threshold
         out = np.where(randomized_response(bits, p, q, rng), 1.0, -1.0)
         info.update(epsilon=float(epsilon), epsilon_per_pixel=float(eps_bit), p=float(p), q=float(q),
