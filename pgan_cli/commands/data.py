@@ -168,7 +168,13 @@ def import_cmd(
                                                   "units (e.g. 40,400 for CT soft tissue).")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of 'path,label' rows instead of "
                                                    "sub-folder names.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files (listed in the provenance).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable or too large files and links "
+                                           "leaving the folder (listed in the provenance).")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse a file that would decode more pixels "
+                                            "at once (one frame, one NPY image, a DICOM file): a "
+                                            "decompression-bomb guard.")] = 2**25,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Read symbolic links in a folder "
+                                                  "that point outside it (refused by default).")] = False,
 ) -> None:
     """Import images into a dataset file with values in [-1, 1].
 
@@ -176,21 +182,32 @@ def import_cmd(
     map [0, 255] to [-1, 1]; DICOM with --window maps [C - W/2, C + W/2]; other 16-bit or float
     data maps its 0.5th-99.5th percentile range. The mapping is stored in the file.
 
+    Folders may be hostile: images over --max-pixels (checked from the header, before
+    decoding), decompression bombs and links leaving the folder are refused, or skipped with
+    --skip-bad (docs/FORMAT.md).
+
     Example: pgan data import scans/ --size 64 --window 40,400 -o real.h5
     """
     from pgan_cli.dataset import write_dataset
-    from pgan_cli.imaging import import_images
+    from pgan_cli.imaging import DEFAULT_MAX_PIXELS, import_images
     from pgan_cli.provenance import make_provenance
 
     if channels not in (1, 3):
         raise UsageError(f"--channels must be 1 or 3, got {channels}")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels must be positive, got {max_pixels} (default {DEFAULT_MAX_PIXELS})")
     win = _parse_window(window)
     result = import_images(list(paths), size=size, channels=channels, window=win, labels_csv=labels,
-                           skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"))
+                           skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"),
+                           max_pixels=max_pixels, follow_symlinks=follow_symlinks)
+    for note in result.notes:
+        console.warn(note)
     if result.skipped:
-        console.warn(f"skipped {len(result.skipped)} unreadable file(s); they are listed in the provenance")
+        console.warn(f"skipped {len(result.skipped)} file(s) (unreadable, too large, or links leaving the folder); "
+                     f"they are listed in the provenance")
     prov = make_provenance(([labels] if labels else []), size=size, channels=channels, window=window,
-                           files=len(result.files), skipped=result.skipped)
+                           files=len(result.files), skipped=result.skipped, max_pixels=max_pixels,
+                           follow_symlinks=follow_symlinks)
     prov["source_paths"] = [str(p) for p in paths]
     write_dataset(output, result.samples, labels=result.labels, class_names=result.class_names,
                   attrs={"intensity_mapping": result.mapping, "source": "pgan data import"}, provenance=prov)
