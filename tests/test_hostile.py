@@ -1,0 +1,504 @@
+"""Hostile inputs against every command (docs/security.md).
+
+Each case runs one command in-process on files copied into a fresh folder and asserts the
+promises every bad input gets: exit 2 (1 never: no gate ran), exactly one stderr line naming
+the problem, no traceback, every file in the folder byte-identical afterwards and no new file
+or folder left behind. The classes: an output spelled as one of the command's inputs
+(``./x``, ``d/../x``, a symlink, a hard link), self-referencing HDF5 (external storage,
+virtual datasets, soft and external links, declared-but-absent rows), malformed dataset files
+and NPY arrays, hostile checkpoints (pickle payloads, wrong config types), hostile result
+JSON, usage errors, out-of-range seeds and resampling counts, outputs that would replace a
+folder or a file, and overlapping members/holdout sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error
+
+# ---- the world every case copies from -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, cli_module) -> Path:
+    """Small valid files of every kind a command reads: splits, a synthetic set, embeddings, a
+    checkpoint, attack results, an image folder."""
+    from pgan_cli.dataset import read_dataset, write_dataset
+    from pgan_cli.datasets import digits
+
+    w = tmp_path_factory.mktemp("world")
+    b = digits(8)
+    idx = np.random.default_rng(0).permutation(b.n)[:400]
+    write_dataset(w / "d.h5", b.samples[idx], labels=b.labels[idx], class_names=b.class_names, provenance={})
+    run = cli_module
+    assert run("data", "split", w / "d.h5", "--out-dir", w, "--seed", "0", "-q").exit_code == 0
+    assert run("data", "leak", "--members", w / "train.h5", "--population", w / "reference.h5",
+               "--fraction", "0.2", "--noise", "0.1", "-n", "100", "-o", w / "syn.h5", "-q").exit_code == 0
+    for name in ("train", "holdout"):
+        np.save(w / f"{name}.npy", read_dataset(w / f"{name}.h5").samples.reshape(-1, 64)[:, :16])
+    r = run("train", w / "train.h5", "--steps", "2", "--width", "8", "--batch-size", "16", "-o", w / "gen.pt", "-q")
+    assert r.exit_code == 0, r
+    r = run("attack", "--members", w / "train.npy", "--non-members", w / "holdout.npy", "--synthetic",
+            w / "holdout.npy", "--methods", "dcr", "--bootstrap", "10", "--no-distances", "--json")
+    assert r.exit_code == 0, r
+    (w / "attack.json").write_text(r.stdout)
+    (w / "imgs" / "a").mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(w / "imgs" / "a" / "x.png")
+    (w / "labels.csv").write_text("a/x.png,a\n")
+    os.remove(w / ".pgan-outputs.json")  # the split's manifest is not one of the world's inputs
+    return w
+
+
+@pytest.fixture(scope="module")
+def cli_module():
+    from typer.testing import CliRunner
+
+    from pgan_cli import console
+    from pgan_cli.app import app, normalize_argv
+    from tests.conftest import Result
+
+    runner = CliRunner()
+
+    def run(*args):
+        console.configure(quiet=False, verbose=False)
+        r = runner.invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)
+        console.configure(quiet=False, verbose=False)
+        return Result(r.exit_code, r.stdout, r.stderr)
+
+    return run
+
+
+# ---- hostile files ---------------------------------------------------------------------------
+
+
+def _h5(path: Path, build: Callable, version=1, kind="vectors") -> None:
+    with h5py.File(path, "w") as f:
+        if version is not None:
+            f.attrs["format_version"] = version
+        if kind is not None:
+            f.attrs["kind"] = kind
+        build(f)
+
+
+def _samples(f, n=20, d=64, dtype=np.float32):
+    f.create_dataset("samples", data=np.zeros((n, d), dtype))
+
+
+def make_hostile(name: str, folder: Path, world: Path) -> Path:
+    """Write the hostile input ``name`` into ``folder`` and return its path."""
+    p = folder / (name if "." in name else f"{name}.h5")
+    secret = folder / "secret.txt"
+    if name == "external-storage":
+        secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 40)
+        _h5(p, lambda f: f.create_dataset("samples", shape=(20, 64), dtype=np.float32,
+                                          external=[(str(secret), 0, 20 * 64 * 4)]))
+    elif name == "virtual":
+        lay = h5py.VirtualLayout(shape=(20, 64), dtype=np.float32)
+        shutil.copy(world / "d.h5", folder / "other.h5")
+        lay[:, :] = h5py.VirtualSource(str(folder / "other.h5"), "samples", shape=(20, 64))
+        _h5(p, lambda f: f.create_virtual_dataset("samples", lay))
+    elif name == "soft-link":
+        _h5(p, lambda f: (f.create_dataset("hidden", data=np.zeros((20, 64), np.float32)),
+                          f.__setitem__("samples", h5py.SoftLink("/hidden"))))
+    elif name == "external-link":
+        shutil.copy(world / "d.h5", folder / "other.h5")
+        _h5(p, lambda f: f.__setitem__("samples", h5py.ExternalLink(str(folder / "other.h5"), "/samples")))
+    elif name == "dangling-link":
+        _h5(p, lambda f: f.__setitem__("samples", h5py.SoftLink("/nowhere")))
+    elif name == "declared-1e12-rows":
+        _h5(p, lambda f: f.create_dataset("samples", shape=(10**12, 64), dtype=np.float32, chunks=(64, 64)))
+    elif name == "huge-row":
+        _h5(p, lambda f: f.create_dataset("samples", shape=(2, 10**9), dtype=np.float32, chunks=(1, 1024)))
+    elif name == "labels-group":
+        _h5(p, lambda f: (_samples(f), f.create_group("labels")))
+    elif name == "latents-group":
+        _h5(p, lambda f: (_samples(f), f.create_group("latents")))
+    elif name == "version-string":
+        _h5(p, _samples, version="one")
+    elif name == "version-2":
+        _h5(p, _samples, version=2)
+    elif name == "version-float":
+        _h5(p, _samples, version=1.5)
+    elif name == "no-version":
+        _h5(p, _samples, version=None)
+    elif name == "non-utf8-attr":
+        _h5(p, lambda f: (_samples(f), f.attrs.__setitem__("provenance", np.bytes_(b"\xff\xfe\xfa"))))
+    elif name == "class-names-dict":
+        _h5(p, lambda f: (_samples(f), f.attrs.__setitem__("class_names", json.dumps({"a": 1}))))
+    elif name == "kind-unknown":
+        _h5(p, _samples, kind="sounds")
+    elif name == "samples-int":
+        _h5(p, lambda f: _samples(f, dtype=np.int32))
+    elif name == "samples-3d":
+        _h5(p, lambda f: f.create_dataset("samples", data=np.zeros((20, 8, 8), np.float32)))
+    elif name == "samples-empty":
+        _h5(p, lambda f: f.create_dataset("samples", shape=(0, 64), dtype=np.float32))
+    elif name == "samples-nan":
+        _h5(p, lambda f: f.create_dataset("samples", data=np.full((20, 64), np.nan, np.float32)))
+    elif name == "labels-out-of-range":
+        _h5(p, lambda f: (_samples(f), f.create_dataset("labels", data=np.full(20, 99, np.int64)),
+                          f.attrs.__setitem__("class_names", json.dumps(["a", "b"]))))
+    elif name == "no-samples":
+        _h5(p, lambda f: f.create_dataset("other", data=np.zeros(3)))
+    elif name == "truncated":
+        data = (world / "train.h5").read_bytes()
+        p.write_bytes(data[: len(data) // 3])
+    elif name == "empty-file":
+        p.write_bytes(b"")
+    elif name == "text.h5":
+        p.write_text("not an hdf5 file\n")
+    elif name == "npz-as.npy":
+        buf = folder / "arch.npz"
+        np.savez(buf, a=np.zeros((20, 64), np.float32))
+        buf.rename(p)
+    elif name == "pickled.npy":
+        np.save(p, np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
+    elif name == "vector-1d.npy":
+        np.save(p, np.zeros(64, np.float32))
+    elif name == "strings.npy":
+        np.save(p, np.array(["a", "b"]))
+    elif name == "nan.npy":
+        np.save(p, np.full((20, 16), np.nan, np.float32))
+    elif name == "truncated.npy":
+        np.save(p, np.zeros((200, 16), np.float32))
+        p.write_bytes(p.read_bytes()[:300])
+    else:  # pragma: no cover
+        raise KeyError(name)
+    return p
+
+
+HOSTILE_H5 = ["external-storage", "virtual", "soft-link", "external-link", "dangling-link",
+              "declared-1e12-rows", "huge-row", "labels-group", "latents-group", "version-string",
+              "version-2", "version-float", "no-version", "non-utf8-attr", "class-names-dict",
+              "kind-unknown", "samples-int", "samples-3d", "samples-empty", "samples-nan",
+              "labels-out-of-range", "no-samples", "truncated", "empty-file", "text.h5"]
+HOSTILE_NPY = ["npz-as.npy", "pickled.npy", "vector-1d.npy", "strings.npy", "nan.npy", "truncated.npy"]
+
+
+# ---- cases -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    id: str
+    argv: Callable[[Path, Path], list]  # (folder, world) -> argv; may create files in folder
+    needles: tuple[str, ...] = ()
+    copy: tuple[str, ...] = ("train.h5", "holdout.h5", "reference.h5", "syn.h5")
+    code: int = 2
+    extra: dict = field(default_factory=dict)
+
+
+def _spell(kind: str, folder: Path, name: str) -> str:
+    """The input ``name`` spelled another way: ``./x``, ``sub/../x``, a symlink, a hard link."""
+    if kind == "dot":
+        return f"./{name}"
+    if kind == "dotdot":
+        (folder / "sub").mkdir(exist_ok=True)
+        return f"sub/../{name}"
+    if kind == "symlink":
+        os.symlink(name, folder / f"link-{name}")
+        return f"link-{name}"
+    if kind == "hardlink":
+        os.link(folder / name, folder / f"hard-{name}")
+        return f"hard-{name}"
+    return name
+
+
+# (id, input file that is clobbered, argv template with {O} for the output spelling)
+CLOBBER = [
+    ("privatize", "train.h5", ["privatize", "train.h5", "--epsilon", "50", "-o", "{O}"]),
+    ("sample-ckpt", "gen.pt", ["sample", "gen.pt", "-n", "10", "-o", "{O}"]),
+    ("sample-classes-from", "train.h5", ["sample", "gen.pt", "-n", "10", "--classes-from", "train.h5", "-o", "{O}"]),
+    ("export-grid", "train.h5", ["data", "export", "train.h5", "--grid", "{O}"]),
+    ("leak-members", "train.h5", ["data", "leak", "--members", "train.h5", "--population", "reference.h5",
+                                  "-n", "10", "-o", "{O}"]),
+    ("leak-population", "reference.h5", ["data", "leak", "--members", "train.h5", "--population",
+                                         "reference.h5", "-n", "10", "-o", "{O}"]),
+    ("knn-query", "train.h5", ["knn", "train.h5", "holdout.h5", "-k", "1", "-o", "{O}"]),
+    ("knn-ref", "holdout.h5", ["knn", "train.h5", "holdout.h5", "-k", "1", "-o", "{O}"]),
+    ("mmd", "holdout.h5", ["mmd", "train.h5", "holdout.h5", "--permutations", "10", "-o", "{O}"]),
+    ("fidelity", "syn.h5", ["fidelity", "train.h5", "syn.h5", "-o", "{O}"]),
+    ("utility", "train.h5", ["utility", "--synthetic", "syn.h5", "--real-train", "train.h5", "--test",
+                             "holdout.h5", "-o", "{O}"]),
+    ("attack-scores", "train.h5", ["attack", "--members", "train.h5", "--non-members", "holdout.h5",
+                                   "--synthetic", "syn.h5", "--scores", "{O}"]),
+    ("embed-output", "train.npy", ["embed", "train.npy", "--method", "pixel", "-o", "{O}"]),
+    ("report-output", "attack.json", ["report", "attack.json", "-o", "{O}"]),
+    ("report-summary", "attack.json", ["report", "attack.json", "-o", "r.html", "--summary", "{O}"]),
+    ("train-output", "train.h5", ["train", "train.h5", "--steps", "1", "-o", "{O}"]),
+    ("train-log", "train.h5", ["train", "train.h5", "--steps", "1", "-o", "g2.pt", "--log", "{O}"]),
+    ("import-labels", "labels.csv", ["data", "import", "imgs", "--labels", "labels.csv", "-o", "{O}"]),
+]
+WORLD_FILES = ("train.h5", "holdout.h5", "reference.h5", "syn.h5", "gen.pt", "train.npy", "holdout.npy",
+               "attack.json", "labels.csv", "imgs")
+
+CASES: list[Case] = []
+for cid, victim, template in CLOBBER:
+    for spelling in ("plain", "dot", "dotdot", "symlink", "hardlink"):
+        def argv(folder, world, template=template, victim=victim, spelling=spelling):
+            o = _spell(spelling, folder, victim)
+            return [o if a == "{O}" else a for a in template]
+
+        CASES.append(Case(f"clobber-{cid}-{spelling}", argv, ("input",), copy=WORLD_FILES))
+
+SPLIT_SELF = [("split-out-dir-dot", ["data", "split", "train.h5", "--out-dir", "."]),
+              ("split-out-dir-dotdot", ["data", "split", "train.h5", "--out-dir", "sub/.."]),
+              ("split-part-named-as-input", ["data", "split", "d2.h5", "--out-dir", ".", "--names", "a,train,b"])]
+for cid, template in SPLIT_SELF:
+    def argv(folder, world, template=template):
+        (folder / "sub").mkdir(exist_ok=True)
+        shutil.copy(folder / "train.h5", folder / "d2.h5")
+        return list(template)
+
+    CASES.append(Case(cid, argv, ("input",), copy=WORLD_FILES))
+
+# hostile dataset files through the commands that read them
+READERS = {
+    "info": lambda h: ["data", "info", h],
+    "split": lambda h: ["data", "split", h, "--out-dir", "parts"],
+    "privatize": lambda h: ["privatize", h, "--epsilon", "50", "-o", "p.h5"],
+    "mmd": lambda h: ["mmd", h, "holdout.h5", "--permutations", "10"],
+    "attack": lambda h: ["attack", "--members", h, "--non-members", "holdout.h5", "--synthetic", "syn.h5"],
+    "train": lambda h: ["train", h, "--steps", "1", "-o", "g.pt"],
+}
+for hostile in HOSTILE_H5:
+    for reader in ("info", "split", "privatize", "mmd", "attack", "train"):
+        def argv(folder, world, hostile=hostile, reader=reader):
+            return READERS[reader](make_hostile(hostile, folder, world).name)
+        CASES.append(Case(f"h5-{hostile}-{reader}", argv, ()))
+for hostile in HOSTILE_NPY:
+    for reader in ("info", "mmd", "attack"):
+        def argv(folder, world, hostile=hostile, reader=reader):
+            name = make_hostile(hostile, folder, world).name
+            if reader == "attack":
+                return ["attack", "--members", name, "--non-members", "holdout.npy", "--synthetic", "holdout.npy"]
+            return READERS[reader](name) if reader == "info" else ["mmd", name, "holdout.npy", "--permutations", "5"]
+        CASES.append(Case(f"npy-{hostile}-{reader}", argv, (), copy=WORLD_FILES))
+
+
+# hostile checkpoints
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def _checkpoint(folder: Path, world: Path, change: str) -> str:
+    import torch
+
+    p = folder / "bad.pt"
+    if change == "pickle-payload":
+        torch.save({"format": "pgan-checkpoint", "payload": _Payload()}, p)
+    elif change == "state-dict":
+        torch.save({"w": torch.zeros(3)}, p)
+    elif change == "not-zip":
+        p.write_bytes(b"\x80\x04not a checkpoint")
+    elif change == "truncated":
+        p.write_bytes((world / "gen.pt").read_bytes()[:2000])
+    else:
+        blob = torch.load(world / "gen.pt", weights_only=True)
+        config = json.loads(blob["config"]) if isinstance(blob["config"], str) else dict(blob["config"])
+        if change == "config-list":
+            config = [1, 2, 3]
+        elif change == "shape-string":
+            config["sample_shape"] = "1x8x8"
+        elif change == "shape-huge":
+            config["sample_shape"] = [1, 60000, 60000]
+        elif change == "latent-negative":
+            config["latent_dim"] = -4
+        elif change == "width-float":
+            config["width"] = 8.5
+        elif change == "prior-wrong":
+            config["conditional"], config["num_classes"], config["class_prior"] = True, 10, [0.5, "x"]
+        elif change == "config-deep":
+            blob["config"] = "[" * 50000 + "]" * 50000
+            torch.save(blob, p)
+            return p.name
+        blob["config"] = json.dumps(config)
+        torch.save(blob, p)
+    return p.name
+
+
+CKPT_CHANGES = ["pickle-payload", "state-dict", "not-zip", "truncated", "config-list", "shape-string",
+                "shape-huge", "latent-negative", "width-float", "prior-wrong", "config-deep"]
+for change in CKPT_CHANGES:
+    CASES.append(Case(f"ckpt-{change}-sample",
+                      lambda folder, world, change=change: ["sample", _checkpoint(folder, world, change),
+                                                            "-n", "5", "-o", "s.h5"], ("bad.pt",)))
+    CASES.append(Case(f"ckpt-{change}-attack",
+                      lambda folder, world, change=change: ["attack", "--members", "train.h5", "--non-members",
+                                                            "holdout.h5", "--generator",
+                                                            _checkpoint(folder, world, change)], ("bad.pt",)))
+
+
+# hostile result JSON for the report
+def _json(folder: Path, kind: str) -> str:
+    p = folder / "res.json"
+    if kind == "not-json":
+        p.write_text("{not json")
+    elif kind == "non-utf8":
+        p.write_bytes(b'{"attacks": "\xff\xfe"}')
+    elif kind == "deep":
+        p.write_text("[" * 100000 + "]" * 100000)
+    elif kind == "top-list":
+        p.write_text("[1, 2, 3]")
+    elif kind == "attacks-list":
+        p.write_text(json.dumps({"format": "pgan-attack", "attacks": [1, 2]}))
+    elif kind == "empty":
+        p.write_text("")
+    return p.name
+
+
+for kind in ("not-json", "non-utf8", "deep", "top-list", "attacks-list", "empty"):
+    CASES.append(Case(f"json-{kind}-report",
+                      lambda folder, world, kind=kind: ["report", _json(folder, kind), "-o", "r.html"], ()))
+
+# usage errors: unknown options, seeds, resampling counts, counts
+COMMANDS = [["data", "digits"], ["data", "split"], ["data", "info"], ["data", "export"], ["data", "import"],
+            ["data", "leak"], ["train"], ["sample"], ["embed"], ["knn"], ["mmd"], ["fidelity"], ["utility"],
+            ["attack"], ["privatize"], ["report"], ["audit"]]
+for cmd in COMMANDS:
+    CASES.append(Case(f"usage-bogus-{'-'.join(cmd)}", lambda f, w, cmd=cmd: [*cmd, "--bogus"],
+                      ("--bogus", "--help"), copy=()))
+SEEDED = {
+    "gaussian": ["data", "gaussian", "-o", "g.h5"],
+    "split": ["data", "split", "train.h5", "--out-dir", "p"],
+    "sample": ["sample", "gen.pt", "-n", "5", "-o", "s.h5"],
+    "mmd": ["mmd", "train.h5", "holdout.h5"],
+    "attack": ["attack", "--members", "train.h5", "--non-members", "holdout.h5", "--synthetic", "syn.h5"],
+    "train": ["train", "train.h5", "--steps", "1", "-o", "g.pt"],
+    "fidelity": ["fidelity", "train.h5", "syn.h5"],
+    "utility": ["utility", "--synthetic", "syn.h5", "--real-train", "train.h5", "--test", "holdout.h5"],
+    "embed": ["embed", "train.h5", "--method", "pixel", "-o", "e.npy"],
+    "privatize": ["privatize", "train.h5", "--epsilon", "5", "-o", "p.h5"],
+    "leak": ["data", "leak", "--members", "train.h5", "--population", "reference.h5", "-n", "5", "-o", "l.h5"],
+}
+for name, argv in SEEDED.items():
+    for seed in ("-1", str(2**63), str(2**70)):
+        CASES.append(Case(f"seed-{seed[:6]}-{name}", lambda f, w, argv=argv, seed=seed: [*argv, "--seed", seed],
+                          ("seed",), copy=WORLD_FILES))
+BOUNDS = [
+    ("mmd-permutations-1e9", ["mmd", "train.h5", "holdout.h5", "--permutations", "1000000000"], "--permutations"),
+    ("mmd-permutations-neg", ["mmd", "train.h5", "holdout.h5", "--permutations", "-1"], "--permutations"),
+    ("utility-permutations-1e9", [*SEEDED["utility"], "--permutations", "1000000000"], "--permutations"),
+    ("utility-permutations-0", [*SEEDED["utility"], "--permutations", "0"], "--permutations"),
+    ("attack-bootstrap-1e9", [*SEEDED["attack"], "--bootstrap", "1000000000"], "--bootstrap"),
+    ("attack-bootstrap-5", [*SEEDED["attack"], "--bootstrap", "5"], "--bootstrap"),
+    ("sample-n-0", ["sample", "gen.pt", "-n", "0", "-o", "s.h5"], "-n"),
+    ("export-n-0", ["data", "export", "train.h5", "--grid", "g.png", "--n", "0"], "--n"),
+    ("split-fractions", ["data", "split", "train.h5", "--out-dir", "p", "--fractions", "0.5,0.6"], "--fractions"),
+    ("split-names-dotdot", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,..,b"], "--names"),
+    ("split-names-manifest", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,.pgan-outputs,b"],
+     "--names"),
+    ("device-bogus", ["sample", "gen.pt", "-n", "5", "-o", "s.h5", "--device", "tpu"], "--device"),
+    ("missing-input", ["data", "info", "nope.h5"], "nope.h5"),
+    ("input-is-folder", ["data", "info", "imgs"], "imgs"),
+]
+for cid, argv, needle in BOUNDS:
+    CASES.append(Case(cid, lambda f, w, argv=argv: list(argv), (needle,), copy=WORLD_FILES))
+
+
+# outputs that would replace a folder or a file
+def _file_named(folder: Path, name: str) -> str:
+    (folder / name).write_text("a user's file\n")
+    return name
+
+
+FOLDERS = [
+    ("split-out-dir-is-file", lambda f, w: ["data", "split", "train.h5", "--out-dir", _file_named(f, "notes.txt")]),
+    ("export-png-dir-is-file", lambda f, w: ["data", "export", "train.h5", "--png-dir", _file_named(f, "notes.txt")]),
+    ("embed-out-dir-is-file", lambda f, w: ["embed", "train.h5", "--method", "pixel", "--out-dir",
+                                            _file_named(f, "notes.txt")]),
+    ("audit-o-is-file", lambda f, w: ["audit", "--members", "train.h5", "--holdout", "holdout.h5", "--synthetic",
+                                      "syn.h5", "-o", _file_named(f, "notes.txt")]),
+    ("output-is-folder", lambda f, w: ["data", "digits", "-o", "imgs"]),
+    ("output-under-a-file", lambda f, w: ["data", "digits", "-o", _file_named(f, "notes.txt") + "/x.h5"]),
+    ("output-unwritable", lambda f, w: ["data", "digits", "-o", "/proc/self/pgan.h5"]),
+    ("scores-and-output-same", lambda f, w: ["embed", "train.h5", "--method", "pca", "-o", "e.npy",
+                                             "--save-model", "e.npy"]),
+]
+for cid, argv in FOLDERS:
+    CASES.append(Case(cid, argv, (), copy=WORLD_FILES))
+
+
+# members and holdout (or train and test) that share records
+def _copy(folder: Path, src: str, dst: str) -> str:
+    shutil.copy(folder / src, folder / dst)
+    return dst
+
+
+OVERLAP = [
+    ("attack-members-holdout", lambda f, w: ["attack", "--members", "train.h5", "--non-members",
+                                             _copy(f, "train.h5", "copy.h5"), "--synthetic", "syn.h5"]),
+    ("attack-npy-members-holdout", lambda f, w: ["attack", "--members", "train.npy", "--non-members",
+                                                 _copy(f, "train.npy", "copy.npy"), "--synthetic", "holdout.npy"]),
+    ("attack-members-reference", lambda f, w: ["attack", "--members", "train.h5", "--non-members", "holdout.h5",
+                                               "--reference", _copy(f, "train.h5", "copy.h5"), "--synthetic",
+                                               "syn.h5"]),
+    ("utility-train-test", lambda f, w: ["utility", "--synthetic", "syn.h5", "--real-train", "train.h5", "--test",
+                                         _copy(f, "train.h5", "copy.h5")]),
+    ("audit-members-holdout", lambda f, w: ["audit", "--members", "train.h5", "--holdout",
+                                            _copy(f, "train.h5", "copy.h5"), "--synthetic", "syn.h5", "-o", "au"]),
+]
+for cid, argv in OVERLAP:
+    CASES.append(Case(cid, argv, ("share",), copy=WORLD_FILES))
+
+
+# ---- the check -------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file's SHA-256 and every folder and link, by path relative to ``folder``."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(root) / name
+            rel = str(p.relative_to(folder))
+            if p.is_symlink():
+                out[rel] = "link->" + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(case: Case, world: Path, tmp_path: Path, cli_module, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    for name in case.copy:
+        src = world / name
+        if src.is_dir():
+            shutil.copytree(src, folder / name)
+        else:
+            shutil.copy(src, folder / name)
+    monkeypatch.chdir(folder)
+    argv = case.argv(folder, world)
+    before = snapshot(folder)
+    r = cli_module(*argv)
+    assert_clean_error(r, *case.needles)
+    assert "unexpected" not in r.stderr, r.stderr
+    after = snapshot(folder)
+    assert after == before, {"new or changed": sorted(set(after.items()) - set(before.items())),
+                             "gone": sorted(set(before) - set(after))}
+
+
+def test_case_count():
+    """docs/security.md states how many hostile cases run; keep the two in step."""
+    assert len(CASES) >= 200
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    assert f"{len(CASES)} hostile cases" in doc
+
