@@ -9,7 +9,7 @@ from typing import Any
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.files import atomic_path, write_json
 from pgan_cli.report import gates as G
-from pgan_cli.report.summary import KEY_ATTACKS, KEY_GATES, KEY_PRIVACY, KEY_VERDICT, build_summary, load_result
+from pgan_cli.report.summary import PRIVACY_KINDS, KEY_GATES, KEY_VERDICT, build_summary, load_result
 
 MAP_METHODS = ("pca", "umap")
 
@@ -43,12 +43,17 @@ def make_report(results: list[str | os.PathLike], output: str | os.PathLike | No
     roles = {k: Path(v) for k, v in (("members", members), ("synthetic", synthetic), ("holdout", holdout)) if v}
     bundles = {role: read_dataset(p) for role, p in roles.items()}
     summary = build_summary(loaded, roles)
-    has_attacks = bool(summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS))
-    all_gates = G.collect_gates(None, preset, has_attacks and not gate_list) + gate_list
+    # Fail closed (docs/report.md): privacy results with no --gate imply the default preset, even
+    # when they hold no attack at all; a gated figure that is missing is a failed gate.
+    has_privacy = any(r.kind in PRIVACY_KINDS for r in loaded)
+    preset_used = G.implied_preset(preset, has_privacy, bool(gate_list))
+    all_gates = G.preset_gates(preset_used) + gate_list
     results_g = G.evaluate(summary, all_gates)
+    if all_gates and not results_g:  # evaluate gives every gate a result; never let a gate vanish
+        raise AssertionError("gates were given but none was evaluated")
     summary[KEY_VERDICT] = G.verdict(results_g)
     summary[KEY_GATES] = [r.as_dict() for r in results_g]
-    summary["preset"] = preset if preset is not None else ("default" if has_attacks and not gate_list else "none")
+    summary["preset"] = preset_used
     if output is not None:
         page = render(summary, loaded, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
                       holdout=bundles.get("holdout"), show_real_images=show_real_images,
