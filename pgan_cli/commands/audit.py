@@ -53,7 +53,12 @@ def audit_cmd(
                         bootstrap=bootstrap, attacks=attacks)
     except StepFailed as e:  # the step printed its own error line
         raise typer.Exit(e.exit_code) from None
-    verdict = (res.summary or {}).get("verdict", "no gates")
+    from pgan_cli.errors import InputError
+    from pgan_cli.report.gates import VERDICT_FAIL, VERDICT_NONE, VERDICT_PASS
+
+    verdict = (res.summary or {}).get("verdict")
+    if verdict not in (VERDICT_PASS, VERDICT_FAIL, VERDICT_NONE):  # fail closed: no verdict is no pass
+        raise InputError(f"the report step left no verdict in {output_dir / 'summary.json'}; re-run with --force")
     report = output_dir / "report.html"
     if json_out:
         console.emit_json({"verdict": verdict, "report": str(report), "summary": str(output_dir / "summary.json"),
@@ -62,5 +67,5 @@ def audit_cmd(
                            "gates": (res.summary or {}).get("gates", [])})
     else:
         console.emit(f"verdict: {verdict.upper()}; report: {report}")
-    if res.exit_code:
-        raise typer.Exit(res.exit_code)
+    if res.exit_code or verdict == VERDICT_FAIL:
+        raise typer.Exit(res.exit_code or 1)

@@ -40,8 +40,9 @@ def report_cmd(
     """Read the results of pgan attack, mmd, fidelity and utility (and a training log, knn and
     scores files), write one HTML page with every figure embedded, and gate on the figures.
 
-    Exit 0 when every gate passes, 1 when one fails (each failed gate is listed with its
-    value), 2 on bad input. Real training images appear only with --show-real-images.
+    Exit 0 when every gate passes, 1 when one fails or a gated figure is missing (each is listed),
+    2 on bad input. Privacy results without --gate get the default preset; only --preset none
+    gives NO GATES on them. Real training images appear only with --show-real-images.
 
     Example: pgan report attack.json mmd.json scores.h5 --synthetic s.h5 -o report.html --summary summary.json
     """
@@ -54,9 +55,11 @@ def report_cmd(
                                      title=title)
     where = ", ".join(str(p) for p in (output, summary) if p is not None)
     if json_out:
-        console.emit_json({"verdict": summ["verdict"], "gates": summ["gates"], "report": str(output) if output else None,
-                           "summary": str(summary) if summary else None})
-    else:
+        console.emit_json({"verdict": summ["verdict"], "preset": summ["preset"], "gates": summ["gates"],
+                           "report": str(output) if output else None, "summary": str(summary) if summary else None})
+    elif gate_results:
         failed = sum(1 for g in gate_results if not g.passed)
         console.emit(f"verdict: {summ['verdict'].upper()} ({len(gate_results)} gates, {failed} failed); wrote {where}")
+    else:  # only --preset none without --gate, or results with no privacy figure (docs/report.md)
+        console.emit(f"verdict: NO GATES (nothing was checked: preset {summ['preset']}, no --gate); wrote {where}")
     raise_if_failed(gate_results)

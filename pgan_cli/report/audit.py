@@ -41,6 +41,40 @@ COMMANDS_FILE = "commands.sh"
 STATE_VERSION = 1
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shell_word(arg: str) -> str:
+    """``arg`` as one bash word, byte for byte, on one line.
+
+    :func:`shlex.quote` when ``arg`` has no control character; else bash's ANSI-C quoting
+    (``$'...'``, control characters as ``\\xHH``, backslash and quote escaped), so a file name
+    holding a newline never spreads over two lines of ``commands.sh`` (docs/audit.md).
+    """
+    if not _CONTROL.search(arg):
+        return shlex.quote(arg)
+    out = []
+    for ch in arg:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif _CONTROL.match(ch):
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+def shell_join(argv: list[str]) -> str:
+    """A command line of :func:`shell_word` words."""
+    return " ".join(shell_word(a) for a in argv)
+
+
+def shell_comment(text: str) -> str:
+    """``# text`` on one line: every control character (a newline above all, which would end the
+    comment and start a live line) is written as ``\\xHH``."""
+    return "# " + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class StepFailed(PganError):
     """A step failed; its own error line is already on stderr (the audit exits with its code)."""
 
@@ -63,8 +97,9 @@ class Step:
 
     @property
     def line(self) -> str:
-        cmd = shlex.join(["pgan", *self.argv])
-        return f"{cmd} > {shlex.quote(self.stdout_to)}" if self.stdout_to else cmd
+        """The shell line of the step: every argument and the redirection quoted (shell_word)."""
+        cmd = shell_join(["pgan", *self.argv])
+        return f"{cmd} > {shell_word(self.stdout_to)}" if self.stdout_to else cmd
 
 
 @dataclass
@@ -261,26 +296,44 @@ def _run_step(step: Step) -> int:
     return rc
 
 
+# Run from the script's own folder; ${0%/*} keeps every byte of the path (a command substitution
+# would strip trailing newlines) and `cd --` reads a folder starting with '-' as a folder.
+CD_LINE = 'case "$0" in */*) cd -- "${0%/*}" ;; esac'
+
+
 def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str) -> None:
+    """Write ``commands.sh``: a comment header, then only ``pgan`` lines (and the ``mkdir -p`` of
+    their output folders). No character of a user-given path reaches the script unquoted: the
+    lines quote every word with :func:`shell_word`, the comments escape control characters."""
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    lines = ["#!/usr/bin/env bash",
-             f"# Written by pgan {__version__} at {when} for:",
-             f"#   {audit_line}",
-             "# Each line is one step of the audit, as it was run; re-run any of them by hand.",
-             "# Paths are relative to this folder; inputs/ links to the files audited:"]
-    lines += [f"#   {name} -> {target}" for name, target in links.items()]
-    lines += [f"# skipped {name}: {why}" for name, why in skipped.items()]
-    lines += ["set -euo pipefail", 'cd "$(dirname "$0")"']
+    comments = [f"Written by pgan {__version__} at {when} for:",
+                f"  {audit_line}",
+                "Each line is one step of the audit, as it was run; re-run any of them by hand.",
+                "Paths are relative to this folder; inputs/ links to the files audited:"]
+    comments += [f"  {shell_word(name)} -> {shell_word(str(target))}" for name, target in links.items()]
+    comments += [f"skipped {name}: {why}" for name, why in skipped.items()]
+    lines = ["#!/usr/bin/env bash", *map(shell_comment, comments), "set -euo pipefail", CD_LINE]
     made: set[str] = set()
     for s in steps:
         for d in sorted({str(Path(o).parent) for o in s.outputs if str(Path(o).parent) != "."} - made):
             made.add(d)
             if s.argv[0] != "embed":
-                lines.append(f"mkdir -p {shlex.quote(d)}")
+                lines.append(f"mkdir -p -- {shell_word(d)}")
         lines.append(s.line)
+    text = "\n".join(lines) + "\n"
+    assert all(ln.startswith(("#", "pgan ", "mkdir -p -- ")) or ln in ("set -euo pipefail", CD_LINE)
+               for ln in text.splitlines()), "commands.sh: a line that is not a pgan step"
     with atomic_path(COMMANDS_FILE, suffix=".tmp") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
         os.chmod(tmp, 0o755)
+
+
+def _audit_line() -> str:
+    """The running command line (as :func:`pgan_cli.provenance.command_line`), with shell_word."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("__main__.py", "pgan")):
+        argv[0] = "pgan"
+    return shell_join(argv)
 
 
 def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, holdout: str | os.PathLike,
@@ -361,10 +414,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
                               attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
         result = AuditResult(dir=dir_, steps_skipped=skipped)
         old_cwd = os.getcwd()
-        from pgan_cli.provenance import command_line
-
-        audit_line = command_line()
-        if " audit " not in f"{audit_line} ":  # called from Python, not the command line
+        audit_line = _audit_line()
+        if "audit" not in sys.argv[1:]:  # called from Python, not the command line
             audit_line = f"run_audit({str(output_dir)!r}, ...)"
         os.chdir(work)
         try:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from pgan_cli.errors import InputError, UsageError
-from pgan_cli.files import atomic_path, write_json
+from pgan_cli.console import to_json
+from pgan_cli.files import atomic_path
 from pgan_cli.report import gates as G
-from pgan_cli.report.summary import KEY_ATTACKS, KEY_GATES, KEY_PRIVACY, KEY_VERDICT, build_summary, load_result
+from pgan_cli.report.summary import PRIVACY_KINDS, KEY_GATES, KEY_VERDICT, build_summary, load_result
 
 MAP_METHODS = ("pca", "umap")
 
@@ -35,26 +37,46 @@ def make_report(results: list[str | os.PathLike], output: str | os.PathLike | No
         raise UsageError(f"unknown --map {map_method!r}; use pca or umap")
     if output is None and summary_path is None:
         raise UsageError("nothing to write: give -o report.html and/or --summary summary.json")
-    for p in (output, summary_path):
-        if p is not None and Path(p).is_dir():
+    outs = [Path(p) for p in (output, summary_path) if p is not None]
+    for p in outs:
+        if p.is_dir():
             raise InputError(f"output {p} is a directory; give a file name")
+        parent = next((a for a in p.absolute().parents if a.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise InputError(f"output {p}: {parent} is a file, not a folder")
+    if len(outs) == 2 and outs[0].absolute() == outs[1].absolute():
+        raise UsageError(f"-o and --summary are the same file {outs[0]}; give two names")
+    given = {Path(p).absolute() for p in [*results, members, synthetic, holdout] if p is not None}
+    for p in outs:
+        if p.absolute() in given:
+            raise UsageError(f"output {p} is also an input; give another name")
     gate_list = [G.parse_gate(t) for t in gates or []]  # malformed gates fail before any work
     loaded = [load_result(p) for p in results]
     roles = {k: Path(v) for k, v in (("members", members), ("synthetic", synthetic), ("holdout", holdout)) if v}
     bundles = {role: read_dataset(p) for role, p in roles.items()}
     summary = build_summary(loaded, roles)
-    has_attacks = bool(summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS))
-    all_gates = G.collect_gates(None, preset, has_attacks and not gate_list) + gate_list
+    # Fail closed (docs/report.md): privacy results with no --gate imply the default preset, even
+    # when they hold no attack at all; a gated figure that is missing is a failed gate.
+    has_privacy = any(r.kind in PRIVACY_KINDS for r in loaded)
+    preset_used = G.implied_preset(preset, has_privacy, bool(gate_list))
+    all_gates = G.preset_gates(preset_used) + gate_list
     results_g = G.evaluate(summary, all_gates)
+    if all_gates and not results_g:  # evaluate gives every gate a result; never let a gate vanish
+        raise AssertionError("gates were given but none was evaluated")
     summary[KEY_VERDICT] = G.verdict(results_g)
     summary[KEY_GATES] = [r.as_dict() for r in results_g]
-    summary["preset"] = preset if preset is not None else ("default" if has_attacks and not gate_list else "none")
+    summary["preset"] = preset_used
+    # Everything is computed before anything is written; both files are then written to temporary
+    # names and renamed together, so a failed call (exit 2) leaves neither behind.
+    contents: list[tuple[Path, str, str]] = []
     if output is not None:
         page = render(summary, loaded, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
                       holdout=bundles.get("holdout"), show_real_images=show_real_images,
                       map_method=map_method, seed=seed, title=title)
-        with atomic_path(output, suffix=".html.tmp") as tmp:
-            tmp.write_text(page, encoding="utf-8")
+        contents.append((Path(output), ".html.tmp", page))
     if summary_path is not None:
-        write_json(summary_path, summary)
+        contents.append((Path(summary_path), ".json.tmp", to_json(summary) + "\n"))
+    with contextlib.ExitStack() as stack:
+        for target, suffix, text in contents:
+            stack.enter_context(atomic_path(target, suffix=suffix)).write_text(text, encoding="utf-8")
     return summary, results_g

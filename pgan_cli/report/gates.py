@@ -20,6 +20,11 @@ about every clean release of more than a few hundred records.
 
 White-box attacks (``logan``, ``gan-leaks``) need the generator, which a released set does not
 give away; they are reported, and can be gated by name, but are not in the presets.
+
+Gates fail closed (``docs/report.md``, "Fail closed"): a gated figure that is missing (no attack
+results at all, a wildcard that matches nothing, a key one match lacks) is a *failed* gate, never a
+skipped one, and privacy results given without any gate imply the ``default`` preset. Only
+``--preset none`` with no ``--gate`` gives the verdict ``no gates`` on privacy results.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pgan_cli.errors import GateFailed, InputError, UsageError
-from pgan_cli.report.summary import KEY_ATTACKS, KEY_PRIVACY
+from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_PRIVACY
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -62,19 +67,28 @@ class Gate:
 
 @dataclass
 class GateResult:
-    """A gate resolved to one key of the summary, with the value found and the outcome."""
+    """A gate resolved to one key of the summary, with the value found and the outcome.
+
+    ``missing`` says why a gated figure is absent (``value`` is then None and the gate failed).
+    """
 
     gate: Gate
     path: str
-    value: float
+    value: float | None
     passed: bool
+    missing: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate.text, "path": self.path, "op": self.gate.op,
-                "threshold": self.gate.threshold, "value": self.value, "passed": self.passed,
-                "source": self.gate.source}
+        out = {"gate": self.gate.text, "path": self.path, "op": self.gate.op,
+               "threshold": self.gate.threshold, "value": self.value, "passed": self.passed,
+               "source": self.gate.source}
+        if self.missing is not None:
+            out["missing"] = self.missing
+        return out
 
     def line(self) -> str:
+        if self.missing is not None:
+            return f"{self.path}: missing ({self.missing}) (gate {self.gate.op} {self.gate.threshold:g})"
         return f"{self.path} = {self.value:.4g} (gate {self.gate.op} {self.gate.threshold:g})"
 
 
@@ -109,24 +123,43 @@ def _has_wild(seg: str) -> bool:
     return any(c in seg for c in "*?[")
 
 
-def expand(summary: dict[str, Any], path: str) -> list[tuple[list[str], Any]]:
-    """Every (keys, value) a path with wildcards resolves to; raise UsageError for an unknown key."""
+def _why_missing(path: str, keys: list[str], seg: str, node: Any) -> str:
+    """Why ``path`` resolves to nothing at ``keys`` (the part found) + ``seg`` (the part not found)."""
+    where = ".".join(keys) or "the summary"
+    if path.startswith(f"{KEY_PRIVACY}.{KEY_ATTACKS}.") and len(keys) < 2:
+        return "no attack results"
+    if path.startswith(f"{KEY_PRIVACY}.{KEY_DISTANCES}") and len(keys) < 2:
+        return "no distance results (pgan attack --synthetic, without --no-distances)"
+    if not isinstance(node, dict):
+        return f"{where} is a value, not an object"
+    what = f"no key matching {seg!r}" if _has_wild(seg) else f"no {seg!r}"
+    avail = ", ".join(sorted(node)[:12]) or "nothing"
+    return f"{where} has {what} (it has: {avail})"
+
+
+def resolve(summary: dict[str, Any], path: str) -> list[tuple[list[str], Any, str | None]]:
+    """Every (keys, value, why_missing) a path with wildcards resolves to, in summary order.
+
+    A found figure has ``why_missing`` None. A branch that stops short (a key absent, a wildcard
+    matching nothing, a value where the path goes on) is an entry of its own with the reason, so
+    a gate on it can fail: nothing a gate names is ever dropped silently.
+    """
     parts = path.split(".")
-    found: list[tuple[list[str], Any]] = []
-    missing: list[tuple[list[str], str, Any]] = []
+    out: list[tuple[list[str], Any, str | None]] = []
 
     def walk(node: Any, i: int, keys: list[str]) -> None:
         if i == len(parts):
-            found.append((keys, node))
-            return
-        if not isinstance(node, dict):
-            missing.append((keys, parts[i], node))
+            out.append((keys, node, None))
             return
         seg = parts[i]
+        stop = keys + parts[i:]
+        if not isinstance(node, dict):
+            out.append((stop, None, _why_missing(path, keys, seg, node)))
+            return
         if _has_wild(seg):
             matched = [k for k in node if fnmatch.fnmatchcase(k, seg)]
             if not matched:
-                missing.append((keys, seg, node))
+                out.append((stop, None, _why_missing(path, keys, seg, node)))
             for k in matched:
                 walk(node[k], i + 1, keys + [k])
             return
@@ -135,71 +168,92 @@ def expand(summary: dict[str, Any], path: str) -> list[tuple[list[str], Any]]:
             if key in node and not any(_has_wild(s) for s in parts[i + 1:j]):
                 walk(node[key], j, keys + [key])
                 return
-        missing.append((keys, seg, node))
+        out.append((stop, None, _why_missing(path, keys, seg, node)))
 
     walk(summary, 0, [])
+    return out
+
+
+def expand(summary: dict[str, Any], path: str) -> list[tuple[list[str], Any]]:
+    """Every (keys, value) a path with wildcards resolves to; raise UsageError when none does."""
+    entries = resolve(summary, path)
+    found = [(k, v) for k, v, why in entries if why is None]
     if not found:
-        keys, seg, node = missing[0] if missing else ([], parts[0], summary)
-        where = ".".join(keys) or "the summary"
-        if isinstance(node, dict):
-            avail = ", ".join(sorted(node)[:12]) or "nothing"
-            raise UsageError(f"gate on unknown key {path!r}: {where} has no {seg!r} (it has: {avail}); "
-                             f"see summary.json for every key")
-        raise UsageError(f"gate on unknown key {path!r}: {where} is a value, not an object")
+        raise UsageError(f"gate on unknown key {path!r}: {entries[0][2]}; see summary.json for every key")
     return found
 
 
+def _black_box(summary: dict[str, Any], keys: list[str]) -> bool:
+    """Whether ``keys`` (``privacy.attacks.<name>...``) is under a black-box attack (or no attack)."""
+    attacks = summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS, {})
+    if len(keys) < 3 or not isinstance(attacks, dict):
+        return True
+    entry = attacks.get(keys[2])
+    return not isinstance(entry, dict) or bool(entry.get("black_box", True))
+
+
 def evaluate(summary: dict[str, Any], gates: list[Gate]) -> list[GateResult]:
-    """Resolve and check every gate against the summary (wildcards give one result per match)."""
+    """Resolve and check every gate against the summary (wildcards give one result per match).
+
+    Fail closed: every gate gives at least one result; a figure it names that is missing is a
+    failed result saying why. A figure that is null (not computed, or NaN in the input) is bad
+    input (InputError); an object or a non-number is a usage error.
+    """
     results: list[GateResult] = []
     for gate in gates:
-        try:
-            matches = expand(summary, gate.path)
-        except UsageError as e:
-            if gate.source.startswith("preset"):
-                raise InputError(f"{gate.source} needs {gate.path!r}, which the results do not have; "
-                                 f"give the --json output of pgan attack (it has the attacks and the "
-                                 f"distances), or gate with --gate instead ({e})") from None
-            raise
+        entries = resolve(summary, gate.path)
         if gate.black_box_only:
-            attacks = summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS, {})
-            matches = [(k, v) for k, v in matches
-                       if len(k) < 3 or attacks.get(k[2], {}).get("black_box", True)]
-            if not matches:
-                raise InputError(f"{gate.source} gates the black-box attacks, but the results hold "
-                                 f"none; run pgan attack with --methods all")
-        for keys, value in matches:
+            entries = [e for e in entries if _black_box(summary, e[0])]
+            if not entries:
+                entries = [(gate.path.split("."), None,
+                            "no black-box attack results; run pgan attack --synthetic with --methods all")]
+        for keys, value, why in entries:
             path = ".".join(keys)
+            if why is not None:
+                results.append(GateResult(gate, path, None, False, missing=why))
+                continue
             if isinstance(value, dict):
                 raise UsageError(f"gate {gate.path!r}: {path} is an object, not a number; name one of "
                                  f"its keys ({', '.join(sorted(value)[:10])})")
             if value is None:
-                raise InputError(f"gate {gate.path!r}: {path} is null in the results (not computed); "
+                raise InputError(f"gate {gate.path!r}: {path} is null in the results (not computed, or NaN); "
                                  f"re-run the command that measures it")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UsageError(f"gate {gate.path!r}: {path} is {value!r}, not a number")
-            results.append(GateResult(gate, path, float(value), OPS[gate.op](float(value), gate.threshold)))
+            v = float(value)
+            if v != v:  # NaN never passes (summary.json holds null for it; this guards callers' dicts)
+                raise InputError(f"gate {gate.path!r}: {path} is NaN in the results; re-run the command "
+                                 f"that measures it")
+            results.append(GateResult(gate, path, v, OPS[gate.op](v, gate.threshold)))
     return results
 
 
 def verdict(results: list[GateResult]) -> str:
+    """``pass``, ``fail``, or ``no gates`` when nothing was gated (only ``--preset none`` with no
+    ``--gate``, or results with no privacy figure: :func:`implied_preset`)."""
     if not results:
         return VERDICT_NONE
     return VERDICT_PASS if all(r.passed for r in results) else VERDICT_FAIL
 
 
 def raise_if_failed(results: list[GateResult]) -> None:
-    """Raise GateFailed (exit 1) naming every failed gate and its value."""
+    """Raise GateFailed (exit 1) naming every failed gate and its value (or why it is missing)."""
     failed = [r for r in results if not r.passed]
     if failed:
         raise GateFailed(f"{len(failed)} of {len(results)} gates failed: "
                          + "; ".join(r.line() for r in failed))
 
 
-def collect_gates(gate_texts: list[str] | None, preset: str | None, has_attacks: bool) -> list[Gate]:
-    """Gates from ``--gate`` options and ``--preset``; with neither, the default preset applies
-    when attack results are present."""
+def implied_preset(preset: str | None, has_privacy: bool, has_gates: bool) -> str:
+    """The preset in force: the one given, else ``default`` when privacy results are given and no
+    ``--gate`` is, else ``none``."""
+    if preset is not None:
+        preset_gates(preset)  # an unknown name is a UsageError
+        return preset
+    return "default" if (has_privacy and not has_gates) else "none"
+
+
+def collect_gates(gate_texts: list[str] | None, preset: str | None, has_privacy: bool) -> list[Gate]:
+    """Gates from ``--preset`` (or the implied one, :func:`implied_preset`) then ``--gate`` options."""
     gates = [parse_gate(t) for t in gate_texts or []]
-    if preset is None:
-        preset = "default" if (has_attacks and not gates) else "none"
-    return preset_gates(preset) + gates
+    return preset_gates(implied_preset(preset, has_privacy, bool(gates))) + gates

@@ -221,13 +221,14 @@ def _by_kind(results: list[ResultFile], kind: str) -> list[ResultFile]:
 # ---- sections ---------------------------------------------------------------------------------
 def verdict_section(summary: dict[str, Any], gate_rows: list[dict[str, Any]], verdict: str) -> str:
     cls = {"pass": "pass", "fail": "fail"}.get(verdict, "none")
-    label = {"pass": "PASS", "fail": "FAIL"}.get(verdict, "NO GATES")
+    label = {"pass": "PASS", "fail": "FAIL", "no gates": "NO GATES"}.get(verdict, "FAIL")
     failed = sum(1 for g in gate_rows if not g["passed"])
     text = (f"{len(gate_rows)} gates, {failed} failed" if gate_rows
-            else "no gates were given (use --gate or --preset)")
+            else f"nothing was checked (preset {summary.get('preset', 'none')}, no --gate)")
     body = [f'<p><span class="verdict {cls}">{label}</span> <span class="meta">{esc(text)}</span></p>']
     if gate_rows:
-        rows = [[g["gate"], g["path"], g["value"], "pass" if g["passed"] else "FAIL", g["source"]] for g in gate_rows]
+        rows = [[g["gate"], g["path"], f"missing ({g['missing']})" if g.get("missing") else g["value"],
+                 "pass" if g["passed"] else "FAIL", g["source"]] for g in gate_rows]
         classes = [["", "", "num", "pass" if g["passed"] else "fail", ""] for g in gate_rows]
         body.append(table(rows, ["gate", "figure", "value", "result", "from"], classes))
     return section("verdict", "".join(body))

@@ -44,6 +44,9 @@ KIND_KNN = "knn"
 KIND_SCORES = "scores"
 KIND_SUMMARY = "summary"  # summary.json of another report/audit: the runs of a comparison
 JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
+# Privacy results: given any of these and no --gate, the default preset applies (docs/report.md,
+# "Fail closed"), even when they hold no attack at all.
+PRIVACY_KINDS = (KIND_ATTACK, KIND_KNN, KIND_SCORES)
 KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 # Attacks that need only the released synthetic set (and public reference data).
@@ -102,8 +105,8 @@ def _json_kind(data: Any) -> str | None:
         return None
     if data.get("format") == "pgan-summary":
         return KIND_SUMMARY
-    if isinstance(data.get("attacks"), dict) or isinstance(data.get("distances"), dict):
-        return KIND_ATTACK
+    if "attacks" in data or isinstance(data.get("distances"), dict):
+        return KIND_ATTACK  # its shape is checked by _check_attack: a malformed one is refused
     if "mmd2" in data and "p_value" in data:
         return KIND_MMD
     if isinstance(data.get("tstr"), dict) and isinstance(data.get("trtr"), dict):
@@ -137,7 +140,56 @@ def _load_json(path: Path) -> ResultFile:
                        else f"a JSON {keys}")
     if cmd in JSON_KINDS and cmd != kind:
         raise FormatError(f"{path} was written by `pgan {cmd}` but holds {kind} results; is it corrupt?")
+    if kind == KIND_ATTACK:
+        _check_attack(path, data)
     return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
+
+
+# The figures of pgan attack's JSON that gates compare (pgan_cli/attacks/keys.py): each must be a
+# number, or null where it could not be computed (NaN and Infinity read as null too).
+_ATTACK_NUMBERS = ("auc", "advantage", "balanced_accuracy", "epsilon_lower_bound")
+_DISTANCE_NUMBERS = ("dcr_share", "nnaa_privacy_loss", "authenticity", "data_copying_ct",
+                     "near_copies_excess", "near_copies_expected")
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_attack(path: Path, data: dict[str, Any]) -> None:
+    """Refuse an attack result whose shape a gate could misread: ``attacks`` not an object, an
+    attack that is not an object, or a gated figure that is a string (or a bool, a list ...).
+    A malformed privacy result is bad input (exit 2), never an empty one that passes."""
+    def bad(where: str, v: Any, want: str) -> FormatError:
+        return FormatError(f"{path}: {where} is {json.dumps(v)[:60]}, not {want}; "
+                           f"give the --json output of pgan attack unchanged")
+
+    attacks = data.get("attacks", {})
+    if not isinstance(attacks, dict):
+        raise bad("attacks", attacks, "an object of attack results")
+    for name, fig in attacks.items():
+        if not isinstance(fig, dict):
+            raise bad(f"attacks.{name}", fig, "an object")
+        for key in _ATTACK_NUMBERS:
+            if key in fig and not _is_number(fig[key]):
+                raise bad(f"attacks.{name}.{key}", fig[key], "a number")
+        tpr = fig.get("tpr_at_fpr")
+        if "tpr_at_fpr" in fig and not isinstance(tpr, dict):
+            raise bad(f"attacks.{name}.tpr_at_fpr", tpr, "an object of numbers")
+        for level, v in (tpr or {}).items():
+            if not _is_number(v):
+                raise bad(f"attacks.{name}.tpr_at_fpr.{level}", v, "a number")
+    dist = data.get("distances")
+    if dist is None:
+        return
+    if not isinstance(dist, dict):
+        raise bad("distances", dist, "an object")
+    for key in _DISTANCE_NUMBERS:
+        if key in dist and not _is_number(dist[key]):
+            raise bad(f"distances.{key}", dist[key], "a number")
+    nc = dist.get(KEY_NEAR_COPIES)
+    if nc is not None and not (isinstance(nc, float) and not math.isfinite(nc)) and near_copy_count(nc) is None:
+        raise bad(f"distances.{KEY_NEAR_COPIES}", dist[KEY_NEAR_COPIES], "a count")
 
 
 def _load_jsonl(path: Path) -> ResultFile:
@@ -317,11 +369,12 @@ _DROP = object()
 def near_copy_count(value: Any) -> int | None:
     """The near-copy count whether the attack JSON gives a number or an object with a count."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         for key in ("count", "n", "number"):
-            if isinstance(value.get(key), (int, float)):
-                return int(value[key])
+            v = value.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                return int(v)
         for key in ("indices", "pairs", "worst_pairs"):
             if isinstance(value.get(key), list) and "count" not in value:
                 return len(value[key])
