@@ -28,7 +28,7 @@ complete -c pgan -n '__fish_seen_subcommand_from attack' -l generator -d 'Checkp
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l reference-generator -d 'Checkpoint trained on other data (calibrates gan-leaks).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l methods -d 'Comma-separated attacks, or all (those whose inputs were given).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l scores -d 'Write per-candidate scores and membership truth here (HDF5).' -r
-complete -c pgan -n '__fish_seen_subcommand_from attack' -l bootstrap -d 'Bootstrap resamples for the AUC interval.' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l bootstrap -d 'Bootstrap resamples for the AUC interval (0 - no interval; 10 to 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l distances -d 'Also compute the distance metrics (needs --synthetic).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l no-distances -d 'Also compute the distance metrics (needs --synthetic).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l seed -d 'Random seed; the same seed gives the same output.' -r
@@ -171,7 +171,7 @@ complete -c pgan -n '__fish_seen_subcommand_from knn' -l help -d 'Show help and 
 complete -c pgan -n '__fish_seen_subcommand_from knn' -F
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kernel -d 'rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID).' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l bandwidth -d 'σ - median (median pooled distance, seeded subsample of ≤1000 per side) or a num' -r
-complete -c pgan -n '__fish_seen_subcommand_from mmd' -l permutations -d 'Permutations for the p-value (0 - statistic only).' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l permutations -d 'Permutations for the p-value (0 - statistic only; at most 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l estimator -d 'unbiased (U-statistic, permutation test) or linear (linear time, Gaussian p-valu' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
@@ -268,7 +268,7 @@ complete -c pgan -n '__fish_seen_subcommand_from utility' -l synthetic -d 'Label
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l real-train -d 'Labelled real training set (the members).' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l test -d 'Labelled real test set (holdout), never trained on.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l classifier -d 'logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).' -r
-complete -c pgan -n '__fish_seen_subcommand_from utility' -l permutations -d 'Permutations of Venkatramans ROC test.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l permutations -d 'Permutations of Venkatramans ROC test (1 to 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l kmeans -d 'Add the unsupervised k-means + Hungarian baseline.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l epochs -d 'Training epochs of the cnn classifier.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l seed -d 'Random seed; the same seed gives the same output.' -r
