@@ -477,15 +477,25 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 MAX_JSON_BYTES = 256 << 20
 
 
+def loads_json(text: str | bytes, where: str) -> Any:
+    """Parse untrusted JSON text: not UTF-8, malformed or nested too deeply is a :class:`FormatError`
+    naming ``where``."""
+    from pgan_cli.errors import FormatError
+
+    try:
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise FormatError(f"{where} is not UTF-8 text; was it written by pgan?") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{where} is not valid JSON ({e}); was it written by pgan?") from None
+    except RecursionError:
+        raise FormatError(f"{where} is JSON nested too deeply to be a pgan file") from None
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Read a JSON file, with a clear error when it is missing, malformed, huge or too deeply nested."""
     p = check_input(path, what)
     if p.stat().st_size > MAX_JSON_BYTES:
         raise InputError(f"{what} {p} is larger than {MAX_JSON_BYTES >> 20} MiB; not a pgan result file")
-    try:
-        return json.loads(p.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{what} {p} is not valid JSON ({e}); was it written by pgan?") from None
-    except RecursionError:
-        raise InputError(f"{what} {p} is nested too deeply to be a pgan result file") from None
+    return loads_json(p.read_bytes(), f"{what} {p}")
 

@@ -39,7 +39,7 @@ def world(tmp_path_factory, cli_module) -> Path:
 
     w = tmp_path_factory.mktemp("world")
     b = digits(8)
-    idx = np.random.default_rng(0).permutation(b.n)[:400]
+    idx = np.random.default_rng(0).permutation(len(b.samples))[:400]
     write_dataset(w / "d.h5", b.samples[idx], labels=b.labels[idx], class_names=b.class_names, provenance={})
     run = cli_module
     assert run("data", "split", w / "d.h5", "--out-dir", w, "--seed", "0", "-q").exit_code == 0
@@ -256,7 +256,7 @@ for cid, victim, template in CLOBBER:
 
 SPLIT_SELF = [("split-out-dir-dot", ["data", "split", "train.h5", "--out-dir", "."]),
               ("split-out-dir-dotdot", ["data", "split", "train.h5", "--out-dir", "sub/.."]),
-              ("split-part-named-as-input", ["data", "split", "d2.h5", "--out-dir", ".", "--names", "a,train,b"])]
+              ("split-part-named-as-input", ["data", "split", "d2.h5", "--out-dir", ".", "--names", "a,d2,b"])]
 for cid, template in SPLIT_SELF:
     def argv(folder, world, template=template):
         (folder / "sub").mkdir(exist_ok=True)

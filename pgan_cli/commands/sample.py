@@ -82,5 +82,5 @@ def _training_provenance(ck) -> dict | None:
     raw = ck.raw.get("provenance")
     try:
         return json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):
         return None

@@ -19,7 +19,7 @@ import numpy as np
 
 from pgan_cli import __version__
 from pgan_cli.errors import FormatError, InputError, UsageError
-from pgan_cli.files import atomic_path, check_input
+from pgan_cli.files import atomic_path, check_input, loads_json
 
 MODEL_FORMAT = "pgan-embedding"
 MODEL_VERSION = 1
@@ -149,7 +149,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
             if _CONFIG_KEY not in z.files:
                 raise FormatError(f"{p} is not a pgan embedding model (no {_CONFIG_KEY} entry); "
                                   f"write one with `pgan embed ... --save-model model.npz`")
-            header = json.loads(str(z[_CONFIG_KEY]))
+            header = loads_json(str(z[_CONFIG_KEY]), f"the header of {p}")
             arrays = {k: z[k] for k in z.files if k != _CONFIG_KEY}
     except FormatError:
         raise

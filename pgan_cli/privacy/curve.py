@@ -59,8 +59,8 @@ def _load(s: Any) -> tuple[dict[str, Any], str]:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise InputError(f"{p} does not exist; give the summary.json of pgan report/audit") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{p} is not a JSON summary ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise FormatError(f"{p} is not a JSON summary ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise FormatError(f"{p} is not a JSON object")
     return data, p.parent.name if p.name == "summary.json" else p.stem

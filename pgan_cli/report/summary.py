@@ -124,11 +124,9 @@ def _foreign(path: Path, what: str) -> FormatError:
 
 
 def _load_json(path: Path) -> ResultFile:
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path} is not valid JSON ({e.__class__.__name__}: {e}); "
-                          f"was it written by pgan ... --json?") from None
+    from pgan_cli.files import read_json
+
+    data = read_json(path, "result file")
     kind = _json_kind(data)
     cmd = _command_of(data.get("provenance")) if isinstance(data, dict) else None
     if kind is None:
@@ -200,7 +198,7 @@ def _load_jsonl(path: Path) -> ResultFile:
                 continue
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise FormatError(f"{path}: line {i} is not JSON; a training log has one JSON object "
                                   f"per line (pgan train --log)") from None
             if not isinstance(rec, dict) or "step" not in rec:
