@@ -132,6 +132,27 @@ def test_dp_log_holds_only_private_figures(dp_dcgan):
     assert recs[-1]["epsilon"] is not None and recs[-1]["epsilon"] > 0
 
 
+def test_dp_epoch_end_records_carry_the_epsilon_spent(dp_dcgan):
+    """2 epochs of 6 Poisson batches, one generator step each: epoch_end records at steps 6 and 12
+    carry the epsilon after exactly their critic steps (an independent accountant run); the last
+    one is also the run's end and matches the checkpoint."""
+    from pgan_cli.checkpoint import load_checkpoint
+
+    out, log, _ = dp_dcgan
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    steps = [r["step"] for r in recs]
+    assert steps == list(range(1, 13))  # --log-every 1: every step once, epoch ends included
+    ends = [r for r in recs if "epoch_end" in r["events"]]
+    assert [(r["step"], r["epoch"], r["critic_steps"]) for r in ends] == [(6, 1.0, 6), (12, 2.0, 12)]
+    dp = load_checkpoint(out).raw["extra"]["dp"]
+    for r in ends:
+        assert r["epsilon"] == pytest.approx(_independent_prv(dp["noise_multiplier"], dp["sample_rate"],
+                                                              r["critic_steps"], dp["delta"]), rel=1e-9)
+    assert 0 < ends[0]["epsilon"] < ends[1]["epsilon"] == dp["epsilon"]
+    assert recs[-1]["events"] == ["log", "epoch_end", "end"]
+    assert recs[0]["epsilon"] is None  # a log record before the first epoch end: nothing accounted yet
+
+
 def test_dp_sample_file_carries_epsilon(dp_dcgan, tmp_path):
     out, _, _ = dp_dcgan
     from pgan_cli.checkpoint import load_checkpoint

@@ -410,3 +410,189 @@ def test_conditional_digits_are_recognised_as_their_class(tmp_path, digits8):
         x = c.generate(torch.randn(500, c.latent_dim, generator=torch.Generator().manual_seed(1)), y)
     agree = (clf.predict(x.reshape(500, -1).numpy()) == y.numpy()).mean()
     assert agree >= 0.8, agree
+
+
+# ---- the training log says where training is ---------------------------------------------------------
+def _records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_short_run_with_default_log_every_logs_its_last_step(cli, tmp_path, digits_small):
+    """20 steps with --log-every 50 (the default): the log still ends at step 20, and `pgan report`
+    reads it."""
+    log = tmp_path / "t.jsonl"
+    r = cli("train", digits_small, "--steps", "20", "--log", log, "-o", tmp_path / "g.pt", *TINY)
+    assert r.exit_code == 0, r
+    recs = _records(log)
+    assert recs and recs[-1]["step"] == 20 and "end" in recs[-1]["events"]
+    assert "loss_g" in recs[-1] and np.isfinite(recs[-1]["loss_d"])
+    # 10 batches per epoch, 1 critic step per generator step: steps 10 and 20 end epochs 1 and 2
+    assert [(x["step"], x["events"]) for x in recs] == [(10, ["epoch_end"]), (20, ["epoch_end", "end"])]
+    assert [x["epoch"] for x in recs] == [1.0, 2.0]
+    summary = tmp_path / "summary.json"
+    r = cli("report", log, "--summary", summary, "-q")
+    assert r.exit_code == 0, r
+    training = json.loads(summary.read_text())["training"]
+    assert training["steps"] == 20 and training["records"] == 2
+
+
+def test_epoch_end_records_with_several_critic_steps(cli, tmp_path, digits_small):
+    """wgan (5 critic steps per generator step) on 10 batches per epoch for 3 epochs: one epoch_end
+    record per epoch, at an integer epoch, after the epoch's trailing critic steps; log steps
+    and epoch ends never share a step twice."""
+    log = tmp_path / "w.jsonl"
+    r = cli("train", digits_small, "--arch", "wgan", "--epochs", "3", "--log", log, "--log-every", "2",
+            "-o", tmp_path / "g.pt", *TINY)
+    assert r.exit_code == 0, r
+    recs = _records(log)
+    steps = [x["step"] for x in recs]
+    assert steps == sorted(set(steps)) == [2, 4, 6]  # 30 batches / 5 = 6 generator steps
+    ends = [x for x in recs if "epoch_end" in x["events"]]
+    assert [(x["step"], x["epoch"]) for x in ends] == [(2, 1.0), (4, 2.0), (6, 3.0)]
+    assert recs[-1]["events"] == ["log", "epoch_end", "end"]
+    assert all(set(x["events"]) <= {"log", "epoch_end", "end"} for x in recs)
+
+
+def test_epoch_end_with_trailing_critic_steps(cli, tmp_path, digits_small):
+    """7 batches per epoch (320 rows, batches of 45) and 5 critic steps: generator steps at batches
+    5 and 10 (epoch 2, batch 3), so each epoch ends 2 and 4 critic steps after its last generator
+    step; the record is written at the epoch end (integer epoch) and the run ends at epoch 2."""
+    log = tmp_path / "w.jsonl"
+    r = cli("train", digits_small, "--arch", "wgan", "--epochs", "2", "--log", log, "--log-every", "100",
+            "-o", tmp_path / "g.pt", "--width", "8", "--latent-dim", "8", "--batch-size", "45", "-q")
+    assert r.exit_code == 0, r
+    recs = _records(log)
+    assert [(x["step"], x["epoch"], x["events"]) for x in recs] == [(1, 1.0, ["epoch_end"]),
+                                                                     (2, 2.0, ["epoch_end", "end"])]
+    assert "grad_norm_d" in recs[0] and "grad_norm_g" in recs[0]  # computed for the recorded steps
+
+
+# ---- resume: explicit options must match the checkpoint ---------------------------------------------
+@pytest.fixture(scope="module")
+def small_ckpt(tmp_path_factory, digits_small) -> Path:
+    """A 4-step dcgan checkpoint on the small digits, trained with TINY (shared, read-only)."""
+    from typer.testing import CliRunner
+
+    from pgan_cli import console
+    from pgan_cli.app import app, normalize_argv
+
+    out = tmp_path_factory.mktemp("resume") / "small.pt"
+    r = CliRunner().invoke(app, normalize_argv(["train", str(digits_small), "--steps", "4", "--seed", "3",
+                                                "-o", str(out), *TINY]))
+    console.configure(quiet=False)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "wgan"], "--arch wgan differs from the checkpoint's dcgan"),
+    (["--net", "mlp"], "--net mlp differs from the checkpoint's conv"),
+    (["--norm", "groupnorm"], "--norm groupnorm differs from the checkpoint's batchnorm"),
+    (["--width", "16"], "--width 16 differs from the checkpoint's 8"),
+    (["--latent-dim", "4"], "--latent-dim 4 differs from the checkpoint's 8"),
+    (["--conditional"], "--conditional on differs from the checkpoint's off"),
+    (["--class-loss-weight", "3"], "--class-loss-weight 3 differs from the checkpoint's 1"),
+    (["--class-balanced"], "--class-balanced on differs from the checkpoint's off"),
+    (["--n-critic", "2"], "--n-critic 2 differs from the checkpoint's 1"),
+    (["--gp-weight", "5"], "--gp-weight 5 differs from the checkpoint's 0"),
+    (["--clip", "0.1"], "--clip 0.1 differs from the checkpoint's 0"),
+    (["--lr-g", "0.001"], "--lr-g 0.001 differs from the checkpoint's 0.0002"),
+    (["--lr-d", "0.001"], "--lr-d 0.001 differs from the checkpoint's 0.0002"),
+    (["--batch-size", "64"], "--batch-size 64 differs from the checkpoint's 32"),
+    (["--precision", "bf16"], "--precision bf16 differs from the checkpoint's fp32"),
+    (["--augment"], "--augment on differs from the checkpoint's off"),
+    (["--ema"], "--ema on differs from the checkpoint's off"),
+    (["--seed", "0"], "--seed 0 differs from the checkpoint's 3"),
+    (["--dp-epsilon", "2"], "--dp-epsilon 2 differs from the checkpoint's none"),
+    (["--max-grad-norm", "2"], "--max-grad-norm 2 differs from the checkpoint's none"),
+])
+def test_resume_refuses_each_differing_option(cli, tmp_path, digits_small, small_ckpt, args, needle):
+    out = tmp_path / "r.pt"
+    r = cli("train", digits_small, "--resume", small_ckpt, "--steps", "6", "-o", out, *args)
+    assert_clean_error(r, needle, "drop it or start a new run")
+    assert not out.exists()
+
+
+def test_resume_names_every_differing_option_in_one_line(cli, tmp_path, digits_small, small_ckpt):
+    r = cli("train", digits_small, "--resume", small_ckpt, "--steps", "6", "-o", tmp_path / "r.pt",
+            "--width", "128", "--arch", "wgan-gp", "--latent-dim", "8")  # --latent-dim agrees
+    assert_clean_error(r, "--width 128 differs from the checkpoint's 8", "--arch wgan-gp differs from the "
+                       "checkpoint's dcgan", "drop them")
+    assert "--latent-dim" not in r.stderr
+
+
+def test_resume_accepts_options_that_agree_or_may_change(cli, tmp_path, digits_small, small_ckpt):
+    """Options equal to the checkpoint's (as given or as their defaults resolve) are fine, and so are
+    the ones that do not define the run: totals, output, log, checkpoints, device, grids."""
+    out, log = tmp_path / "r.pt", tmp_path / "r.jsonl"
+    r = cli("train", digits_small, "--resume", small_ckpt, "--steps", "6", "-o", out, "--arch", "dcgan",
+            "--width", "8", "--lr-g", "2e-4", "--norm", "batchnorm", "--seed", "3", "--log", log,
+            "--log-every", "1", "--checkpoint-every", "1", "--device", "cpu", "--sample-every", "6",
+            "--sample-dir", tmp_path / "grids", *TINY)
+    assert r.exit_code == 0, r
+    assert torch.load(out, weights_only=True)["progress"]["step"] == 6
+    assert [x["step"] for x in _records(log)] == [5, 6]
+
+
+def test_resume_refuses_other_data_naming_both_hashes(cli, tmp_path, digits8, small_ckpt):
+    from pgan_cli.files import sha256_file
+
+    r = cli("train", digits8, "--resume", small_ckpt, "--steps", "6", "-o", tmp_path / "x.pt")
+    stored = torch.load(small_ckpt, weights_only=True)["data_sha256"]
+    assert_clean_error(r, "SHA-256", sha256_file(digits8)[:12], stored[:12])
+
+
+def test_resume_conflicts_effective_norm():
+    """The stored norm is the effective one: asking again for the batchnorm that an mlp WGAN critic
+    or DP-SGD replaced is the same run."""
+    from pgan_cli.training.loop import resume_conflicts
+
+    mlp_wgan = {"arch": "wgan", "net": "mlp", "norm": "none"}
+    assert resume_conflicts(mlp_wgan, {"norm": "batchnorm"}) == []
+    assert resume_conflicts(mlp_wgan, {"norm": "groupnorm"}) == ["--norm groupnorm differs from the checkpoint's none"]
+    dp = {"arch": "dcgan", "net": "conv", "norm": "groupnorm", "dp_norm_replaced": "batchnorm -> groupnorm",
+          "dp": {"target_epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 1.0}}
+    assert resume_conflicts(dp, {"norm": "batchnorm", "dp_epsilon": 3.0, "dp_delta": 1e-5}) == []
+    assert resume_conflicts(dp, {"dp_delta": 1e-6}) == ["--dp-delta 1e-06 differs from the checkpoint's 1e-05"]
+    assert resume_conflicts({"arch": "dcgan", "net": "conv", "norm": "batchnorm"}, {"norm": "none"})
+    with pytest.raises(TypeError):
+        resume_conflicts({}, {"widht": 3})
+
+
+# ---- resume: the log holds each step once ------------------------------------------------------------
+def test_resumed_log_drops_what_a_killed_run_logged_past_the_checkpoint(cli, tmp_path, digits_small):
+    """A run checkpoints at step 10 and logs on to step 16 before it dies; resuming from the step-10
+    checkpoint with the same log keeps steps <= 10 as they were and continues from 11: one history,
+    no step twice."""
+    import shutil
+
+    ck, ck10, log = tmp_path / "run.pt", tmp_path / "run10.pt", tmp_path / "train.jsonl"
+    common = ["--log", log, "--log-every", "2", *TINY]
+    assert cli("train", digits_small, "--steps", "10", "-o", ck, *common).exit_code == 0
+    shutil.copy(ck, ck10)  # the last checkpoint the killed run left
+    assert cli("train", digits_small, "--resume", ck, "--steps", "16", *common).exit_code == 0
+    before = log.read_text().splitlines()
+    assert [json.loads(x)["step"] for x in before] == [2, 4, 6, 8, 10, 12, 14, 16]
+    with open(log, "a") as f:
+        f.write('{"step": 18, "loss_d": 0.')  # killed while writing a line
+    r = cli("train", digits_small, "--resume", ck10, "--steps", "20", *common)
+    assert r.exit_code == 0, r
+    lines = log.read_text().splitlines()
+    steps = [json.loads(x)["step"] for x in lines]
+    assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert all(a < b for a, b in zip(steps, steps[1:]))
+    assert lines[:5] == before[:5]  # the records up to the checkpoint are kept as written
+    assert lines[5] != before[5]  # step 12 is the resumed run's, not the killed run's
+    assert "end" in json.loads(lines[-1])["events"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_resume_refuses_a_log_that_is_not_a_training_log(cli, tmp_path, digits_small, small_ckpt):
+    import shutil
+
+    ck, log = tmp_path / "ck.pt", tmp_path / "notes.jsonl"
+    shutil.copy(small_ckpt, ck)
+    log.write_text('{"note": "mine"}\n{"step": 1}\n')
+    r = cli("train", digits_small, "--resume", ck, "--steps", "6", "--log", log)
+    assert_clean_error(r, "not a training log record")
+    assert log.read_text() == '{"note": "mine"}\n{"step": 1}\n'

@@ -13,6 +13,7 @@ from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
 
 @command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
 def train_cmd(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Training data: a pgan dataset file (.h5), e.g. splits/train.h5.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint to write (.pt); default: the --resume file.", dir_okay=False)] = None,
     arch: Annotated[str, typer.Option("--arch", help="Loss and regulariser: dcgan, wgan or wgan-gp.")] = "dcgan",
@@ -69,16 +70,26 @@ def train_cmd(
         raise UsageError("missing --output/-o: the checkpoint file to write (e.g. -o gen.pt)")
     from pgan_cli.privacy.dpsgd import dp_trainer
 
+    options = dict(arch=arch, net=net, norm=norm, conditional=conditional, class_loss_weight=class_loss_weight,
+                   class_balanced=class_balanced, epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g,
+                   lr_d=lr_d, n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
+                   augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
+    if resume is not None:
+        # a resumed run takes its model and training options from the checkpoint; the ones given
+        # on the command line must agree with it (docs/train.md, Resume)
+        from pgan_cli.training.loop import check_resume_options, read_checkpoint_file
+
+        given = {name for name in ctx.params
+                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
+        options = {k: v for k, v in options.items() if k in given}
+        dp_given = {k: v for k, v in (("dp_epsilon", dp_epsilon), ("dp_delta", dp_delta),
+                                      ("max_grad_norm", max_grad_norm)) if k in given}
+        check_resume_options(read_checkpoint_file(resume)["config"], {**options, **dp_given}, resume)
     trainer_cls = dp_trainer(dp_epsilon, dp_delta, max_grad_norm, resume=resume)
     dev = resolve_device(device)
     summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,
                          log_every=log_every, sample_every=sample_every, sample_dir=sample_dir,
-                         progress=not console.state.quiet,
-                         arch=arch, net=net, norm=norm, conditional=conditional,
-                         class_loss_weight=class_loss_weight, class_balanced=class_balanced,
-                         epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-                         n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
-                         augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip,
+                         progress=not console.state.quiet, **options,
                          **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 

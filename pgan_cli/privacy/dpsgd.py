@@ -265,7 +265,13 @@ class DPTrainer(Trainer):
 
     # ---- budget, accounting, logs ------------------------------------------------------------------------
     def epsilon_spent(self) -> float:
-        return compute_epsilon(self._dp_sigma, self.sample_rate, self.d_steps, self.dp_target["delta"])
+        """Epsilon after the critic steps taken so far (cached per step count: one PRV accountant
+        run costs about half a second)."""
+        cached = getattr(self, "_eps_cache", None)
+        if cached is None or cached[0] != (self.d_steps, self._dp_sigma):
+            eps = compute_epsilon(self._dp_sigma, self.sample_rate, self.d_steps, self.dp_target["delta"])
+            self._eps_cache = cached = ((self.d_steps, self._dp_sigma), eps)
+        return cached[1]
 
     def dp_record(self) -> dict[str, Any]:
         steps = int(self.d_steps)
@@ -291,6 +297,13 @@ class DPTrainer(Trainer):
         out["epsilon"] = getattr(self, "_last_eps", None)
         out["critic_steps"] = int(self.d_steps)
         return out
+
+    def _refresh_record(self, rec):
+        """``epoch_end`` and ``end`` records carry the epsilon spent after all the critic steps so far;
+        ``log`` records carry the value at the last epoch end (one accountant run per epoch)."""
+        super()._refresh_record(rec)
+        self._last_eps = rec["epsilon"] = self.epsilon_spent()
+        rec["critic_steps"] = int(self.d_steps)
 
     def checkpoint_extra(self) -> dict[str, Any]:
         rec = self.dp_record()

@@ -511,10 +511,12 @@ class Trainer:
             "loss_d": float(d_stats["loss_d"]), "loss_g": float(g_stats["loss_g"]),
             "d_real": losses.d_outputs(self.arch, d_stats["d_real_logit"]),
             "d_fake": losses.d_outputs(self.arch, d_stats["d_fake_logit"]),
-            "grad_norm_d": float(d_stats["grad_norm_d"]), "grad_norm_g": float(g_stats["grad_norm_g"]),
             "images_per_s": images_per_s,
             "wall_time": self.wall_offset + (time.perf_counter() - self._t0),
         }
+        for key, stats in (("grad_norm_d", d_stats), ("grad_norm_g", g_stats)):
+            if stats.get(key) is not None:  # computed only for the steps that were expected to be logged
+                rec[key] = float(stats[key])
         if self.arch in ("wgan", "wgan-gp"):
             rec["wasserstein"] = float(d_stats["d_real_logit"].mean() - d_stats["d_fake_logit"].mean())
         if "gp" in d_stats:
@@ -525,6 +527,38 @@ class Trainer:
         if "loss_class_g" in g_stats:
             rec["loss_class_g"] = float(g_stats["loss_class_g"])
         return rec
+
+    def _step_events(self) -> list[str]:
+        """The log events of the generator step just taken (see ``docs/train.md``, training log).
+
+        ``log``: every ``log_every`` steps; ``epoch_end``: the epoch's batches run out before the
+        next generator step (an epoch is over only when all its batches were used: a run that stops
+        mid-epoch does not end it); ``end``: the run stops after this step.
+        """
+        events = ["log"] if self.step % self.log_every == 0 else []
+        done = self._done()
+        left = self.batches_per_epoch - self.batch_index
+        if left < self.n_critic and (left == 0 or not done):
+            events.append("epoch_end")
+        if done:
+            events.append("end")
+        return events
+
+    def _records_next_step(self, batch: int) -> bool:
+        """Whether the generator step that may follow the critic step on ``batch`` gets a log record
+        (its gradient norms are computed only then)."""
+        nxt = self.step + 1
+        if (self.d_steps + 1) % self.n_critic:
+            return False  # no generator step follows this critic step
+        steps = self.config.get("steps")
+        return (nxt % self.log_every == 0 or bool(steps and nxt >= int(steps))
+                or self.batches_per_epoch - (batch + 1) < self.n_critic)
+
+    def _refresh_record(self, rec: dict[str, Any]) -> None:
+        """Bring an ``epoch_end``/``end`` record's position up to date: it is written after the
+        epoch's last critic steps, which can follow its generator step (``n_critic`` > 1)."""
+        rec["epoch"] = self.epoch + self.batch_index / max(1, self.batches_per_epoch)
+        rec["wall_time"] = self.wall_offset + (time.perf_counter() - self._t0)
 
     @torch.no_grad()
     def write_sample_grid(self, path: Path) -> Path:
@@ -568,14 +602,30 @@ class Trainer:
         self.G.train()
         self.D.train()
         log_file = None
+        written = 0  # the last step with a record in the log: no step is written twice
         if self.log_path is not None and self.dist.main:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_file = open(self.log_path, "a" if self.step > 0 else "w")
+            if self.step > 0:  # resumed: drop what a killed run logged past the checkpoint, then append
+                written = trim_log(self.log_path, self.step)
+                log_file = open(self.log_path, "a")
+            else:
+                log_file = open(self.log_path, "w")
         if self.sample_dir is not None and self.dist.main:
             self.sample_dir.mkdir(parents=True, exist_ok=True)
         total = self.total_steps()
         last_rec: dict[str, Any] = {}
+        pending: dict[str, Any] | None = None  # an epoch_end record waiting for the epoch's last critic steps
         seen_images, t_rate = 0, time.perf_counter()
+
+        def emit(rec: dict[str, Any]) -> None:
+            nonlocal written
+            if rec["step"] <= written:
+                return
+            written = rec["step"]
+            if log_file is not None:
+                log_file.write(json.dumps(rec, sort_keys=True) + "\n")
+                log_file.flush()
+
         try:
             bar = console.progress_task("train", total) if (self.show_progress and self.dist.main) else nullcontext(None)
             with bar as advance:
@@ -584,9 +634,7 @@ class Trainer:
                 d_stats: dict = {}
                 while not self._done():
                     for b, real, labels in self.real_batches(self.epoch, self.batch_index):
-                        nxt = self.step + 1
-                        self._want_stats = nxt % self.log_every == 0 or bool(
-                            self.config.get("steps") and nxt >= int(self.config["steps"]))
+                        self._want_stats = self._records_next_step(b)
                         d_stats = self.critic_step(real, labels)
                         self.d_steps += 1
                         self.batch_index = b + 1
@@ -595,14 +643,20 @@ class Trainer:
                             continue
                         g_stats = self.generator_step()
                         self.step += 1
-                        if self.step % self.log_every == 0 or (self.config.get("steps") and self.step >= int(self.config["steps"])):
+                        events = self._step_events()
+                        if events:
                             now = time.perf_counter()
                             rate = seen_images / max(now - t_rate, 1e-9)
                             seen_images, t_rate = 0, now
                             last_rec = self._log_record(d_stats, g_stats, rate)
-                            if log_file is not None:
-                                log_file.write(json.dumps(last_rec, sort_keys=True) + "\n")
-                                log_file.flush()
+                            last_rec["events"] = events
+                            if "end" in events:
+                                self._refresh_record(last_rec)
+                                emit(last_rec)
+                            elif "epoch_end" in events:
+                                pending = last_rec
+                            else:
+                                emit(last_rec)
                         if advance is not None:
                             info = (f"loss_d {last_rec['loss_d']:.3f} loss_g {last_rec['loss_g']:.3f}"
                                     if last_rec else "")
@@ -617,8 +671,22 @@ class Trainer:
                     else:
                         self.epoch += 1
                         self.batch_index = 0
+                        rec, pending = pending, None
+                        if rec is None and self.step > written:
+                            # a resumed run whose checkpoint came just before this epoch's end, and the
+                            # killed run's record of that step was lost: the position, without losses
+                            rec = {"step": self.step, "events": ["epoch_end"]}
+                        if rec is not None:
+                            if self._done():
+                                rec["events"].append("end")
+                            self._refresh_record(rec)
+                            emit(rec)
                         continue
                     break
+            if pending is not None:  # not reached (the loop ends at an epoch end or after an `end` step)
+                pending["events"].append("end")
+                self._refresh_record(pending)
+                emit(pending)
             self.save(finished=True)
             self.dist.barrier()
         finally:
@@ -634,6 +702,122 @@ class Trainer:
         return summary
 
 
+# options that define the model or the training: (flag, where the checkpoint's config keeps the value)
+RESUME_FIXED = {
+    "arch": ("--arch", "arch"), "net": ("--net", "net"), "norm": ("--norm", "norm"),
+    "conditional": ("--conditional", "conditional"), "class_loss_weight": ("--class-loss-weight", "class_loss_weight"),
+    "class_balanced": ("--class-balanced", "class_balanced"), "batch_size": ("--batch-size", "batch_size"),
+    "lr_g": ("--lr-g", "lr_g"), "lr_d": ("--lr-d", "lr_d"), "n_critic": ("--n-critic", "n_critic"),
+    "gp_weight": ("--gp-weight", "gp_weight"), "clip": ("--clip", "clip"), "latent_dim": ("--latent-dim", "latent_dim"),
+    "width": ("--width", "width"), "precision": ("--precision", "precision"), "augment": ("--augment", "augment"),
+    "ema": ("--ema", "ema"), "ema_decay": ("--ema-decay", "ema_decay"), "seed": ("--seed", "seed"),
+    "dp_epsilon": ("--dp-epsilon", "target_epsilon"), "dp_delta": ("--dp-delta", "delta"),
+    "max_grad_norm": ("--max-grad-norm", "max_grad_norm"),
+}
+RESUME_FREE = ("epochs", "steps")  # new totals: how a resumed run trains longer
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return a == b
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "none" if v is None else str(v)
+
+
+def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The options in ``given`` (``make_config`` / DP keyword names: what the user asked for) whose
+    value differs from the checkpoint's ``config``, one phrase each.
+
+    A resumed run is the saved run continued (``docs/train.md``, Resume): its model and its
+    optimisation come from the checkpoint, so an option that would change them is refused rather
+    than silently ignored or half-applied; ``epochs``/``steps`` are free.
+    """
+    out = []
+    dp = config.get("dp") if isinstance(config.get("dp"), dict) else None
+    for name, value in given.items():
+        if name in RESUME_FREE:
+            continue
+        if name not in RESUME_FIXED:
+            raise TypeError(f"unknown training option {name!r}")
+        flag, key = RESUME_FIXED[name]
+        if name.startswith("dp_") or name == "max_grad_norm":
+            if dp is None:
+                if value is not None:
+                    out.append(f"{flag} {_shown(value)} differs from the checkpoint's none (trained without DP: "
+                               f"its earlier steps are not private)")
+                continue
+            stored = dp.get(key)
+        else:
+            stored = config.get(key)
+        if value is None:  # "the default": nothing asked for
+            continue
+        if name == "norm":
+            # the stored norm is the effective one: batchnorm becomes none in an mlp WGAN critic
+            # (make_config) and groupnorm under DP-SGD (dpsgd); the run was started with batchnorm
+            replaced = config.get("dp_norm_replaced") or (
+                "batchnorm -> none" if config.get("net") == "mlp" and config.get("arch") != "dcgan" else "")
+            if value == "batchnorm" and replaced.startswith("batchnorm ->"):
+                continue
+        if not _same(value, stored):
+            out.append(f"{flag} {_shown(value)} differs from the checkpoint's {_shown(stored)}")
+    return out
+
+
+def check_resume_options(config: dict[str, Any], given: dict[str, Any], resume: str | os.PathLike) -> None:
+    """Raise :class:`UsageError` naming every option of ``given`` that differs from the checkpoint."""
+    bad = resume_conflicts(config, given)
+    if bad:
+        raise UsageError(f"resuming {resume}: " + "; ".join(bad)
+                         + f"; drop {'it' if len(bad) == 1 else 'them'} or start a new run")
+
+
+def trim_log(path: str | os.PathLike, last_step: int) -> int:
+    """Keep only the records of the training log ``path`` at steps <= ``last_step`` (rewritten
+    atomically); return the last kept step (0 if none).
+
+    A resumed run continues from its checkpoint's step; the records a killed run wrote after it
+    describe weights that no longer exist, so the log stays one history with each step once. A
+    torn last line (the run was killed while writing it) is dropped; any other line that is not
+    a record with a ``step`` means the file is not a pgan training log and is left alone.
+    """
+    from pgan_cli.files import atomic_path
+
+    p = Path(path)
+    if not p.exists():
+        return 0
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    keep, last = [], 0
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            rec = None
+        step = rec.get("step") if isinstance(rec, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise InputError(f"{p} line {i} is not a training log record (no integer 'step'); give --log the "
+                             f"run's own log (pgan train --log) or a new file")
+        if step <= last_step:
+            keep.append(line)
+            last = max(last, step)
+    if len(keep) != len(lines):
+        with atomic_path(p, suffix=".jsonl.tmp") as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    return last
+
+
 def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
                resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
                checkpoint_every: int = 500, log_every: int = 50, sample_every: int = 0,
@@ -643,7 +827,9 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
 
     ``options`` are :func:`make_config`'s keyword arguments. With ``resume``, the model options
     come from that checkpoint and only ``epochs``/``steps`` (the new totals) are taken from
-    ``options``; the data must be the same file contents (SHA-256) the run started with.
+    ``options``: any other option given must equal the checkpoint's (:func:`resume_conflicts`;
+    pass only what the user asked for); the data must be the same file contents (SHA-256) the
+    run started with.
     """
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import sha256_file
@@ -655,9 +841,11 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     if resume is not None:
         blob = read_checkpoint_file(resume)
         config = dict(blob["config"])
+        check_resume_options(config, options, resume)
         if config.get("data_sha256") != digest:
-            raise UsageError(f"{data_path} is not the data {resume} was trained on (SHA-256 differs); "
-                             f"resume with the same file")
+            was = str(config.get("data_sha256") or "none")
+            raise UsageError(f"{data_path} is not the data {resume} was trained on (SHA-256 {digest[:12]}... "
+                             f"differs from the checkpoint's {was[:12]}...); resume with the same file")
         epochs, steps = options.get("epochs"), options.get("steps")
         if epochs is not None and steps is not None:
             raise UsageError("give --epochs or --steps, not both")
