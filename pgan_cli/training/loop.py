@@ -598,20 +598,22 @@ class Trainer:
 
     def train(self) -> dict[str, Any]:
         """Run until ``steps`` generator steps or ``epochs`` epochs; return a summary."""
+        from pgan_cli.files import make_dirs
+
         self._t0 = time.perf_counter()
         self.G.train()
         self.D.train()
         log_file = None
         written = 0  # the last step with a record in the log: no step is written twice
         if self.log_path is not None and self.dist.main:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.log_path.parent)
             if self.step > 0:  # resumed: drop what a killed run logged past the checkpoint, then append
                 written = trim_log(self.log_path, self.step)
                 log_file = open(self.log_path, "a")
             else:
                 log_file = open(self.log_path, "w")
         if self.sample_dir is not None and self.dist.main:
-            self.sample_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.sample_dir)
         total = self.total_steps()
         last_rec: dict[str, Any] = {}
         pending: dict[str, Any] | None = None  # an epoch_end record waiting for the epoch's last critic steps
