@@ -282,7 +282,13 @@ def test_cli_bad_inputs(cli, files, tmp_path):
     assert_clean_error(cli(*base, "--synthetic", files["Snpy"]), "mismatched spaces")
     # domias refuses raw high-dimensional inputs and points to pgan embed
     wide = files["dir"] / "wide.npy"
-    r = cli("attack", "--members", wide, "--non-members", wide, "--synthetic", wide, "--reference", wide,
+    w = np.load(wide)
+    halves = []
+    for i, part in enumerate((w[: len(w) // 3], w[len(w) // 3: 2 * len(w) // 3], w[2 * len(w) // 3:])):
+        halves.append(files["dir"] / f"wide{i}.npy")
+        np.save(halves[-1], part)
+    r = cli("attack", "--members", halves[0], "--non-members", halves[1], "--synthetic", wide,
+            "--reference", halves[2],
             "--methods", "domias", "--scores", sc)
     assert_clean_error(r, "64", "pgan embed")
     assert not sc.exists()

@@ -212,7 +212,7 @@ def test_failed_write_leaves_neither_file(cli, tmp_path):
     r = cli("report", a, "-o", tmp_path / "r.html", "--summary", tmp_path / "r.html")
     assert_clean_error(r, "same file")
     r = cli("report", a, "-o", a)
-    assert_clean_error(r, "is also an input")
+    assert_clean_error(r, "destroy the input")
     assert sorted(tmp_path.rglob("*")) == before
     assert json.loads(a.read_text())["attacks"]  # the input is untouched
 

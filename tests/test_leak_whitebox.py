@@ -137,7 +137,7 @@ def test_whitebox_from_the_cli(cli, whitebox_files, tmp_path):
         assert np.isfinite(h["scores/gan-leaks"][:]).all() and h["scores/logan"].shape == (300,)
     # candidates in another space than the generator's: one clear line
     np.save(tmp_path / "M.npy", np.zeros((20, 5), dtype=np.float32) + np.arange(20)[:, None])
-    np.save(tmp_path / "H.npy", np.ones((20, 5), dtype=np.float32) + np.arange(20)[:, None])
+    np.save(tmp_path / "H.npy", np.full((20, 5), 0.5, dtype=np.float32) + np.arange(20)[:, None])
     assert_clean_error(cli("attack", "--members", tmp_path / "M.npy", "--non-members", tmp_path / "H.npy",
                            "--generator", f["gen"], "--methods", "logan"), "data space")
     assert_clean_error(cli("attack", "--members", f["M"], "--non-members", f["H"], "--generator", f["dir"] / "none.pt",

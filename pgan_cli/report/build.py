@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pgan_cli.errors import InputError, UsageError
+from pgan_cli.errors import UsageError
 from pgan_cli.console import to_json
-from pgan_cli.files import atomic_path
+from pgan_cli.files import atomic_path, check_paths
 from pgan_cli.report import gates as G
 from pgan_cli.report.summary import PRIVACY_KINDS, KEY_GATES, KEY_VERDICT, build_summary, load_result
 
@@ -37,19 +37,10 @@ def make_report(results: list[str | os.PathLike], output: str | os.PathLike | No
         raise UsageError(f"unknown --map {map_method!r}; use pca or umap")
     if output is None and summary_path is None:
         raise UsageError("nothing to write: give -o report.html and/or --summary summary.json")
-    outs = [Path(p) for p in (output, summary_path) if p is not None]
-    for p in outs:
-        if p.is_dir():
-            raise InputError(f"output {p} is a directory; give a file name")
-        parent = next((a for a in p.absolute().parents if a.exists()), None)
-        if parent is not None and not parent.is_dir():
-            raise InputError(f"output {p}: {parent} is a file, not a folder")
-    if len(outs) == 2 and outs[0].absolute() == outs[1].absolute():
-        raise UsageError(f"-o and --summary are the same file {outs[0]}; give two names")
-    given = {Path(p).absolute() for p in [*results, members, synthetic, holdout] if p is not None}
-    for p in outs:
-        if p.absolute() in given:
-            raise UsageError(f"output {p} is also an input; give another name")
+    # the one output check of every command (docs/security.md), also for callers from Python
+    check_paths([("input", Path(p)) for p in [*results, members, synthetic, holdout] if p is not None],
+                [(flag, Path(p)) for flag, p in (("-o", output), ("--summary", summary_path)) if p is not None],
+                [])
     gate_list = [G.parse_gate(t) for t in gates or []]  # malformed gates fail before any work
     loaded = [load_result(p) for p in results]
     roles = {k: Path(v) for k, v in (("members", members), ("synthetic", synthetic), ("holdout", holdout)) if v}
