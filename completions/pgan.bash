@@ -15,7 +15,7 @@ _pgan() {
 _pgan_words() {
     local words
     case "$1" in
-        "") words="attack audit completions data embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --help" ;;
+        "") words="attack audit completions data embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
         "attack") words="--members --non-members --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
         "audit") words="--members --holdout --synthetic --output -o --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
         "completions") words="--write --help" ;;

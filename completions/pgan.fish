@@ -19,6 +19,7 @@ complete -c pgan -n '__fish_use_subcommand' -l version -d 'Print the version and
 complete -c pgan -n '__fish_use_subcommand' -l quiet -d 'No progress bars or logs on stderr.' -r
 complete -c pgan -n '__fish_use_subcommand' -s q -d 'No progress bars or logs on stderr.'
 complete -c pgan -n '__fish_use_subcommand' -l verbose -d 'Show tracebacks on errors.' -r
+complete -c pgan -n '__fish_use_subcommand' -l no-provenance -d 'Write a fixed provenance stub (no time, command, paths or hashes) - byte-compara' -r
 complete -c pgan -n '__fish_use_subcommand' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l members -d 'Members M - the generators training records.' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l non-members -d 'Non-members H - held-out records of the same source, never trained on.' -r

@@ -38,6 +38,8 @@ def root(
                                           help="Print the version and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show tracebacks on errors.")] = False,
+    no_provenance: Annotated[bool, typer.Option("--no-provenance", help="Write a fixed provenance stub (no time, "
+                                                "command, paths or hashes): byte-comparable outputs for tests.")] = False,
 ) -> None:
     """[bold]pgan[/bold]: train GANs on sensitive images and audit what they release.
 
@@ -47,14 +49,15 @@ def root(
 
     Example: pgan data digits -o real.h5 && pgan data split real.h5 --out-dir splits --seed 0
     """
-    console.configure(quiet=quiet or console.state.quiet, verbose=verbose or console.state.verbose)
+    console.configure(quiet=quiet or console.state.quiet, verbose=verbose or console.state.verbose,
+                      provenance=console.state.provenance and not no_provenance)
 
 
 _load_commands()
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
-    """Let the global flags (--quiet, -q, --verbose) appear anywhere on the command line."""
+    """Let the global flags (--quiet, -q, --verbose, --no-provenance) appear anywhere on the command line."""
     head, rest = [], []
     for i, a in enumerate(argv):
         if a == "--":

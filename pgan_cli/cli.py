@@ -82,7 +82,8 @@ OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", hel
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
 
-GLOBAL_FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--verbose": ("verbose", True)}
+GLOBAL_FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--verbose": ("verbose", True),
+                "--no-provenance": ("provenance", False)}
 
 
 def report_error(prog: str, message: str) -> None:

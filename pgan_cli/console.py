@@ -21,18 +21,21 @@ T = TypeVar("T")
 class _State:
     quiet: bool = False
     verbose: bool = False
+    provenance: bool = True  # --no-provenance: outputs carry a fixed stub (golden tests)
 
 
 state = _State()
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def configure(quiet: bool | None = None, verbose: bool | None = None) -> None:
-    """Set the global ``--quiet`` / ``--verbose`` flags."""
+def configure(quiet: bool | None = None, verbose: bool | None = None, provenance: bool | None = None) -> None:
+    """Set the global ``--quiet`` / ``--verbose`` / ``--no-provenance`` flags."""
     if quiet is not None:
         state.quiet = quiet
     if verbose is not None:
         state.verbose = verbose
+    if provenance is not None:
+        state.provenance = provenance
 
 
 def log(message: str) -> None:

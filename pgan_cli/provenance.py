@@ -102,7 +102,12 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def make_provenance(inputs: list[str | os.PathLike] | tuple = (), seed: int | None = None,
                     device: str | None = None, **params: Any) -> dict[str, Any]:
-    """A provenance record for an output made now from ``inputs``."""
+    """A provenance record for an output made now from ``inputs`` (a fixed stub with ``--no-provenance``)."""
+    from pgan_cli import console
+
+    if not console.state.provenance:
+        return {"pgan_version": __version__, "format_version": FORMAT_VERSION, "omitted": True,
+                "seed": seed, **({"params": params} if params else {})}
     return {
         "pgan_version": __version__,
         "format_version": FORMAT_VERSION,

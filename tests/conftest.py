@@ -31,10 +31,10 @@ def cli():
     runner = CliRunner()
 
     def run(*args: str | os.PathLike) -> Result:
-        console.configure(quiet=False, verbose=False)
+        console.configure(quiet=False, verbose=False, provenance=True)
         argv = normalize_argv([str(a) for a in args])
         r = runner.invoke(app, argv, catch_exceptions=False)
-        console.configure(quiet=False, verbose=False)
+        console.configure(quiet=False, verbose=False, provenance=True)
         return Result(r.exit_code, r.stdout, r.stderr)
 
     return run

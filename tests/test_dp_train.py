@@ -35,7 +35,7 @@ def _run_cli(*args):
     from pgan_cli import console
     from pgan_cli.app import app, normalize_argv
 
-    console.configure(quiet=False, verbose=False)
+    console.configure(quiet=False, verbose=False, provenance=True)
     r = CliRunner().invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)
     return r
 

@@ -73,9 +73,9 @@ def cli_module():
     runner = CliRunner()
 
     def run(*args):
-        console.configure(quiet=False, verbose=False)
+        console.configure(quiet=False, verbose=False, provenance=True)
         r = runner.invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)
-        console.configure(quiet=False, verbose=False)
+        console.configure(quiet=False, verbose=False, provenance=True)
         return Result(r.exit_code, r.stdout, r.stderr)
 
     return run

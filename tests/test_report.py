@@ -104,9 +104,9 @@ def invoke(*args) -> Result:
     from pgan_cli import console
     from pgan_cli.app import app, normalize_argv
 
-    console.configure(quiet=False, verbose=False)
+    console.configure(quiet=False, verbose=False, provenance=True)
     r = CliRunner().invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)
-    console.configure(quiet=False, verbose=False)
+    console.configure(quiet=False, verbose=False, provenance=True)
     return Result(r.exit_code, r.stdout, r.stderr)
 
 
