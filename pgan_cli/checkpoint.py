@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgan_cli import __version__
+from pgan_cli import __version__, formats
 from pgan_cli.errors import FormatError
 from pgan_cli.files import atomic_path, check_input, sha256_file
 
-CHECKPOINT_FORMAT = "pgan-checkpoint"
+CHECKPOINT_FORMAT = formats.CHECKPOINT
 CHECKPOINT_VERSION = 1
 
 

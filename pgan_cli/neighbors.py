@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli.formats import KNN as KNN_FORMAT
 from pgan_cli.errors import FormatError, InputError, UsageError
 
 METRICS = ("l2", "cosine", "linf")
@@ -855,7 +856,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                 if check_recall:
                     recall = 1.0 if nidx.exact else recall_against_exact(rec_q, rows, rec_d, nidx.refine_ref, k,
                                                                          metric, exclude_self)
-                attrs = {"kind": "knn", "metric": metric, "index": index, "exact": bool(nidx.exact), "k": k,
+                attrs = {"format": KNN_FORMAT, "kind": "knn", "metric": metric, "index": index, "exact": bool(nidx.exact), "k": k,
                          "exclude_self": bool(exclude_self), "device": nidx.device,
                          "pgan_version": __version__, "format_version": FORMAT_VERSION,
                          "provenance": json.dumps(prov, sort_keys=True, default=str),

@@ -22,6 +22,7 @@ on the test set, i.e. the usual clustering accuracy; accuracy on the test set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -286,3 +287,32 @@ def utility(synthetic: LabelledSet, real_train: LabelledSet, test: LabelledSet,
                            "real": {"accuracy": kmeans_accuracy(real_train, test, k, seed)},
                            "clusters": k, "matching": "hungarian on the test set"}
     return out
+
+
+def _load(path, role: str) -> LabelledSet:
+    from pgan_cli.dataset import read_dataset
+
+    if Path(path).suffix.lower() == ".npy":
+        raise InputError(f"{role} {path} is an NPY array without labels; utility needs a labelled dataset file (.h5)")
+    b = read_dataset(path)
+    if b.labels is None:
+        raise InputError(f"{role} {path} has no labels; utility needs labelled sets")
+    return LabelledSet(b.samples, b.labels, f"{role} ({path})")
+
+
+
+
+def utility_files(synthetic, real_train, test, *, classifier: str = "logreg", seed: int = 0,
+                  permutations: int = DEFAULT_PERMUTATIONS, kmeans: bool = False, epochs: int = 10) -> dict:
+    """``pgan utility``: TSTR against TRTR on three labelled files, as the stamped JSON the command prints."""
+    from pgan_cli import console, formats
+    from pgan_cli.provenance import make_provenance
+
+    if epochs < 1:
+        raise InputError(f"epochs must be at least 1, got {epochs}")
+    sets = [_load(synthetic, "synthetic set"), _load(real_train, "real training set"), _load(test, "test set")]
+    result = utility(*sets, classifier=classifier, seed=seed, permutations=permutations, kmeans=kmeans,
+                     log=console.log, cnn_epochs=epochs)
+    result["provenance"] = make_provenance([synthetic, real_train, test], seed=seed, classifier=classifier,
+                                           permutations=permutations, kmeans=kmeans, epochs=epochs)
+    return formats.stamped(formats.UTILITY, result)

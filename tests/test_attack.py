@@ -229,7 +229,9 @@ def test_cli_json_keys_and_scores_file(cli, files):
             "--reference", files["R"], "--scores", sc, "--json", "--seed", "3", "--bootstrap", "200")
     assert r.exit_code == 0, r
     out = json.loads(r.stdout)
-    assert set(out) == {K.KEY_ATTACKS, K.KEY_DISTANCES, K.KEY_SETS, K.KEY_PROVENANCE, K.KEY_SKIPPED}
+    assert set(out) == {"format", "format_version", K.KEY_ATTACKS, K.KEY_DISTANCES, K.KEY_SETS, K.KEY_PROVENANCE,
+                        K.KEY_SKIPPED}
+    assert out["format"] == "pgan-attack" and out["format_version"] == 1
     assert set(out[K.KEY_ATTACKS]) == set(names(blackbox_only=True))
     for a in out[K.KEY_ATTACKS].values():
         assert set(K.ATTACK_KEYS) <= set(a) and len(a[K.KEY_AUC_CI]) == 2

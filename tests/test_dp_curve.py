@@ -35,7 +35,7 @@ def test_points_sorted_with_no_dp_last(tmp_path):
 
 def test_local_dp_epsilon_and_custom_paths():
     s = {"privacy": {"ldp": {"epsilon": 50.0, "epsilon_total": 52.0}, "attacks": {"logan": {"auc": 0.55}}},
-         "utility": {"tstr": {"accuracy": 0.7}}}
+         "utility": {"tstr": {"balanced_accuracy": 0.7}}}
     (p,) = privacy_utility_points([s], attack_path="privacy.attacks.logan.auc")
     assert p["epsilon"] == 52.0 and p["attack_auc"] == 0.55 and p["utility"] == 0.7
 

@@ -27,7 +27,7 @@ from pgan_cli.report import gates as G
 
 def _attack_entry(auc: float, tpr01: float = 0.01) -> dict:
     return {"auc": auc, "auc_ci": [auc - 0.03, auc + 0.03], "tpr_at_fpr": {"0.001": 0.0, "0.01": tpr01, "0.1": 0.1},
-            "advantage": 0.02, "balanced_accuracy": 0.51, "epsilon_lower_bound": 0.01}
+            "advantage": 0.02, "balanced_accuracy": 0.51, "epsilon_lower_bound": 0.01, "white_box": False}
 
 
 def attack_json(path: Path, attacks: object = "default", distances: object = "default", raw: str | None = None) -> Path:
@@ -37,7 +37,7 @@ def attack_json(path: Path, attacks: object = "default", distances: object = "de
     if distances == "default":
         distances = {"dcr_share": 0.5, "near_copies": 0, "authenticity": 0.8,
                      "dcr": {"synthetic_to_members": {"p5": 1.0, "median": 2.0}}}
-    data = {"attacks": attacks, "distances": distances, "sets": {"members": 200, "non_members": 200, "synthetic": 200},
+    data = {"format": "pgan-attack", "format_version": 1, "attacks": attacks, "distances": distances, "sets": {"members": 200, "non_members": 200, "synthetic": 200},
             "provenance": {"command": "pgan attack --members m.h5 --non-members h.h5 --synthetic s.h5", "seed": 0}}
     if attacks is None:
         del data["attacks"]
@@ -99,10 +99,11 @@ def test_knn_or_scores_alone_are_privacy_results(cli, tmp_path):
     with h5py.File(knn, "w") as f:
         f["distances"] = np.ones((10, 1), dtype=np.float32)
         f["indices"] = np.zeros((10, 1), dtype=np.int64)
+        f.attrs["format"] = "pgan-knn"
     r = cli("report", knn, "--summary", tmp_path / "s.json")
     assert r.exit_code == 1 and "missing (no attack results)" in _error_line(r), r
     mmd = tmp_path / "mmd.json"
-    mmd.write_text(json.dumps({"mmd2": 0.01, "p_value": 0.3}))
+    mmd.write_text(json.dumps({"format": "pgan-mmd", "format_version": 1, "mmd2": 0.01, "p_value": 0.3}))
     r = cli("report", mmd, "--summary", tmp_path / "s2.json")
     assert r.exit_code == 0 and json.loads((tmp_path / "s2.json").read_text())["verdict"] == "no gates", r
 
@@ -134,7 +135,7 @@ def test_missing_keys_and_unmatched_wildcards_fail(cli, tmp_path):
     r = cli("report", attack_json(tmp_path / "t.json", attacks=bad), "--summary", summ, "--preset", "strict")
     assert r.exit_code == 1 and "privacy.attacks.dcr.tpr_at_fpr.0.01: missing" in _error_line(r), r
     # white-box attacks only: the presets gate black-box attacks, and there are none
-    r = cli("report", attack_json(tmp_path / "w.json", attacks={"logan": _attack_entry(0.5)}), "--summary", summ)
+    r = cli("report", attack_json(tmp_path / "w.json", attacks={"logan": {**_attack_entry(0.5), "white_box": True}}), "--summary", summ)
     assert r.exit_code == 1 and "missing (no black-box attack results" in _error_line(r), r
     # distances without the near-copy figures (no set sizes to compute the allowance from)
     a2 = tmp_path / "n.json"

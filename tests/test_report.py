@@ -29,13 +29,21 @@ DATA_URI = re.compile(r'src="(data:image/png;base64,[^"]+)"')
 
 
 # ---- result files shaped as issues 5 and 6 specify ----------------------------------------------
-def _attack_entry(auc: float, tpr01: float = 0.012) -> dict:
+def _attack_entry(auc: float, tpr01: float = 0.012, white_box: bool = False) -> dict:
     return {"auc": auc, "auc_ci": [auc - 0.03, auc + 0.03], "tpr_at_fpr": {"0.001": 0.001, "0.01": tpr01, "0.1": 0.11},
-            "advantage": 0.04, "balanced_accuracy": 0.52, "epsilon_lower_bound": 0.05}
+            "advantage": 0.04, "balanced_accuracy": 0.52, "epsilon_lower_bound": 0.05, "white_box": white_box}
+
+
+def stamped(fmt: str, data: dict) -> str:
+    """A result as pgan writes it: stamped with its format (pgan_cli.formats)."""
+    from pgan_cli import formats
+
+    return json.dumps(formats.stamped(fmt, data))
 
 
 def write_attack(path: Path, auc: float = 0.52, dcr_share: float = 0.5, near: int = 0, white: float = 0.7) -> Path:
-    data = {"attacks": {"dcr": _attack_entry(auc), "pairwise": _attack_entry(0.51), "logan": _attack_entry(white)},
+    data = {"attacks": {"dcr": _attack_entry(auc), "pairwise": _attack_entry(0.51),
+                        "logan": _attack_entry(white, white_box=True)},
             "distances": {"dcr": {"synthetic_to_members": {"p5": 1.0, "median": 2.0},
                                   "holdout_to_members": {"p5": 1.0, "median": 2.0}},
                           "dcr_share": dcr_share, "nndr": 0.9, "nnaa": 0.5, "nnaa_privacy_loss": 0.0,
@@ -44,7 +52,7 @@ def write_attack(path: Path, auc: float = 0.52, dcr_share: float = 0.5, near: in
             "sets": {"members": 200, "non_members": 200, "synthetic": 200},
             "provenance": {"command": "pgan attack --members m.h5 --non-members h.h5 --synthetic s.h5", "seed": 0,
                            "inputs": [], "versions": {"pgan": "0.1.0"}}}
-    path.write_text(json.dumps(data))
+    path.write_text(stamped("pgan-attack", data))
     return path
 
 
@@ -52,15 +60,15 @@ def write_results(d: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     out = {"attack": write_attack(d / "attack.json")}
     out["mmd"] = d / "mmd.json"
-    out["mmd"].write_text(json.dumps({"mmd2": 0.002, "p_value": 0.31, "kernel": "rbf", "bandwidth": 4.1, "n_x": 200,
+    out["mmd"].write_text(stamped("pgan-mmd", {"mmd2": 0.002, "p_value": 0.31, "kernel": "rbf", "bandwidth": 4.1, "n_x": 200,
                                       "n_y": 200, "permutations": 1000, "estimator": "unbiased",
                                       "provenance": {"command": "pgan mmd m.h5 s.h5 --json", "seed": 3}}))
     out["fidelity"] = d / "fidelity.json"
-    out["fidelity"].write_text(json.dumps({"precision": 0.8, "recall": 0.7, "density": 0.95, "coverage": 0.9,
+    out["fidelity"].write_text(stamped("pgan-fidelity", {"precision": 0.8, "recall": 0.7, "density": 0.95, "coverage": 0.9,
                                            "alpha_precision": 0.7, "beta_recall": 0.6, "frechet": 10.5,
                                            "c2st_auc": 0.62}))
     out["utility"] = d / "utility.json"
-    out["utility"].write_text(json.dumps({"tstr": {"accuracy": 0.81, "balanced_accuracy": 0.8, "auc": 0.95,
+    out["utility"].write_text(stamped("pgan-utility", {"tstr": {"accuracy": 0.81, "balanced_accuracy": 0.8, "auc": 0.95,
                                                    "confusion_matrix": [[9, 1], [2, 8]]},
                                           "trtr": {"accuracy": 0.93, "balanced_accuracy": 0.93, "auc": 0.99},
                                           "roc_test": {"p_value": 0.04}}))
@@ -72,6 +80,7 @@ def write_results(d: Path) -> dict[str, Path]:
                                   for s in range(5, 100, 5)) + json.dumps({"step": 95}) + "\n")
     out["scores"] = d / "scores.h5"
     with h5py.File(out["scores"], "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = "pgan-attack-scores", 1
         t = np.r_[np.ones(200), np.zeros(200)].astype(np.int8)
         f["membership"] = t
         f["scores/dcr"] = rng.normal(size=400) + 0.1 * t
@@ -83,6 +92,7 @@ def write_results(d: Path) -> dict[str, Path]:
         with h5py.File(out[f"knn_{q}"], "w") as f:
             f["distances"] = np.abs(rng.normal(2, 0.4, (200, 1))).astype(np.float32)
             f["indices"] = rng.integers(0, 200, (200, 1))
+            f.attrs["format"] = "pgan-knn"
             f.attrs["provenance"] = json.dumps({"command": f"pgan knn {q}.h5 members.h5 -k 1 -o x.h5",
                                                 "inputs": [{"path": f"{q}.h5"}, {"path": "members.h5"}]})
     return out

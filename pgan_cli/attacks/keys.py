@@ -16,6 +16,8 @@ A gate path such as ``privacy.attacks.dcr.auc`` in a report refers to
 
 from __future__ import annotations
 
+from pgan_cli.formats import ATTACK_SCORES
+
 # ---- top level ------------------------------------------------------------------------------
 KEY_ATTACKS = "attacks"
 KEY_DISTANCES = "distances"
@@ -36,6 +38,7 @@ KEY_EPSILON_DETAILS = "epsilon_details"
 KEY_N_MEMBERS = "n_members"
 KEY_N_NON_MEMBERS = "n_non_members"
 KEY_REFERENCE = "reference"
+KEY_WHITE_BOX = "white_box"  # true: needs the generator or discriminator (the presets gate black-box only)
 KEY_PARAMS = "params"
 ATTACK_KEYS = (KEY_AUC, KEY_AUC_CI, KEY_TPR_AT_FPR, KEY_ADVANTAGE, KEY_BALANCED_ACCURACY,
                KEY_EPSILON_LOWER_BOUND)
@@ -69,7 +72,7 @@ SCORES_DCR_HOLDOUT = "dcr_holdout_to_members"       # float64 (|H|,): d(h, M)
 SCORES_DCR_SYNTHETIC_HOLDOUT = "dcr_synthetic_to_holdout"  # float64 (|S|,): d(s, H)
 SCORES_NEAREST_MEMBER = "nearest_member"            # int64 (|S|,): index of s's nearest member
 SCORES_AUTHENTIC = "authentic"                      # int8 (|S|,): 1 authentic, 0 not
-SCORES_FORMAT = "pgan-attack-scores"
+SCORES_FORMAT = ATTACK_SCORES
 SCORES_FORMAT_VERSION = 1
 
 # ---- distance details (the headline values above are plain numbers a gate can compare) -----

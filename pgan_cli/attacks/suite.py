@@ -103,6 +103,7 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
         s = check_scores(name, att.score(cand), len(cand))
         rep = evaluate_attack(s, truth, seed=seed, n_boot=n_boot, name=name)
         rep[K.KEY_REFERENCE] = REGISTRY[name].citation
+        rep[K.KEY_WHITE_BOX] = bool(REGISTRY[name].whitebox)
         rep[K.KEY_PARAMS] = att.describe()
         rep["seconds"] = round(time.perf_counter() - t0, 3)
         attacks[name], scores[name] = rep, s
@@ -232,6 +233,8 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
                            distances=distances, scores=None if scores is None else str(scores))
     if scores is not None:
         write_scores(scores, result, prov)
+    from pgan_cli import formats
+
     out = dict(result.json)
     out[K.KEY_PROVENANCE] = prov
-    return out
+    return formats.stamped(formats.ATTACK, out)

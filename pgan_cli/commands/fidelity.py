@@ -11,18 +11,6 @@ from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
 
 
-def _space(path: Path) -> str:
-    """What space the vectors of a file are in (for the report: FID only in Inception space)."""
-    from pgan_cli.provenance import read_provenance
-
-    if path.suffix.lower() == ".npy":
-        prov = read_provenance(path) or {}
-        params = prov.get("params") or {}
-        model = params.get("model") or params.get("embedding") or params.get("space")
-        return f"embedding ({model})" if model else "vectors from an NPY file"
-    return "input space (flattened samples of the dataset file)"
-
-
 @command("fidelity", help="Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance, C2ST AUC.")
 def fidelity_cmd(
     real: Annotated[Path, typer.Argument(metavar="REAL", help="Real set: dataset file (.h5) or NPY (N, D).")],
@@ -41,22 +29,11 @@ def fidelity_cmd(
 
     Example: pgan fidelity splits/train.h5 synthetic.h5 --k 5 --json
     """
-    from pgan_cli.dataset import load_vectors
     from pgan_cli.files import write_json
-    from pgan_cli.metrics.fidelity import fidelity, parse_metrics
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.metrics.fidelity import fidelity_files, parse_metrics
 
-    chosen = parse_metrics(metrics)
-    x = load_vectors(real, "real set")
-    y = load_vectors(synthetic, "synthetic set")
-    mixture = _mixture(real) or _mixture(synthetic)
-    result = fidelity(x, y, k=k, metrics=chosen, seed=seed, mixture=mixture,
-                      c2st_classifier=c2st_classifier, log=console.log)
-    result.update({"n_real": len(x), "n_synthetic": len(y), "k": k, "dim": int(x.shape[1]),
-                   "metrics": chosen, "space": _space(real),
-                   "frechet_note": "Fréchet distance of Gaussian fits in this space (FID only in Inception space)",
-                   "provenance": make_provenance([real, synthetic], seed=seed, k=k, metrics=chosen,
-                                                 c2st_classifier=c2st_classifier)})
+    result = fidelity_files(real, synthetic, k=k, metrics=parse_metrics(metrics), seed=seed,
+                            c2st_classifier=c2st_classifier)
     if output is not None:
         write_json(output, result)
     if json_out:
@@ -68,13 +45,3 @@ def fidelity_cmd(
     if "modes_covered" in result:
         parts.insert(0, f"modes {result['modes_covered']}/{result['modes_total']}")
     console.emit(", ".join(parts))
-
-
-def _mixture(path: Path):
-    """The true toy mixture stored by `pgan data gaussian`, or None."""
-    if path.suffix.lower() == ".npy":
-        return None
-    from pgan_cli.dataset import Dataset
-
-    with Dataset(path, check_values=False) as ds:
-        return ds.attrs.get("mixture")

@@ -33,28 +33,18 @@ def mmd_cmd(
     Example: pgan mmd real.h5 synthetic.h5 --permutations 1000 --seed 0 --json
     """
     from pgan_cli.cli import resolve_device
-    from pgan_cli.dataset import load_vectors
     from pgan_cli.files import write_json
-    from pgan_cli.metrics import mmd
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.metrics.mmd import mmd_files
 
-    dev = resolve_device(device)
-    x = load_vectors(x_path, "X")
-    y = load_vectors(y_path, "Y")
-    with console.progress_task("kernel rows", len(x) + len(y)) as step:
-        res = mmd.mmd_test(x, y, kernel=kernel, bandwidth=bandwidth, permutations=permutations,
-                           estimator=estimator, seed=seed, device=dev, progress=step,
-                           log=console.log)
-    result = res.to_dict()
-    result["provenance"] = make_provenance([x_path, y_path], seed=seed, device=dev, kernel=kernel,
-                                           bandwidth=bandwidth, permutations=permutations,
-                                           estimator=estimator)
+    result = mmd_files(x_path, y_path, kernel=kernel, bandwidth=bandwidth, permutations=permutations,
+                       estimator=estimator, seed=seed, device=resolve_device(device))
     if output is not None:
         write_json(output, result)
     if json_out:
         console.emit_json(result)
         return
-    p = "n/a" if res.p_value is None else f"{res.p_value:.4g}"
-    bw = "" if res.bandwidth is None else f", σ = {res.bandwidth:.4g} ({res.bandwidth_rule})"
-    console.emit(f"MMD² = {res.mmd2:.6g}, p = {p} ({res.kernel}{bw}, {res.estimator}, "
-                 f"{res.permutations} permutations, n_x = {res.n_x}, n_y = {res.n_y})")
+    r = result
+    p = "n/a" if r["p_value"] is None else f"{r['p_value']:.4g}"
+    bw = "" if r["bandwidth"] is None else f", σ = {r['bandwidth']:.4g} ({r['bandwidth_rule']})"
+    console.emit(f"MMD² = {r['mmd2']:.6g}, p = {p} ({r['kernel']}{bw}, {r['estimator']}, "
+                 f"{r['permutations']} permutations, n_x = {r['n_x']}, n_y = {r['n_y']})")

@@ -11,19 +11,6 @@ from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
 
 
-def _load(path: Path, role: str):
-    from pgan_cli.dataset import read_dataset
-    from pgan_cli.errors import InputError
-    from pgan_cli.utility import LabelledSet
-
-    if path.suffix.lower() == ".npy":
-        raise InputError(f"{role} {path} is an NPY array without labels; utility needs a labelled dataset file (.h5)")
-    b = read_dataset(path)
-    if b.labels is None:
-        raise InputError(f"{role} {path} has no labels; utility needs labelled sets")
-    return LabelledSet(b.samples, b.labels, f"{role} ({path})")
-
-
 @command("utility", help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
 def utility_cmd(
     synthetic: Annotated[Path, typer.Option("--synthetic", help="Labelled synthetic dataset file.")],
@@ -45,18 +32,11 @@ def utility_cmd(
 
     Example: pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 --json
     """
-    from pgan_cli.errors import InputError
     from pgan_cli.files import write_json
-    from pgan_cli.provenance import make_provenance
-    from pgan_cli.utility import utility
+    from pgan_cli.utility import utility_files
 
-    if epochs < 1:
-        raise InputError(f"--epochs must be at least 1, got {epochs}")
-    sets = [_load(synthetic, "synthetic set"), _load(real_train, "real training set"), _load(test, "test set")]
-    result = utility(*sets, classifier=classifier, seed=seed, permutations=permutations, kmeans=kmeans,
-                     log=console.log, cnn_epochs=epochs)
-    result["provenance"] = make_provenance([synthetic, real_train, test], seed=seed, classifier=classifier,
-                                           permutations=permutations, kmeans=kmeans, epochs=epochs)
+    result = utility_files(synthetic, real_train, test, classifier=classifier, seed=seed,
+                           permutations=permutations, kmeans=kmeans, epochs=epochs)
     if output is not None:
         write_json(output, result)
     if json_out:

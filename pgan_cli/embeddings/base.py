@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pgan_cli import __version__
+from pgan_cli import __version__, formats
 from pgan_cli.errors import FormatError, InputError, UsageError
 from pgan_cli.files import atomic_path, check_input, loads_json
 
-MODEL_FORMAT = "pgan-embedding"
+MODEL_FORMAT = formats.EMBEDDING_MODEL
 MODEL_VERSION = 1
 _CONFIG_KEY = "__config__"
 

@@ -322,3 +322,22 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
                   bandwidth: float | str | None = "median", seed: int = 0, device: str = "cpu") -> float:
     """Just the unbiased MMD² (no test)."""
     return mmd_test(x, y, kernel, bandwidth, permutations=0, seed=seed, device=device).mmd2
+
+
+def mmd_files(x_path, y_path, *, kernel: str = DEFAULT_KERNEL, bandwidth: str | float = "median",
+              permutations: int = DEFAULT_PERMUTATIONS, estimator: str = DEFAULT_ESTIMATOR, seed: int = 0,
+              device: str = "cpu") -> dict:
+    """``pgan mmd``: the test between two files of vectors, as the stamped JSON the command prints."""
+    from pgan_cli import console, formats
+    from pgan_cli.dataset import load_vectors
+    from pgan_cli.provenance import make_provenance
+
+    x = load_vectors(x_path, "X")
+    y = load_vectors(y_path, "Y")
+    with console.progress_task("kernel rows", len(x) + len(y)) as step:
+        res = mmd_test(x, y, kernel=kernel, bandwidth=bandwidth, permutations=permutations, estimator=estimator,
+                       seed=seed, device=device, progress=step, log=console.log)
+    result = res.to_dict()
+    result["provenance"] = make_provenance([x_path, y_path], seed=seed, device=device, kernel=kernel,
+                                           bandwidth=bandwidth, permutations=permutations, estimator=estimator)
+    return formats.stamped(formats.MMD, result)

@@ -22,21 +22,23 @@ import numpy as np
 
 from pgan_cli.errors import FormatError, InputError
 
-# Dotted paths tried in order for each figure (the first present wins).
-EPSILON_PATHS = ("privacy.dp.epsilon", "privacy.ldp.epsilon_total", "privacy.ldp.epsilon")
-UTILITY_PATHS = ("utility.tstr.balanced_accuracy", "utility.tstr.accuracy", "utility.tstr_balanced_accuracy",
-                 "utility.tstr_accuracy", "utility.balanced_accuracy", "utility.accuracy")
-ATTACK_PATHS = ("privacy.max_black_box_auc", "privacy.attacks.dcr.auc")
+# The summary.json keys (pgan_cli.report.summary) of each figure: the privacy budget of a run
+# trained with DP-SGD, or of a release privatised with local DP (labels included); the TSTR
+# balanced accuracy; the strongest black-box attack.
+EPSILON_PATHS = ("privacy.dp.epsilon", "privacy.ldp.epsilon_total")
+UTILITY_PATHS = ("utility.tstr.balanced_accuracy",)
+ATTACK_PATHS = ("privacy.max_black_box_auc",)
 NO_DP_LABEL = "no DP"
 
 
 def get_path(obj: Any, path: str) -> Any:
-    """``obj['a']['b']`` for ``'a.b'``; None when any part is missing."""
-    for part in path.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return None
-        obj = obj[part]
-    return obj
+    """The summary's figure at a dotted path (:func:`pgan_cli.report.summary.get_path`), None when absent."""
+    from pgan_cli.report.summary import get_path as follow
+
+    try:
+        return follow(obj, path)
+    except KeyError:
+        return None
 
 
 def _first(obj: Any, paths: tuple[str, ...] | list[str]) -> tuple[float | None, str | None]:

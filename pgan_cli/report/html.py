@@ -256,7 +256,7 @@ def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
                          a.get("balanced_accuracy"), a.get("epsilon_lower_bound"), a.get("space")])
         body.append(table(rows, ["attack", "box", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%",
                                  "advantage", "bal. acc.", "eps lower bound", "space"]))
-    from pgan_cli.report.summary import roc_auc
+    from pgan_cli.attacks.evaluation import auc
 
     panels = max(1, len(scores))
     fig = new_figure(min(15.0, 6.5 * panels), 5)
@@ -269,7 +269,7 @@ def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
         for name, sc in res.data["scores"].items():
             fpr, tpr = _roc_points(truth, sc)
             ax.step(np.maximum(fpr, 0.5 / max(n_neg, 1)), tpr, where="post",
-                    label=f"{name} (AUC {roc_auc(truth, sc):.3f})")
+                    label=f"{name} (AUC {auc(sc, truth):.3f})")
             drawn += 1
         _roc_axes(ax, grid, 0.5 / max(n_neg, 1), f"{res.space} space ({res.path.name})")
     if not scores:  # no scores file: the operating points of the JSON

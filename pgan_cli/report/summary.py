@@ -1,19 +1,11 @@
 """Read the results of pgan's measuring commands and build the audit summary (``summary.json``).
 
-Each input is recognised by its content (and, for JSON, the command in its provenance):
-
-========== ==================================================== ==============================
-kind       file                                                 recognised by
-========== ==================================================== ==============================
-attack     ``pgan attack --json``                               ``attacks`` / ``distances``
-mmd        ``pgan mmd --json``                                  ``mmd2`` and ``p_value``
-fidelity   ``pgan fidelity --json``                             PRDC / alpha-beta / Fréchet /
-                                                                C2ST / mode keys
-utility    ``pgan utility --json``                              ``tstr`` and ``trtr``
-train-log  ``pgan train --log train.jsonl``                     JSON lines with ``step``
-knn        ``pgan knn -o knn.h5``                               ``distances`` + ``indices``
-scores     ``pgan attack --scores scores.h5``                   membership truth + scores
-========== ==================================================== ==============================
+Each input is recognised by its stamp (:mod:`pgan_cli.formats`): the ``format`` of a JSON result
+(``pgan-attack``, ``pgan-mmd``, ``pgan-fidelity``, ``pgan-utility``, ``pgan-summary``) or the
+``format`` attribute of an HDF5 result (``pgan-knn``, ``pgan-attack-scores``); a training log
+(``pgan train --log``) is JSON lines whose records hold ``step``. The keys of attack results
+and scores files come from :mod:`pgan_cli.attacks.keys`, whether an attack is white-box from the
+attack itself (``white_box``), and AUCs from :func:`pgan_cli.attacks.evaluation.auc`.
 
 Anything else (a dataset file, a foreign JSON, a missing file) is refused with a message saying
 what was expected. The summary nests objects so a gate names a figure by a dotted path
@@ -31,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli import formats
+from pgan_cli.attacks import keys as K
+from pgan_cli.attacks.evaluation import auc as attack_auc
 from pgan_cli.dataset import decode_attr
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import check_input, sha256_file
@@ -49,26 +44,17 @@ JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
 PRIVACY_KINDS = (KIND_ATTACK, KIND_KNN, KIND_SCORES)
 KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
-# Attacks that need only the released synthetic set (and public reference data).
-BLACK_BOX_ATTACKS = ("dcr", "dcr-calibrated", "pairwise", "density", "domias", "logan-blackbox")
-# Attacks that need the generator or discriminator (worst case, shown but not in the presets).
-WHITE_BOX_ATTACKS = ("logan", "gan-leaks")
-
-# Top-level keys of summary.json (constants, imported by gates, html and the tests).
+# Top-level keys of summary.json (constants, imported by gates, html and the tests); the keys of
+# an attack result are those of pgan attack's JSON (pgan_cli.attacks.keys), kept as they are.
 KEY_PRIVACY, KEY_FIDELITY, KEY_UTILITY, KEY_TRAINING = "privacy", "fidelity", "utility", "training"
-KEY_ATTACKS, KEY_DISTANCES, KEY_DCR_SHARE, KEY_NEAR_COPIES = "attacks", "distances", "dcr_share", "near_copies"
+KEY_ATTACKS, KEY_DISTANCES, KEY_DCR_SHARE, KEY_NEAR_COPIES = (K.KEY_ATTACKS, K.KEY_DISTANCES, K.KEY_DCR_SHARE,
+                                                              K.KEY_NEAR_COPIES)
 KEY_VERDICT, KEY_GATES, KEY_INPUTS = "verdict", "gates", "inputs"
-KEY_AUC, KEY_TPR = "auc", "tpr_at_fpr"
-SUMMARY_FORMAT = "pgan-summary"
-
-FIDELITY_KEYS = ("precision", "recall", "density", "coverage", "alpha_precision", "beta_recall",
-                 "frechet", "frechet_distance", "fd", "c2st", "c2st_auc", "modes_covered",
-                 "high_quality_fraction", "log_likelihood", "prdc", "alpha_beta")
-# The scores file of pgan attack (issue 6's pgan_cli/attacks/keys.py): scores/<method>, membership,
-# distances/dcr_synthetic_to_members and distances/dcr_holdout_to_members.
-SCORES_GROUP, SCORES_DISTANCES_GROUP = "scores", "distances"
-SCORES_DCR_SYNTHETIC, SCORES_DCR_HOLDOUT = "dcr_synthetic_to_members", "dcr_holdout_to_members"
-SCORES_TRUTH_NAMES = ("membership", "is_member", "member", "members", "truth", "y_true", "labels", "label")
+KEY_AUC, KEY_TPR = K.KEY_AUC, K.KEY_TPR_AT_FPR
+KEY_BLACK_BOX = "black_box"
+SUMMARY_FORMAT = formats.SUMMARY
+_KIND_OF_STAMP = {formats.ATTACK: KIND_ATTACK, formats.MMD: KIND_MMD, formats.FIDELITY: KIND_FIDELITY,
+                  formats.UTILITY: KIND_UTILITY, formats.SUMMARY: KIND_SUMMARY}
 MAX_LIST = 400  # lists with more numbers than this (per-sample arrays) stay out of the summary
 
 
@@ -100,23 +86,6 @@ def _command_of(prov: Any) -> str | None:
     return None
 
 
-def _json_kind(data: Any) -> str | None:
-    if not isinstance(data, dict):
-        return None
-    if data.get("format") == "pgan-summary":
-        return KIND_SUMMARY
-    if "attacks" in data or isinstance(data.get("distances"), dict):
-        return KIND_ATTACK  # its shape is checked by _check_attack: a malformed one is refused
-    if "mmd2" in data and "p_value" in data:
-        return KIND_MMD
-    if isinstance(data.get("tstr"), dict) and isinstance(data.get("trtr"), dict):
-        return KIND_UTILITY
-    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else data
-    if any(k in metrics for k in FIDELITY_KEYS):
-        return KIND_FIDELITY
-    return None
-
-
 def _foreign(path: Path, what: str) -> FormatError:
     return FormatError(f"{path} is {what}, not a pgan result; report takes the --json output of "
                        f"pgan attack, mmd, fidelity or utility, a training log (.jsonl from pgan train "
@@ -127,17 +96,7 @@ def _load_json(path: Path) -> ResultFile:
     from pgan_cli.files import read_json
 
     data = read_json(path, "result file")
-    kind = _json_kind(data)
-    cmd = _command_of(data.get("provenance")) if isinstance(data, dict) else None
-    if kind is None:
-        if cmd in JSON_KINDS:
-            raise FormatError(f"{path} was written by `pgan {cmd}` but lacks its result keys; "
-                              f"re-run pgan {cmd} with --json")
-        keys = ", ".join(sorted(data)[:6]) if isinstance(data, dict) else type(data).__name__
-        raise _foreign(path, f"a JSON file with keys [{keys}]" if isinstance(data, dict)
-                       else f"a JSON {keys}")
-    if cmd in JSON_KINDS and cmd != kind:
-        raise FormatError(f"{path} was written by `pgan {cmd}` but holds {kind} results; is it corrupt?")
+    kind = _KIND_OF_STAMP[formats.stamp_of(data, str(path))]
     if kind == KIND_ATTACK:
         _check_attack(path, data)
     return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
@@ -232,7 +191,13 @@ def _load_h5(path: Path) -> ResultFile:
         if "samples" in dsets:
             raise FormatError(f"{path} is a dataset file, not a result; give it with --members or "
                               f"--synthetic for pictures, or measure it first (pgan attack, mmd ...)")
-        if "distances" in dsets and "indices" in dsets:
+        stamp = attrs.get("format")
+        if stamp not in (formats.KNN, formats.ATTACK_SCORES):
+            raise _foreign(path, f"an HDF5 file with format {stamp!r}" if stamp is not None
+                           else "an HDF5 file without a pgan format stamp")
+        if stamp == formats.KNN:
+            if "distances" not in dsets or "indices" not in dsets:
+                raise FormatError(f"{path}: a pgan-knn file without 'distances' and 'indices'; re-run pgan knn")
             d = np.asarray(dsets["distances"][:], dtype=np.float64)
             if d.ndim != 2 or d.shape[0] == 0:
                 raise FormatError(f"{path}: 'distances' has shape {d.shape}; expected (Nq, k) from pgan knn")
@@ -240,30 +205,30 @@ def _load_h5(path: Path) -> ResultFile:
                 raise FormatError(f"{path}: 'distances' holds NaN or Inf; re-run pgan knn")
             return ResultFile(path=path, kind=KIND_KNN, data={"distances": d, "attrs": attrs},
                               provenance=prov)
-        truth_name = next((n for n in dsets if n.split("/")[-1] in SCORES_TRUTH_NAMES
-                           and dsets[n].ndim == 1), None)
-        if truth_name is None:
-            raise _foreign(path, f"an HDF5 file with datasets [{', '.join(sorted(dsets)[:6])}]")
-        truth = np.asarray(dsets[truth_name][:]).astype(np.int64)
+        if attrs.get("format_version") != K.SCORES_FORMAT_VERSION:
+            raise FormatError(f"{path}: scores format_version {attrs.get('format_version')!r} is not "
+                              f"{K.SCORES_FORMAT_VERSION}; re-run pgan attack --scores")
+        if K.SCORES_MEMBERSHIP not in dsets or dsets[K.SCORES_MEMBERSHIP].ndim != 1:
+            raise FormatError(f"{path}: a scores file without '{K.SCORES_MEMBERSHIP}'; re-run pgan attack --scores")
+        truth = np.asarray(dsets[K.SCORES_MEMBERSHIP][:]).astype(np.int64)
         if len(truth) == 0 or not set(np.unique(truth)) <= {0, 1} or len(np.unique(truth)) < 2:
-            raise FormatError(f"{path}: '{truth_name}' must hold 0/1 membership for members and non-members")
+            raise FormatError(f"{path}: '{K.SCORES_MEMBERSHIP}' must hold 0/1 membership for members and "
+                              f"non-members")
         scores: dict[str, np.ndarray] = {}
-        in_group = [n for n in dsets if n.startswith(SCORES_GROUP + "/")]
-        for name in in_group or list(dsets):
+        for name in (n for n in dsets if n.startswith(K.SCORES_GROUP + "/")):
             ds = dsets[name]
-            if name == truth_name or ds.ndim != 1 or ds.shape[0] != len(truth) or ds.dtype.kind != "f":
-                continue
-            if not in_group and name.startswith(SCORES_DISTANCES_GROUP + "/"):
-                continue
-            label = name[len(SCORES_GROUP) + 1:] if in_group else name
+            label = name[len(K.SCORES_GROUP) + 1:]
+            if ds.ndim != 1 or ds.shape[0] != len(truth) or ds.dtype.kind != "f":
+                raise FormatError(f"{path}: '{name}' is not one score per candidate; re-run pgan attack --scores")
             s = np.asarray(ds[:], dtype=np.float64)
             if not np.isfinite(s).all():
                 raise FormatError(f"{path}: scores of '{label}' hold NaN or Inf; an AUC on them would be "
                                   f"meaningless; re-run pgan attack")
             scores[label] = s
         dcr, dcr_arrays = {}, {}
-        for key, label in ((SCORES_DCR_SYNTHETIC, "synthetic -> members"), (SCORES_DCR_HOLDOUT, "holdout -> members")):
-            name = f"{SCORES_DISTANCES_GROUP}/{key}"
+        for key, label in ((K.SCORES_DCR_SYNTHETIC, "synthetic -> members"),
+                           (K.SCORES_DCR_HOLDOUT, "holdout -> members")):
+            name = f"{K.SCORES_DISTANCES_GROUP}/{key}"
             if name in dsets and dsets[name].ndim == 1 and dsets[name].shape[0] > 0:
                 d = np.asarray(dsets[name][:], dtype=np.float64)
                 if np.isfinite(d).all():
@@ -454,9 +419,9 @@ def _near_copies_beyond_chance(results: list[ResultFile], privacy: dict[str, Any
         syn = sets.get("synthetic")
         n_syn = syn.get("n") if isinstance(syn, dict) else syn if isinstance(syn, int) else None
         match = next((s for s in scores if s.space == res.space and s.data.get("dcr_arrays")), None)
-        hold = match.data["dcr_arrays"].get(SCORES_DCR_HOLDOUT) if match else None
-        if n_syn is None and match is not None and SCORES_DCR_SYNTHETIC in match.data["dcr_arrays"]:
-            n_syn = len(match.data["dcr_arrays"][SCORES_DCR_SYNTHETIC])
+        hold = match.data["dcr_arrays"].get(K.SCORES_DCR_HOLDOUT) if match else None
+        if n_syn is None and match is not None and K.SCORES_DCR_SYNTHETIC in match.data["dcr_arrays"]:
+            n_syn = len(match.data["dcr_arrays"][K.SCORES_DCR_SYNTHETIC])
         if not isinstance(n_syn, int) or n_syn <= 0:
             continue
         allowed, rate, basis = near_copy_allowance(n_syn, hold, threshold if isinstance(threshold, (int, float)) else None)
@@ -482,16 +447,6 @@ def dcr_stats(d: np.ndarray) -> dict[str, float]:
     d = np.asarray(d, dtype=np.float64)
     return {"p5": float(np.percentile(d, 5)), "median": float(np.median(d)),
             "mean": float(d.mean()), "n": int(len(d))}
-
-
-def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC via ranks (ties averaged): the probability a member outscores a non-member."""
-    from scipy.stats import rankdata
-
-    r = rankdata(scores)
-    pos = truth == 1
-    n1, n0 = int(pos.sum()), int((~pos).sum())
-    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = None) -> dict[str, Any]:
@@ -523,7 +478,10 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                 label = _unique(str(name), taken["attack"], res)
                 taken["attack"].add(label)
                 entry = figures(fig)
-                entry["black_box"] = str(name) not in WHITE_BOX_ATTACKS
+                if not isinstance(fig.get(K.KEY_WHITE_BOX), bool):
+                    raise FormatError(f"{res.path}: attacks.{name} does not say whether it is white-box "
+                                      f"('{K.KEY_WHITE_BOX}'); re-run pgan attack")
+                entry[KEY_BLACK_BOX] = not fig[K.KEY_WHITE_BOX]
                 entry["space"] = res.space
                 attacks[label] = entry
             dist = data.get("distances")
@@ -581,7 +539,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
             for name, s in res.data["scores"].items():
                 label = _unique(name, taken["scores"], res)
                 taken["scores"].add(label)
-                privacy.setdefault("scores_auc", {})[label] = roc_auc(truth, s)
+                privacy.setdefault("scores_auc", {})[label] = attack_auc(s, truth)
             res.name = res.path.stem
     _near_copies_beyond_chance(results, privacy)
     runs = [r for r in results if r.kind == KIND_SUMMARY]
@@ -622,7 +580,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
     _find_seeds(chains, seeds)
     versions = next((c.get("versions") for c in chains if isinstance(c, dict) and c.get("versions")), None)
 
-    summary: dict[str, Any] = {"format": SUMMARY_FORMAT}
+    summary: dict[str, Any] = formats.stamped(SUMMARY_FORMAT, {})
     for key, part in ((KEY_PRIVACY, privacy), (KEY_FIDELITY, fidelity), (KEY_UTILITY, utility),
                       (KEY_TRAINING, training)):
         if part:

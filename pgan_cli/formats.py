@@ -1,0 +1,66 @@
+"""The stamp of every file pgan writes, and the one table readers dispatch on.
+
+Every output carries ``format`` (what it is) and ``format_version`` (its layout): a JSON key
+pair for JSON results, root attributes for HDF5 files, entries of the checkpoint dictionary.
+Readers look at the stamp, never at which keys happen to be present, and refuse a file whose
+stamp they do not know with one line. Each format has one module that writes and reads it:
+
+=================== =========================== ==============================================
+stamp               file                        owner (writer and reader)
+=================== =========================== ==============================================
+(``kind`` attr)     dataset ``.h5``             :mod:`pgan_cli.dataset`
+``pgan-checkpoint`` checkpoint ``.pt``          :mod:`pgan_cli.checkpoint`
+``pgan-embedding``  embedding model ``.npz``    :mod:`pgan_cli.embeddings.base`
+``pgan-knn``        ``pgan knn -o knn.h5``      :mod:`pgan_cli.neighbors`
+``pgan-attack``     ``pgan attack --json``      :mod:`pgan_cli.attacks.suite` (keys: ``attacks.keys``)
+``pgan-attack-scores`` ``pgan attack --scores`` :mod:`pgan_cli.attacks.suite`
+``pgan-mmd``        ``pgan mmd --json``         :mod:`pgan_cli.metrics.mmd`
+``pgan-fidelity``   ``pgan fidelity --json``    :mod:`pgan_cli.metrics.fidelity`
+``pgan-utility``    ``pgan utility --json``     :mod:`pgan_cli.utility`
+``pgan-summary``    ``summary.json``            :mod:`pgan_cli.report.summary`
+=================== =========================== ==============================================
+
+The training log (JSON lines, :mod:`pgan_cli.training.loop`) is recognised by its records'
+``step``. See ``docs/FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgan_cli.errors import FormatError
+
+ATTACK = "pgan-attack"
+ATTACK_SCORES = "pgan-attack-scores"
+MMD = "pgan-mmd"
+FIDELITY = "pgan-fidelity"
+UTILITY = "pgan-utility"
+SUMMARY = "pgan-summary"
+KNN = "pgan-knn"
+CHECKPOINT = "pgan-checkpoint"
+EMBEDDING_MODEL = "pgan-embedding"
+RESULT_VERSION = 1  # the layout version of the JSON results above
+
+JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY)
+KEY_FORMAT, KEY_FORMAT_VERSION = "format", "format_version"
+
+
+def stamped(fmt: str, result: dict[str, Any], version: int = RESULT_VERSION) -> dict[str, Any]:
+    """``result`` with its stamp first: ``{"format": fmt, "format_version": version, ...}``."""
+    return {KEY_FORMAT: fmt, KEY_FORMAT_VERSION: version,
+            **{k: v for k, v in result.items() if k not in (KEY_FORMAT, KEY_FORMAT_VERSION)}}
+
+
+def stamp_of(data: Any, where: str, known: tuple[str, ...] = JSON_RESULTS) -> str:
+    """The format of a parsed JSON result, or a :class:`FormatError` naming ``where``."""
+    fmt = data.get(KEY_FORMAT) if isinstance(data, dict) else None
+    if fmt not in known:
+        what = f"'format': {fmt!r}" if fmt is not None else "no 'format' stamp"
+        raise FormatError(f"{where} is not a pgan result ({what}); pgan reads the --json output of "
+                          f"pgan attack, mmd, fidelity or utility and summary.json (written by this pgan: "
+                          f"re-run the command that made it)")
+    version = data.get(KEY_FORMAT_VERSION)
+    if version != RESULT_VERSION:
+        raise FormatError(f"{where}: {fmt} format_version {version!r} is not {RESULT_VERSION}, the one this "
+                          f"pgan reads; re-run the command that made it")
+    return fmt
