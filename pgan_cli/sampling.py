@@ -8,7 +8,7 @@
 - :func:`interpolation_grid`: rows of spherical latent interpolation (White 2016, "Sampling
   generative networks") and, for conditional models, class morphing with z held fixed (the
   class embedding interpolated), as in pGAN's fidelity figures.
-- :func:`image_grid` / :func:`save_png`: tile images into one picture.
+- pictures are tiled and written by :mod:`pgan_cli.imaging` (``make_grid``, ``save_png``).
 """
 
 from __future__ import annotations
@@ -129,36 +129,6 @@ def write_samples(ck, output: str | os.PathLike, n: int, seed: int = 0, batch_si
 
 
 # ---- pictures ----------------------------------------------------------------------------------
-def image_grid(x: np.ndarray, nrow: int, pad: int = 1) -> np.ndarray:
-    """Tile ``(N, C, H, W)`` images in [-1, 1] into one uint8 picture (gray, RGB, or channel 0)."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[1] not in (1, 3):
-        x = x[:, :1]
-    n, c, h, w = x.shape
-    ncol = max(1, nrow)
-    rows = (n + ncol - 1) // ncol
-    grid = np.full((c, rows * (h + pad) + pad, ncol * (w + pad) + pad), -1.0, dtype=np.float32)
-    for i in range(n):
-        r, q = divmod(i, ncol)
-        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
-    img = np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    return img[0] if c == 1 else img.transpose(1, 2, 0)
-
-
-def save_png(path: str | os.PathLike, picture: np.ndarray, scale: int = 1) -> Path:
-    """Write a uint8 picture as PNG atomically (nearest-neighbour upscaled by ``scale``)."""
-    from PIL import Image
-
-    from pgan_cli.files import atomic_path
-
-    img = Image.fromarray(picture)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    with atomic_path(path, suffix=".png.tmp") as tmp:
-        img.save(tmp, format="PNG")
-    return Path(path)
-
-
 def save_scatter(path: str | os.PathLike, samples: np.ndarray, real: np.ndarray | None = None) -> Path:
     """A scatter plot of the first two coordinates of vector samples (real data in grey)."""
     import matplotlib
@@ -218,4 +188,6 @@ def interpolation_grid(ck, seed: int = 0, rows: int = 8, steps: int = 10) -> np.
                 z = z0.expand(steps, -1).to(ck.device)
                 images.append(ck.to_data_space(gen.from_embedding(z, emb).float()))
     x = torch.cat(images).clamp(-1, 1).cpu().numpy()
-    return image_grid(x, steps)
+    from pgan_cli.imaging import make_grid
+
+    return make_grid(x, ncol=steps, pad=1, background=0)

@@ -22,7 +22,8 @@ import pytest
 from conftest import REPO, Result, assert_clean_error
 from pgan_cli.errors import GateFailed, UsageError
 from pgan_cli.report import gates as G
-from pgan_cli.report.html import SECTION_PAIRS, SECTIONS, image_to_uint8
+from pgan_cli.imaging import image_to_uint8
+from pgan_cli.report.html import SECTION_PAIRS, SECTIONS
 from pgan_cli.report.summary import get_path
 
 DATA_URI = re.compile(r'src="(data:image/png;base64,[^"]+)"')

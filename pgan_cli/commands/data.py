@@ -230,7 +230,7 @@ def export_cmd(
     Example: pgan data export synth.h5 --grid synth.png --n 64
     """
     from pgan_cli.dataset import Dataset
-    from pgan_cli.files import atomic_path, output_set
+    from pgan_cli.files import output_set
     from pgan_cli.imaging import make_grid, save_png, to_uint8
 
     if (png_dir is None) == (grid is None):
@@ -241,8 +241,7 @@ def export_cmd(
         if ds.kind != "images":
             raise UsageError(f"{source} holds vectors, not images; only image datasets can be exported to PNG")
         if grid is not None:
-            with atomic_path(grid, suffix=".png") as tmp:
-                save_png(make_grid(ds.samples(0, min(n, ds.n))), tmp)
+            save_png(make_grid(ds.samples(0, min(n, ds.n))), grid)
             console.log(f"wrote {grid} ({min(n, ds.n)} samples)")
             return
         names = ds.class_names

@@ -41,7 +41,8 @@ def sample_cmd(
     from pgan_cli.errors import UsageError
     from pgan_cli.files import check_input
     from pgan_cli.provenance import make_provenance
-    from pgan_cli.sampling import class_probabilities, interpolation_grid, save_png, write_samples
+    from pgan_cli.imaging import save_png
+    from pgan_cli.sampling import class_probabilities, interpolation_grid, write_samples
 
     check_input(checkpoint, "checkpoint")
     if n <= 0:
@@ -51,7 +52,7 @@ def sample_cmd(
             raise UsageError("--interpolate needs --grid FILE.png for the picture")
         ck = load_checkpoint(checkpoint, resolve_device(device))
         picture = interpolation_grid(ck, seed=seed, rows=rows, steps=steps)
-        save_png(grid, picture, scale=max(1, 64 // ck.sample_shape[1]))
+        save_png(picture, grid, scale=max(1, 64 // ck.sample_shape[1]))
         result = {"grid": str(grid), "rows": rows, "steps": steps, "checkpoint_sha256": ck.sha256}
     else:
         if output is None:

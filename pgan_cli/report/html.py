@@ -157,17 +157,11 @@ def new_figure(w: float, h: float):
     return Figure(figsize=(w, h))
 
 
-def image_to_uint8(img: np.ndarray) -> np.ndarray:
-    """One (C, H, W) image in [-1, 1] to uint8 (H, W) grey or (H, W, 3) RGB (first channel otherwise)."""
-    x = np.clip(np.round((np.asarray(img, dtype=np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    if x.ndim == 3:
-        x = np.transpose(x[:3], (1, 2, 0)) if x.shape[0] == 3 else x[x.shape[0] // 2]
-    return x
-
-
 def image_png(img: np.ndarray) -> str:
     """One image as a PNG data URI at its own resolution (the page scales it up, pixelated)."""
     from PIL import Image
+
+    from pgan_cli.imaging import image_to_uint8
 
     buf = io.BytesIO()
     Image.fromarray(image_to_uint8(img)).save(buf, format="PNG", optimize=False)

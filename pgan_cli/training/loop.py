@@ -563,7 +563,8 @@ class Trainer:
     @torch.no_grad()
     def write_sample_grid(self, path: Path) -> Path:
         """A picture of G's samples on a fixed noise batch (scatter plot for vectors)."""
-        from pgan_cli.sampling import image_grid, save_png, save_scatter
+        from pgan_cli.imaging import make_grid, save_png
+        from pgan_cli.sampling import save_scatter
 
         n = 64 if self.is_conv or len(self.shape) == 3 else 512
         if self._fixed is None:
@@ -578,7 +579,8 @@ class Trainer:
         x = (gen(z, y) if self.conditional else gen(z)).float().cpu()
         gen.train(was_training)
         if len(self.shape) == 3:
-            return save_png(path, image_grid(x.numpy(), 8), scale=max(1, 128 // self.shape[1]))
+            return save_png(make_grid(x.numpy(), ncol=8, pad=1, background=0), path,
+                            scale=max(1, 128 // self.shape[1]))
         sc = self.config["data_scaling"]
         mean, std = np.asarray(sc["mean"]), np.asarray(sc["std"])
         real = self.data[:2000].cpu().numpy() * std + mean
