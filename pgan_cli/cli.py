@@ -270,18 +270,7 @@ def group(name: str, help: str) -> Group:
 
 
 def resolve_device(device: str) -> str:
-    """Turn ``auto|cpu|cuda|cuda:N|cuda:all`` into a concrete torch device string."""
-    import torch
+    """``--device`` as a torch device (:func:`pgan_cli.devices.torch_device`)."""
+    from pgan_cli.devices import torch_device
 
-    from pgan_cli.errors import InputError
-
-    d = device.strip().lower()
-    if d == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if d == "cpu":
-        return "cpu"
-    if d.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device} asked for a GPU but none is available; use --device cpu")
-        return "cuda" if d == "cuda:all" else d
-    raise InputError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
+    return torch_device(device)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli import devices
 from pgan_cli.formats import KNN as KNN_FORMAT
 from pgan_cli.errors import FormatError, InputError, UsageError
 
@@ -77,51 +78,10 @@ def _faiss():
     return faiss
 
 
-def faiss_num_gpus() -> int:
-    """GPUs FAISS can use (0 with faiss-cpu)."""
-    faiss = _faiss()
-    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
-
-
-def resolve_knn_device(device: str) -> str:
-    """``auto|cpu|cuda|cuda:N|cuda:all`` -> ``cpu``, ``cuda:N`` or ``cuda:all`` for FAISS.
-
-    ``auto`` picks GPU 0 when FAISS sees a GPU (the ``gpu`` extra, faiss-gpu), else the CPU.
-    """
-    d = (device or "auto").strip().lower()
-    if d == "cpu":
-        return "cpu"
-    if d not in ("auto", "cuda", "cuda:all") and not (d.startswith("cuda:") and d[5:].isdigit()):
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or cuda:all")
-    n = faiss_num_gpus()
-    if d == "auto":
-        return "cuda:0" if n else "cpu"
-    if n == 0:
-        raise InputError(f"device {device} asked for a GPU but FAISS sees none (faiss-cpu is installed, or "
-                         f"no GPU is present); install the gpu extra (faiss-gpu) or use --device cpu")
-    if d == "cuda":
-        return "cuda:0"
-    if d == "cuda:all":
-        return d
-    if int(d[5:]) >= n:
-        raise InputError(f"device {device}: FAISS sees only {n} GPU(s) (cuda:0..cuda:{n - 1})")
-    return d
-
-
-def attack_knn_device(device: str) -> str:
-    """The FAISS device for a command whose --device is a torch device (``pgan attack``): a FAISS
-    GPU when FAISS sees one and the device is not ``cpu``, else the CPU (said when a GPU was asked)."""
-    d = (device or "auto").strip().lower()
-    if d == "cpu":
-        return "cpu"
-    if faiss_num_gpus() == 0:
-        if d != "auto":
-            from pgan_cli import console
-
-            console.log(f"neighbour searches run on the CPU: FAISS sees no GPU (install the gpu extra for "
-                        f"GPU searches); {device} is used for the white-box attacks")
-        return "cpu"
-    return resolve_knn_device(d)
+# the devices module owns the parsing; these names stay for the neighbour API's callers
+resolve_knn_device = devices.faiss_device
+attack_knn_device = devices.faiss_device_for
+faiss_num_gpus = devices.faiss_num_gpus
 
 
 def check_pair(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool = False) -> None:

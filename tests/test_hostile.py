@@ -402,7 +402,7 @@ BOUNDS = [
     ("split-names-dotdot", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,..,b"], "--names"),
     ("split-names-manifest", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,.pgan-outputs,b"],
      "--names"),
-    ("device-bogus", ["sample", "gen.pt", "-n", "5", "-o", "s.h5", "--device", "tpu"], "--device"),
+    ("device-bogus", ["sample", "gen.pt", "-n", "5", "-o", "s.h5", "--device", "tpu"], "tpu"),
     ("missing-input", ["data", "info", "nope.h5"], "nope.h5"),
     ("input-is-folder", ["data", "info", "imgs"], "imgs"),
 ]

@@ -115,9 +115,9 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
         check_planned(o.parent, [o.name, o.with_suffix(".json").name], "--out-dir" if output is None else "-o")
     if save_model is not None and Path(save_model).suffix != ".npz":
         raise UsageError(f"--save-model {save_model}: the model file must end in .npz")
-    from pgan_cli.cli import resolve_device
+    from pgan_cli.devices import torch_device
 
-    device = resolve_device(device)
+    device = torch_device(device)
     sources = [SampleSource(p) for p in paths]  # validate every input before any work
     for src in sources:
         src.validate()

@@ -24,9 +24,9 @@ TV_DEFAULT_RESIZE = 224
 
 
 def _torch_device(device: str) -> str:
-    from pgan_cli.cli import resolve_device
+    from pgan_cli.devices import torch_device
 
-    return resolve_device(device)
+    return torch_device(device)
 
 
 def state_to_arrays(sd: dict, prefix: str = "sd/") -> dict[str, np.ndarray]:
