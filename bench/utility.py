@@ -5,7 +5,7 @@ Pipeline (all through the CLI, seeded):
   pgan data split digits.h5 --out-dir splits --seed 0          (train 50% / holdout 25% / reference 25%)
   pgan train splits/train.h5 --arch dcgan --conditional --epochs E --seed 0 -o gen.pt
   pgan sample gen.pt -n N_train --classes-from splits/train.h5 --seed 1 -o synthetic.h5
-  pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 \
+  pgan utility --synthetic synthetic.h5 --members splits/train.h5 --holdout splits/holdout.h5 \
                --classifier C --kmeans --json                 (C = logreg, knn, cnn)
 
 Side by side, the same utility runs on a generator-free stand-in (members + N(0, 0.5) noise,
@@ -69,8 +69,8 @@ def main() -> None:
     for synth_name in ("synthetic", "standin"):
         for clf in ("logreg", "knn", "cnn"):
             t0 = time.perf_counter()
-            out = json.loads(pgan("utility", "--synthetic", work / f"{synth_name}.h5", "--real-train", train,
-                                  "--test", holdout, "--classifier", clf, "--kmeans", "--json", "--seed", "0"))
+            out = json.loads(pgan("utility", "--synthetic", work / f"{synth_name}.h5", "--members", train,
+                                  "--holdout", holdout, "--classifier", clf, "--kmeans", "--json", "--seed", "0"))
             rows.append((synth_name, clf, out, time.perf_counter() - t0))
             print(synth_name, clf, json.dumps({k: out[k] for k in ("tstr", "trtr", "roc_test")})[:300], file=sys.stderr)
     print(f"\nTSTR on digits (8x8), train {n_train} / test {rows[0][2]['n_test']} (holdout), conditional DCGAN "

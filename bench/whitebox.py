@@ -85,7 +85,7 @@ def main() -> None:
 
     res["overfit_progress"] = read_checkpoint_file(w / "overfit.pt")["progress"]
     pgan("sample", "overfit.pt", "-n", "1000", "--seed", "1", "-o", "s_overfit.h5", "-q", cwd=w)
-    out = json.loads(pgan("attack", "--members", "m100.h5", "--non-members", "h100.h5", "--synthetic", "s_overfit.h5",
+    out = json.loads(pgan("attack", "--members", "m100.h5", "--holdout", "h100.h5", "--synthetic", "s_overfit.h5",
                           "--generator", "overfit.pt", "--methods", "logan,gan-leaks,dcr", "--json", "--device", "cpu",
                           "-q", cwd=w))
     res["overfit"] = {"members": 100, "steps": res["overfit_progress"]["step"], "attacks": short(out["attacks"])}
@@ -104,20 +104,20 @@ def main() -> None:
     idx = np.sort(np.random.default_rng(3).choice(tr.n, 100, replace=False))
     write_dataset(w / "m100_of_full.h5", tr.samples[idx], labels=tr.labels[idx], class_names=tr.class_names,
                   provenance={"subset_of": "splits/train.h5"})
-    out = json.loads(pgan("attack", "--members", "m100_of_full.h5", "--non-members", "h100.h5", "--synthetic",
+    out = json.loads(pgan("attack", "--members", "m100_of_full.h5", "--holdout", "h100.h5", "--synthetic",
                           "s_wgan.h5", "--generator", "wgan.pt", "--methods", "logan,gan-leaks,dcr", "--json",
                           "--device", "cpu", "-q", cwd=w))
     res["regular"] = {"members_trained_on": tr.n, "attacked": 100, "steps": res["regular_progress"]["step"],
                       "attacks": short(out["attacks"])}
     print(json.dumps(res["regular"]), flush=True)
     # 4. worked example: all members vs holdout, pixels (white-box + black-box) and PCA-32 (black-box)
-    pix = json.loads(pgan("attack", "--members", "splits/train.h5", "--non-members", "splits/holdout.h5",
+    pix = json.loads(pgan("attack", "--members", "splits/train.h5", "--holdout", "splits/holdout.h5",
                           "--synthetic", "s_wgan.h5", "--reference", "splits/reference.h5", "--generator", "wgan.pt",
                           "--methods", "dcr,dcr-calibrated,pairwise,density,logan-blackbox,logan,gan-leaks",
                           "--scores", "scores_pixels.h5", "--json", "--device", "cpu", "-q", cwd=w))
     pgan("embed", "splits/train.h5", "splits/holdout.h5", "s_wgan.h5", "splits/reference.h5", "--method", "pca",
          "--dim", "32", "--fit-on", "splits/reference.h5", "--out-dir", "emb", "-q", cwd=w)
-    emb = json.loads(pgan("attack", "--members", "emb/train.npy", "--non-members", "emb/holdout.npy", "--synthetic",
+    emb = json.loads(pgan("attack", "--members", "emb/train.npy", "--holdout", "emb/holdout.npy", "--synthetic",
                           "emb/s_wgan.npy", "--reference", "emb/reference.npy", "--scores", "scores_pca32.h5",
                           "--json", "-q", cwd=w))
     keep = ("dcr_share", "authenticity", "nnaa_privacy_loss", "data_copying_ct", "near_copies")

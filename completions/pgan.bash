@@ -16,13 +16,13 @@ _pgan_words() {
     local words
     case "$1" in
         "") words="attack audit completions data embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
-        "attack") words="--members --non-members --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
-        "audit") words="--members --holdout --synthetic --output -o --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
+        "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
+        "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
         "completions") words="--write --help" ;;
         "data") words="breast-cancer digits export gaussian import info leak split --help" ;;
         "data breast-cancer") words="--output -o --help" ;;
         "data digits") words="--output -o --size --help" ;;
-        "data export") words="--png-dir --grid --n --help" ;;
+        "data export") words="--png-dir --grid -n --help" ;;
         "data gaussian") words="--output -o --modes -n --radius --std --seed --help" ;;
         "data import") words="--output -o --size --channels --window --labels --skip-bad --max-pixels --follow-symlinks --help" ;;
         "data info") words="--json --help" ;;
@@ -37,7 +37,7 @@ _pgan_words() {
         "report") words="--output -o --summary --gate --preset --members --synthetic --holdout --show-real-images --map --title --seed --json --help" ;;
         "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;
         "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --seed --device --json --help" ;;
-        "utility") words="--synthetic --real-train --test --classifier --permutations --kmeans --epochs --seed --json --output -o --help" ;;
+        "utility") words="--synthetic --members --holdout --classifier --permutations --kmeans --epochs --seed --json --output -o --help" ;;
         *) return 1 ;;
     esac
     echo "$words"

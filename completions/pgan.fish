@@ -22,7 +22,7 @@ complete -c pgan -n '__fish_use_subcommand' -l verbose -d 'Show tracebacks on er
 complete -c pgan -n '__fish_use_subcommand' -l no-provenance -d 'Write a fixed provenance stub (no time, command, paths or hashes) - byte-compara' -r
 complete -c pgan -n '__fish_use_subcommand' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l members -d 'Members M - the generators training records.' -r
-complete -c pgan -n '__fish_seen_subcommand_from attack' -l non-members -d 'Non-members H - held-out records of the same source, never trained on.' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l holdout -d 'Holdout H (the non-members) - real records of the same source, never trained on.' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l synthetic -d 'Synthetic set S that is released.' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l reference -d 'Reference records R from the population (dcr-calibrated, domias, logan-blackbox)' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l generator -d 'Checkpoint gen.pt (white-box logan, gan-leaks).' -r
@@ -40,8 +40,7 @@ complete -c pgan -n '__fish_seen_subcommand_from attack' -F
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l members -d 'The generators training set (dataset file).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l holdout -d 'Real records never shown to the generator.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l synthetic -d 'The synthetic set to release.' -r
-complete -c pgan -n '__fish_seen_subcommand_from audit' -l output -d 'Folder for every intermediate file and the report.' -r
-complete -c pgan -n '__fish_seen_subcommand_from audit' -s o -d 'Folder for every intermediate file and the report.'
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l out-dir -d 'Folder for every intermediate file and the report.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l reference -d 'More real records (calibrated attacks, domias).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l generator -d 'The generator checkpoint (white-box attacks).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l train-log -d 'The training log (pgan train --log) for curves.' -r
@@ -79,7 +78,7 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from digits' -F
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l png-dir -d 'Folder for one PNG per sample (class sub-folders when labelled).' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l grid -d 'One PNG with a grid of the first N samples.' -r
-complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l n -d 'Number of samples in the grid.' -r
+complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -s n -d 'Number of samples in the grid.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -F
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from gaussian' -l output -d 'Output file.' -r
@@ -266,8 +265,8 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the re
 complete -c pgan -n '__fish_seen_subcommand_from train' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from train' -F
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l synthetic -d 'Labelled synthetic dataset file.' -r
-complete -c pgan -n '__fish_seen_subcommand_from utility' -l real-train -d 'Labelled real training set (the members).' -r
-complete -c pgan -n '__fish_seen_subcommand_from utility' -l test -d 'Labelled real test set (holdout), never trained on.' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l members -d 'Labelled real training set - the members (TRTR trains on it).' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l holdout -d 'Labelled real test set - the holdout, never trained on.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l classifier -d 'logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l permutations -d 'Permutations of Venkatramans ROC test (1 to 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l kmeans -d 'Add the unsupervised k-means + Hungarian baseline.' -r

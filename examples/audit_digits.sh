@@ -32,7 +32,7 @@ set +e
 pgan audit --members "$out/splits/train.h5" --holdout "$out/splits/holdout.h5" \
     --reference "$out/splits/reference.h5" --synthetic "$out/synthetic.h5" \
     --train-log "$out/train.jsonl" \
-    --embedding pixel,pca --preset default --seed 0 -o "$out/audit"
+    --embedding pixel,pca --preset default --seed 0 --out-dir "$out/audit"
 rc=$?
 set -e
 if [ "$rc" -gt 1 ]; then

@@ -34,7 +34,7 @@ for eps in $epsilons; do
     pgan audit --members "$out/splits/train.h5" --holdout "$out/splits/holdout.h5" \
         --reference "$out/splits/reference.h5" --synthetic "$out/synth_$eps.h5" \
         --generator "$out/gen_$eps.pt" --train-log "$out/train_$eps.jsonl" \
-        --seed 0 -o "$out/audit_$eps" || [ $? -eq 1 ]    # exit 1 = a gate failed; keep going
+        --seed 0 --out-dir "$out/audit_$eps" || [ $? -eq 1 ]    # exit 1 = a gate failed; keep going
     summaries+=("$out/audit_$eps/summary.json")
 done
 

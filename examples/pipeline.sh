@@ -24,7 +24,7 @@ pgan embed "$out/s/train.h5" "$out/s/holdout.h5" "$out/leaky.h5" --method pca --
 pgan knn "$out/emb/leaky.npy" "$out/emb/train.npy" -k 1 -o "$out/knn_synthetic.h5"
 pgan knn "$out/emb/holdout.npy" "$out/emb/train.npy" -k 1 -o "$out/knn_holdout.h5"
 
-pgan attack --members "$out/emb/train.npy" --non-members "$out/emb/holdout.npy" \
+pgan attack --members "$out/emb/train.npy" --holdout "$out/emb/holdout.npy" \
     --synthetic "$out/emb/leaky.npy" --methods dcr,pairwise,density --scores "$out/scores.h5" \
     --json > "$out/attack.json"
 auc=$(jq '.attacks.dcr.auc' "$out/attack.json")
@@ -34,7 +34,7 @@ echo "dcr AUC $auc, DCR share $share" >&2
 pgan mmd "$out/emb/train.npy" "$out/emb/leaky.npy" --json > "$out/mmd.json"
 jq -r '"MMD² \(.mmd2) (p = \(.p_value), \(.kernel) kernel, bandwidth \(.bandwidth))"' "$out/mmd.json" >&2
 pgan fidelity "$out/emb/train.npy" "$out/emb/leaky.npy" --json > "$out/fidelity.json"
-pgan utility --synthetic "$out/leaky.h5" --real-train "$out/s/train.h5" --test "$out/s/holdout.h5" \
+pgan utility --synthetic "$out/leaky.h5" --members "$out/s/train.h5" --holdout "$out/s/holdout.h5" \
     --json > "$out/utility.json"
 jq -r '"TSTR balanced accuracy \(.tstr.balanced_accuracy) against TRTR \(.trtr.balanced_accuracy)"' \
     "$out/utility.json" >&2

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pgan_cli import __version__, console
-from pgan_cli.cli import GLOBAL_FLAGS, PIPELINE_ORDER, app
+from pgan_cli.cli import DEPRECATED_SPELLINGS, GLOBAL_FLAGS, PIPELINE_ORDER, app
 
 
 def _load_commands() -> None:
@@ -57,7 +57,9 @@ _load_commands()
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
-    """Let the global flags (--quiet, -q, --verbose, --no-provenance) appear anywhere on the command line."""
+    """Let the global flags (--quiet, -q, --verbose, --no-provenance) appear anywhere on the command
+    line, and rewrite earlier option spellings to today's (:data:`pgan_cli.cli.DEPRECATED_SPELLINGS`)."""
+    argv = _respell(argv)
     head, rest = [], []
     for i, a in enumerate(argv):
         if a == "--":
@@ -70,6 +72,20 @@ def normalize_argv(argv: list[str]) -> list[str]:
         else:
             rest.append(a)
     return head + rest
+
+
+def _respell(argv: list[str]) -> list[str]:
+    words = [a for a in argv if not a.startswith("-")][:2]
+    table = DEPRECATED_SPELLINGS.get(tuple(words[:2])) or DEPRECATED_SPELLINGS.get(tuple(words[:1])) or {}
+    if not table:
+        return list(argv)
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + list(argv[i:])
+        name, eq, value = a.partition("=")
+        out.append(table[name] + eq + value if name in table else a)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,6 +82,16 @@ OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", hel
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
 
+# One vocabulary (docs/CLI.md): the same set has the same option in every command, ``-n`` is a
+# count, ``-o`` a file and ``--out-dir`` a folder. Earlier spellings still work: they are
+# rewritten to these before parsing and are not shown in --help.
+DEPRECATED_SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {
+    ("attack",): {"--non-members": "--holdout"},
+    ("utility",): {"--real-train": "--members", "--test": "--holdout"},
+    ("audit",): {"-o": "--out-dir", "--output": "--out-dir"},
+    ("data", "export"): {"--n": "-n"},
+}
+
 GLOBAL_FLAGS = {"--quiet": ("quiet", True), "-q": ("quiet", True), "--verbose": ("verbose", True),
                 "--no-provenance": ("provenance", False)}
 

@@ -25,13 +25,20 @@ def render_cli_reference() -> str:
     import typer
 
     from pgan_cli.app import app
+    from pgan_cli.cli import DEPRECATED_SPELLINGS
 
     root = typer.main.get_command(app)
     out = ["# Command reference", "",
            "Generated from the CLI by `pgan completions --write completions` (tests fail when stale).",
            "Global flags, accepted anywhere on the command line: `--quiet`/`-q` (no progress or logs "
-           "on stderr), `--verbose` (tracebacks on errors). Exit codes: 0 ok, 1 an audit gate failed, "
-           "2 bad input, 130 interrupted.", ""]
+           "on stderr), `--verbose` (tracebacks on errors), `--no-provenance` (a fixed provenance stub: "
+           "byte-comparable outputs). Exit codes: 0 ok, 1 an audit gate failed, 2 bad input, 130 "
+           "interrupted, 143 terminated (docs/security.md).", "",
+           "One vocabulary: the same set has the same option in every command (`--members`, `--holdout`, "
+           "`--synthetic`, `--reference`), `-n` is a count, `-o` a file and `--out-dir` a folder. "
+           "Earlier spellings still work and are not listed below: "
+           + "; ".join(f"`pgan {' '.join(cmd)}` {', '.join(f'`{old}` for `{new}`' for old, new in table.items())}"
+                       for cmd, table in DEPRECATED_SPELLINGS.items()) + ".", ""]
 
     def walk(cmd, path):
         subs = getattr(cmd, "commands", None)

@@ -100,6 +100,17 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     return None
 
 
+def timestamp(minutes: bool = False) -> str:
+    """Now in UTC (ISO 8601, or ``YYYY-MM-DD HH:MM UTC``); ``omitted`` under ``--no-provenance``,
+    so outputs stay byte-comparable."""
+    from pgan_cli import console
+
+    if not console.state.provenance:
+        return "omitted"
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y-%m-%d %H:%M UTC") if minutes else now.isoformat(timespec="seconds")
+
+
 def make_provenance(inputs: list[str | os.PathLike] | tuple = (), seed: int | None = None,
                     device: str | None = None, **params: Any) -> dict[str, Any]:
     """A provenance record for an output made now from ``inputs`` (a fixed stub with ``--no-provenance``)."""
@@ -112,7 +123,7 @@ def make_provenance(inputs: list[str | os.PathLike] | tuple = (), seed: int | No
         "pgan_version": __version__,
         "format_version": FORMAT_VERSION,
         "command": command_line(),
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": timestamp(),
         "seed": seed,
         "device": device,
         "inputs": [input_record(p) for p in inputs],

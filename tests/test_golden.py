@@ -39,8 +39,7 @@ step as a real ``python -m pgan_cli`` process instead (slower; the results must 
 
 Not covered: ``pgan env`` (its output is the environment itself) and ``pgan completions`` (pinned
 against the committed scripts and docs/CLI.md by tests/test_completions.py). ``privatize`` runs
-WITHOUT ``--no-provenance``, which it does not support yet (test_privatize_accepts_no_provenance);
-its full provenance record is normalised as above.
+with ``--no-provenance`` like every other step.
 """
 
 from __future__ import annotations
@@ -128,10 +127,9 @@ STEPS: list[tuple[str, list[str], str | None]] = [
     ("audit", ["audit", "--members", "{T}/splits/train.h5", "--holdout", "{T}/splits/holdout.h5",
                "--synthetic", "{T}/synth.h5", "--reference", "{T}/splits/reference.h5",
                "--train-log", "{T}/train.jsonl", "--attacks", "dcr,density", "--bootstrap", "10",
-               "--seed", "0", "-o", "{T}/audit", "--json"], None),
+               "--seed", "0", "--out-dir", "{T}/audit", "--json"], None),
 ]
-# privatize does not accept --no-provenance yet (see test_privatize_accepts_no_provenance).
-FULL_PROVENANCE = {"privatize_gaussian", "privatize_rr"}
+FULL_PROVENANCE: set[str] = set()  # steps run without --no-provenance (none)
 STEP_NAMES = [s[0] for s in STEPS]
 
 
@@ -298,13 +296,8 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
         return v
 
     content = walk(torch.load(path, map_location="cpu", weights_only=True))
-    # `pgan train` seeds torch but never numpy's or Python's global RNG; the checkpoint saves their
-    # states (pgan_cli/checkpoint.py get_rng_state), so these two differ in every fresh process.
     rng = content.get("rng")
     if isinstance(rng, dict):
-        for key in ("numpy", "python"):
-            if key in rng:
-                rng[key] = UNSEEDED
         # One CUDA RNG state per visible GPU, saved even with --device cpu: depends on the machine.
         if "cuda" in rng:
             rng["cuda"] = "<one state per visible GPU>"
@@ -504,12 +497,8 @@ def test_normaliser(tmp_path):
                       "provenance": {"seed": 0}}
 
 
-@pytest.mark.xfail(strict=True, reason="pgan privatize raises KeyError 'command' under --no-provenance "
-                                       "(pgan_cli/commands/privatize.py redacts the seed from prov['command'], "
-                                       "which the provenance stub does not have)")
 def test_privatize_accepts_no_provenance(tmp_path, digits_splits):
-    """--no-provenance is accepted by every command (docs/CLI.md); when this passes, drop
-    privatize from FULL_PROVENANCE and regenerate its golden files."""
+    """--no-provenance is accepted by every command (docs/CLI.md), privatize's seed redaction included."""
     r = run_pgan("--no-provenance", "-q", "privatize", digits_splits["train"], "-m", "gaussian", "--epsilon", "50",
                  "--seed", "0", "-o", tmp_path / "p.h5")
     assert r.exit_code == 0, r

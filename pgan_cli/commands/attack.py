@@ -16,8 +16,8 @@ _FileOpt = Optional[Path]
 @command("attack", help="Membership-inference attacks and distance privacy metrics on a synthetic set.")
 def attack_cmd(
     members: Annotated[Path, typer.Option("--members", help="Members M: the generator's training records.")],
-    non_members: Annotated[Path, typer.Option("--non-members", help="Non-members H: held-out records of the "
-                                                                     "same source, never trained on.")],
+    non_members: Annotated[Path, typer.Option("--holdout", help="Holdout H (the non-members): real records of "
+                                                                "the same source, never trained on.")],
     synthetic: Annotated[_FileOpt, typer.Option("--synthetic", help="Synthetic set S that is released.")] = None,
     reference: Annotated[_FileOpt, typer.Option("--reference", help="Reference records R from the population "
                                                                     "(dcr-calibrated, domias, logan-blackbox).")] = None,

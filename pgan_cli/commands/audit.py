@@ -19,7 +19,7 @@ def audit_cmd(
     members: Annotated[Path, typer.Option("--members", help="The generator's training set (dataset file).")],
     holdout: Annotated[Path, typer.Option("--holdout", help="Real records never shown to the generator.")],
     synthetic: Annotated[Path, typer.Option("--synthetic", help="The synthetic set to release.")],
-    output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for every intermediate file and the report.",
+    output_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for every intermediate file and the report.",
                                              file_okay=False)],
     reference: Annotated[FileOpt, typer.Option("--reference", help="More real records (calibrated attacks, domias).")] = None,
     generator: Annotated[FileOpt, typer.Option("--generator", help="The generator checkpoint (white-box attacks).")] = None,

@@ -221,7 +221,7 @@ def export_cmd(
     png_dir: Annotated[Optional[Path], typer.Option("--png-dir", help="Folder for one PNG per sample "
                                                     "(class sub-folders when labelled).")] = None,
     grid: Annotated[Optional[Path], typer.Option("--grid", help="One PNG with a grid of the first N samples.")] = None,
-    n: Annotated[int, typer.Option("--n", help="Number of samples in the grid.")] = 64,
+    n: Annotated[int, typer.Option("-n", help="Number of samples in the grid.")] = 64,
 ) -> None:
     """Export images to PNG (one channel grey, three RGB, others the middle channel).
 

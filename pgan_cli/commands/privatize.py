@@ -80,7 +80,8 @@ def privatize_cmd(
         console.warn(f"delta {info['delta']:g} is not below 1/N = {1.0 / data.n:.3g}")
     params = {k: v for k, v in info.items() if k not in ("mapping",)}
     prov = make_provenance([source], seed=None, **params)
-    prov["command"] = _redact_seed(prov["command"])
+    if "command" in prov:  # absent under --no-provenance
+        prov["command"] = _redact_seed(prov["command"])
     prov["seed"] = SEED_WITHHELD if seed is not None else None
     keep = {k: v for k, v in data.attrs.items()
             if k not in {"kind", "pgan_version", "format_version", "provenance", "class_names"}}

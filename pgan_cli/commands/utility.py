@@ -14,8 +14,8 @@ from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
 @command("utility", help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
 def utility_cmd(
     synthetic: Annotated[Path, typer.Option("--synthetic", help="Labelled synthetic dataset file.")],
-    real_train: Annotated[Path, typer.Option("--real-train", help="Labelled real training set (the members).")],
-    test: Annotated[Path, typer.Option("--test", help="Labelled real test set (holdout), never trained on.")],
+    real_train: Annotated[Path, typer.Option("--members", help="Labelled real training set: the members (TRTR trains on it).")],
+    test: Annotated[Path, typer.Option("--holdout", help="Labelled real test set: the holdout, never trained on.")],
     classifier: Annotated[str, typer.Option("--classifier", help="logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).")] = "logreg",
     permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test (1 to 100,000).")] = 1000,
     kmeans: Annotated[bool, typer.Option("--kmeans", help="Add the unsupervised k-means + Hungarian baseline.")] = False,

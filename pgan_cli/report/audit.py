@@ -21,7 +21,6 @@ Layout of DIR::
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import io
 import json
 import os
@@ -175,7 +174,7 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
                 report_inputs.append(out)
         if has("attack", f"attack/{space}"):
             scores = f"attack/{space}/scores.h5"
-            argv = ["attack", "--members", files["members"], "--non-members", files["holdout"],
+            argv = ["attack", "--members", files["members"], "--holdout", files["holdout"],
                     "--synthetic", files["synthetic"]]
             ins = [files["members"], files["holdout"], files["synthetic"]]
             if "reference" in files:
@@ -204,8 +203,8 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
     if not labelled:
         skipped["utility"] = "the members or the synthetic set have no labels (TSTR needs classes)"
     elif has("utility", "utility"):
-        steps.append(Step("utility", ["utility", "--synthetic", sets["synthetic"], "--real-train", sets["members"],
-                                      "--test", sets["holdout"], *opt("utility", "--seed", str(seed)), "--json"],
+        steps.append(Step("utility", ["utility", "--synthetic", sets["synthetic"], "--members", sets["members"],
+                                      "--holdout", sets["holdout"], *opt("utility", "--seed", str(seed)), "--json"],
                           inputs=[sets["synthetic"], sets["members"], sets["holdout"]],
                           outputs=["utility.json"], stdout_to="utility.json"))
         report_inputs.append("utility.json")
@@ -305,7 +304,9 @@ def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, 
     """Write ``commands.sh``: a comment header, then only ``pgan`` lines (and the ``mkdir -p`` of
     their output folders). No character of a user-given path reaches the script unquoted: the
     lines quote every word with :func:`shell_word`, the comments escape control characters."""
-    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    from pgan_cli.provenance import timestamp
+
+    when = timestamp()
     comments = [f"Written by pgan {__version__} at {when} for:",
                 f"  {audit_line}",
                 "Each line is one step of the audit, as it was run; re-run any of them by hand.",
@@ -428,6 +429,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
 def _run_steps(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,
                result: AuditResult, force: bool) -> None:
     """Run the planned steps in the current folder, skipping those whose inputs are unchanged."""
+    from pgan_cli.provenance import timestamp
+
     state_path = Path(STATE_FILE)
     state: dict[str, Any] = {}
     if state_path.exists() and not force:
@@ -469,7 +472,7 @@ def _run_steps(steps: list[Step], skipped: dict[str, str], links: dict[str, Path
                 raise StepFailed(rc)
             outs = _hashes(step.outputs) or {}
             state["steps"][step.name] = {"argv": step.argv, "inputs": ins, "outputs": outs,
-                                         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                                         "time": timestamp()}
             write_json(state_path, state)
             result.steps_run.append(step.name)
     if Path("summary.json").exists():

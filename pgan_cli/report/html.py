@@ -628,9 +628,9 @@ def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, 
     if summary.get("comparison"):
         parts.insert(1, comparison_section(summary))
     from pgan_cli import __version__
-    import datetime as _dt
+    from pgan_cli.provenance import timestamp
 
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = timestamp(minutes=True)
     warn = ('<p class="meta"><b>This report contains real training images</b> (--show-real-images).</p>'
             if show_real_images else '<p class="meta">No real training image is shown in this report.</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

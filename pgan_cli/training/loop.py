@@ -33,6 +33,7 @@ import copy
 import json
 import math
 import os
+import random
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -289,8 +290,11 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        # networks and optimisers: the RNG is seeded once, before the networks are made
+        # networks and optimisers: the RNGs are seeded once, before the networks are made (numpy's
+        # and Python's too: the checkpoint stores all three states, so its bytes are reproducible)
         torch.manual_seed(int(config["seed"]))
+        np.random.seed(int(config["seed"]) % 2**32)
+        random.seed(int(config["seed"]))
         self.G = self.build_generator().to(self.device)
         self.D = self.build_discriminator().to(self.device)
         if self.channels_last:
