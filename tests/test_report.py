@@ -433,7 +433,7 @@ def test_audit_folder_commands_and_cache(cli, real):
     commands = (d / "commands.sh").read_text()
     lines = [ln for ln in commands.splitlines() if ln.startswith("pgan ")]
     assert lines[0] == "pgan knn inputs/synthetic.h5 inputs/members.h5 -k 1 -o knn/pixel/synthetic_members.h5"
-    assert any(ln.startswith("pgan attack --members inputs/members.h5 --non-members inputs/holdout.h5 ")
+    assert any(ln.startswith("pgan attack --members inputs/members.h5 --holdout inputs/holdout.h5 ")
                and ln.endswith("--json > attack/pixel/attack.json") for ln in lines)
     assert lines[-1].startswith("pgan report ") and "-o report.html --summary summary.json" in lines[-1]
     assert (d / "inputs" / "members.h5").resolve() == real["members"].resolve()
