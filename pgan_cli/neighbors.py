@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import devices
+from pgan_cli.dataset import SampleReader
+from pgan_cli.errors import InputError, UsageError
 from pgan_cli.formats import KNN as KNN_FORMAT
-from pgan_cli.errors import FormatError, InputError, UsageError
 
 METRICS = ("l2", "cosine", "linf")
 INDEXES = ("flat", "ivf", "hnsw")
@@ -600,100 +601,15 @@ def recall_against_exact(queries: np.ndarray, rows: np.ndarray, approx_distances
 
 
 # ---- files ---------------------------------------------------------------------------------------
-class VectorSource:
-    """A set of vectors read in batches: an NPY array (memory-mapped) or a pgan dataset (flattened).
-
-    Nothing but the current batch is loaded, so :func:`search_files` can stream a query set
-    larger than memory. NaN/Inf are reported with the row where they occur.
-    """
+class VectorSource(SampleReader):
+    """A set of vectors read in batches (:class:`pgan_cli.dataset.SampleReader`, flattened), so
+    :func:`search_files` can stream a query set larger than memory."""
 
     def __init__(self, path: str | os.PathLike, what: str = "query"):
-        from pgan_cli.dataset import Dataset
-        from pgan_cli.files import check_input
-
-        self.path = check_input(path, f"{what} file")
-        self.what = what
-        self._arr = self._ds = None
-        if self.path.suffix.lower() == ".npy":
-            self._open_npy()
-        else:
-            self._ds = Dataset(self.path)  # validates values (NaN/Inf) in batches on open
-            self.n, self.dim = self._ds.n, self._ds.dim
-        if self.n == 0 or self.dim == 0:
-            self.close()
-            raise FormatError(f"{what} file {self.path} is empty (N = {self.n}, D = {self.dim})")
-
-    def _open_npy(self) -> None:
-        """Read the NPY header; rows are then read with plain file reads (not a memory map, whose
-        pages would count towards the process's resident memory), so streaming stays bounded."""
-        try:
-            with open(self.path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read(f)  # a literal header: never unpickles
-                self._offset = f.tell()
-        except ValueError as e:
-            raise FormatError(f"{self.path} is not a plain numeric NPY array ({e})") from None
-        except (OSError, EOFError) as e:
-            raise FormatError(f"{self.path} is not a readable NPY file ({e}); is it truncated?") from None
-        if dtype.kind not in "fiu" or dtype.hasobject:
-            raise FormatError(f"{self.path} has dtype {dtype}; expected a float array (N, D)")
-        if len(shape) < 2:
-            raise FormatError(f"{self.path} has shape {shape}; expected a 2-D array (N, D) of vectors")
-        self.n, self.dim = int(shape[0]), int(np.prod(shape[1:]))
-        self._dtype = dtype
-        expected = self._offset + self.n * self.dim * dtype.itemsize
-        if self.path.stat().st_size < expected:
-            raise FormatError(f"{self.path} is truncated ({self.path.stat().st_size} bytes, expected {expected})")
-        if fortran and self.n > 0:
-            self._arr = np.load(self.path, allow_pickle=False, mmap_mode="r").reshape(self.n, -1)
-        else:
-            self._arr = "file"
-
-    def _read_rows(self, start: int, stop: int) -> np.ndarray:
-        if not isinstance(self._arr, str):
-            return np.asarray(self._arr[start:stop], dtype=np.float32)
-        with open(self.path, "rb") as f:
-            f.seek(self._offset + start * self.dim * self._dtype.itemsize)
-            x = np.fromfile(f, dtype=self._dtype, count=(stop - start) * self.dim)
-        return x.reshape(stop - start, self.dim).astype(np.float32, copy=False)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.n, self.dim)
-
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        stop = self.n if stop is None else min(stop, self.n)
-        if self._arr is not None:
-            x = self._read_rows(start, stop)
-        else:
-            x = self._ds.samples(start, stop).reshape(stop - start, -1)
-        bad = ~np.isfinite(x).all(axis=1)
-        if bad.any():
-            raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
-                              f"{start + int(np.argmax(bad))}); clean the data first")
-        return np.ascontiguousarray(x)
-
-    def validate(self) -> None:
-        """Scan the whole set for NaN/Inf in bounded chunks (before any long work starts)."""
-        if self._arr is not None:
-            for _ in self.batches(max(1, (64 << 20) // (4 * self.dim))):
-                pass
+        super().__init__(path, what, flatten=True)
 
     def batches(self, batch_size: int = QUERY_BATCH) -> Iterator[tuple[int, np.ndarray]]:
-        for start in range(0, self.n, batch_size):
-            yield start, self.read(start, start + batch_size)
-
-    def close(self) -> None:
-        if self._ds is not None:
-            self._ds.close()
-
-    def __enter__(self) -> VectorSource:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return super().batches(batch_size)
 
 
 def load_reference(path: str | os.PathLike) -> np.ndarray:

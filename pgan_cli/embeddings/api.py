@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,59 +16,16 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import console
-from pgan_cli.errors import FormatError, InputError, UsageError
-from pgan_cli.files import atomic_path, check_input, output_set
+from pgan_cli.dataset import SampleReader
+from pgan_cli.errors import InputError, UsageError
+from pgan_cli.files import atomic_path, output_set
 
 BATCH = 256
 
 
-class SampleSource:
-    """Samples of a dataset file (natural shape) or an NPY array: (N, D) vectors, (N, C, H, W)
-    images, or (N, H, W) grey images; read in batches, NaN/Inf reported with their row."""
-
-    def __init__(self, path: str | os.PathLike):
-        from pgan_cli.dataset import Dataset, open_npy
-
-        self.path = check_input(path, "input file")
-        self._arr = self._ds = None
-        if self.path.suffix.lower() == ".npy":
-            arr = open_npy(self.path)
-            if arr.ndim not in (2, 3, 4):
-                raise FormatError(f"{self.path} has shape {arr.shape}; expected (N, D), (N, H, W) or (N, C, H, W)")
-            self._arr = arr[:, None] if arr.ndim == 3 else arr
-            self.n, self.sample_shape = int(arr.shape[0]), tuple(int(d) for d in self._arr.shape[1:])
-        else:
-            self._ds = Dataset(self.path)  # validates values (NaN, range) on open
-            self.n, self.sample_shape = self._ds.n, self._ds.sample_shape
-        if self.n == 0 or 0 in self.sample_shape:
-            self.close()
-            raise FormatError(f"input file {self.path} is empty (shape {(self.n, *self.sample_shape)})")
-
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        stop = self.n if stop is None else min(stop, self.n)
-        if self._arr is not None:
-            x = np.array(self._arr[start:stop], dtype=np.float32)  # a writable copy, not the memmap
-            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-            if bad.any():
-                raise FormatError(f"{self.path} contains NaN or Inf (first at row {start + int(np.argmax(bad))}); "
-                                  f"clean the data first")
-            return x
-        return self._ds.samples(start, stop)
-
-    def validate(self) -> None:
-        """Scan an NPY input for NaN/Inf in bounded chunks (dataset files are checked on open)."""
-        if self._arr is not None:
-            step = max(1, (64 << 20) // (4 * int(np.prod(self.sample_shape))))
-            for _ in self.batches(step):
-                pass
-
-    def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-        for start in range(0, self.n, batch_size):
-            yield start, self.read(start, start + batch_size)
-
-    def close(self) -> None:
-        if self._ds is not None:
-            self._ds.close()
+def SampleSource(path: str | os.PathLike) -> SampleReader:
+    """An input of ``pgan embed``: samples in their natural shape, read in batches."""
+    return SampleReader(path, "input")
 
 
 def output_paths(inputs: list[Path], out_dir: Path | None, output: Path | None) -> list[Path]:
