@@ -743,7 +743,9 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                 for key, v in attrs.items():
                     f.attrs[key] = v
     n_missing = int((~np.isfinite(kth)).sum())
-    summary = {"output": str(output), "n_query": src.n, "n_reference": len(ref), "dim": src.dim, "k": k,
+    from pgan_cli.provenance import shown_path
+
+    summary = {"output": shown_path(output), "n_query": src.n, "n_reference": len(ref), "dim": src.dim, "k": k,
                "metric": metric, "index": index, "exact": bool(nidx.exact), "device": nidx.device,
                "exclude_self": bool(exclude_self), "index_params": nidx.params,
                "nearest_distance": _stats(first), "kth_distance": _stats(kth),

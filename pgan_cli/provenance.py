@@ -13,6 +13,9 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -59,8 +62,39 @@ def env_info() -> dict[str, Any]:
     return info
 
 
+# Set by a pipeline (pgan audit) running a step through the library: the equivalent command line,
+# and the folder whose files are named relative to it (``recorded_as``).
+_RECORDING: ContextVar[tuple[str, Path] | None] = ContextVar("pgan_recording", default=None)
+
+
+@contextmanager
+def recorded_as(argv: list[str], base: str | os.PathLike) -> Iterator[None]:
+    """Within the block, outputs record ``pgan ARGV`` as their command and name files under
+    ``base`` relative to it (as if ``pgan ARGV`` had been run in ``base``)."""
+    token = _RECORDING.set((shlex.join(["pgan", *argv]), Path(os.path.abspath(base))))
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """How an output names a file: as given, or relative to the folder of :func:`recorded_as`."""
+    rec = _RECORDING.get()
+    if rec is None:
+        return str(path)
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(rec[1]).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def command_line() -> str:
     """The command line that is running, as the user could paste it again."""
+    rec = _RECORDING.get()
+    if rec is not None:
+        return rec[0]
     argv = list(sys.argv)
     if argv and argv[0].endswith(("__main__.py", "pgan")):
         argv[0] = "pgan"
@@ -70,7 +104,7 @@ def command_line() -> str:
 def input_record(path: str | os.PathLike) -> dict[str, Any]:
     """Path, size and SHA-256 of one input, plus its own provenance when it is a pgan file."""
     p = Path(path)
-    rec: dict[str, Any] = {"path": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+    rec: dict[str, Any] = {"path": shown_path(p), "sha256": sha256_file(p), "bytes": p.stat().st_size}
     parent = read_provenance(p)
     if parent is not None:
         rec["provenance"] = parent

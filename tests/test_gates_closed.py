@@ -269,7 +269,7 @@ def test_commands_sh_quotes_every_word(tmp_path, monkeypatch):
              Step("knn", ["knn", HOSTILE["members"], "-o", "$(touch X)/k.h5"], inputs=[], outputs=["$(touch X)/k.h5"])]
     links = {f"inputs/{k}.h5": tmp_path / v for k, v in HOSTILE.items()}
     monkeypatch.chdir(work)
-    write_commands(steps, {"embed/x": "reason\ntouch X"}, links, "pgan audit --members " + shell_word(HOSTILE["members"]))
+    write_commands("commands.sh", steps, {"embed/x": "reason\ntouch X"}, links, "pgan audit --members " + shell_word(HOSTILE["members"]))
     script = work / "commands.sh"
     text = script.read_text()
     for ln in text.splitlines():

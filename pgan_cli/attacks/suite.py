@@ -173,7 +173,10 @@ def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
 
     if path is None:
         return None, {}
-    info: dict[str, Any] = {"path": str(path), "format": "npy" if Path(path).suffix.lower() == ".npy" else "pgan-h5"}
+    from pgan_cli.provenance import shown_path
+
+    info: dict[str, Any] = {"path": shown_path(path),
+                            "format": "npy" if Path(path).suffix.lower() == ".npy" else "pgan-h5"}
     if info["format"] == "npy":
         info["kind"] = "embedding"
         return load_vectors(path, what), info
@@ -190,7 +193,7 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
 
     ``device``: torch device of the white-box attacks; ``knn_device``: FAISS device of the
     neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``)."""
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.provenance import make_provenance, shown_path
 
     loaded = {}
     for what, p in (("members", members), ("non-members", non_members), ("synthetic", synthetic),
@@ -230,7 +233,7 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     inputs = [p for p in (members, non_members, synthetic, reference, generator, reference_generator) if p is not None]
     prov = make_provenance(inputs, seed=seed, device=device, knn_device=knn_device, methods=methods,
                            n_bootstrap=n_boot,
-                           distances=distances, scores=None if scores is None else str(scores))
+                           distances=distances, scores=None if scores is None else shown_path(scores))
     if scores is not None:
         write_scores(scores, result, prov)
     from pgan_cli import formats

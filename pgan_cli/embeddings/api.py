@@ -56,7 +56,7 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
     input's embedding. Returns a summary (the ``--json`` output)."""
     from pgan_cli.embeddings import load_model, make_embedding
     from pgan_cli.files import write_json
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.provenance import make_provenance, shown_path
 
     if not inputs:
         raise UsageError("give at least one INPUT file")
@@ -131,13 +131,14 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                 prov = make_provenance([src.path, *parents], seed=emb.seed, device=device, method=emb.method,
                                        batch_size=batch_size)
                 side = out.with_suffix(".json")
-                record = {"input": str(src.path), "output": str(out), "shape": [src.n, emb.out_dim],
-                          "embedding": desc, "model": str(model or save_model) if (model or save_model) else None,
+                record = {"input": shown_path(src.path), "output": shown_path(out), "shape": [src.n, emb.out_dim],
+                          "embedding": desc,
+                          "model": shown_path(model or save_model) if (model or save_model) else None,
                           "provenance": prov}
                 side_tmp = (staged.path(side.name) if staged is not None
                             else stack.enter_context(atomic_path(side, suffix=".json.tmp")))
                 write_json(side_tmp, record)
-                results.append({"input": str(src.path), "output": str(out), "sidecar": str(side),
+                results.append({"input": shown_path(src.path), "output": shown_path(out), "sidecar": shown_path(side),
                                 "n": src.n, "dim": emb.out_dim})
     finally:
         for s in sources:
@@ -145,4 +146,4 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
     for o in results:
         console.log(f"wrote {o['output']} ({o['n']} x {o['dim']}) and {o['sidecar']}")
     return {"method": emb.method, "embedding": desc, "outputs": results,
-            "model": str(model) if model else (str(save_model) if save_model else None)}
+            "model": shown_path(model) if model else (shown_path(save_model) if save_model else None)}

@@ -20,8 +20,6 @@ Layout of DIR::
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -29,10 +27,10 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pgan_cli import __version__, console
-from pgan_cli.errors import EXIT_BAD_INPUT, InputError, PganError, UsageError
+from pgan_cli.errors import InputError, PganError, UsageError
 from pgan_cli.files import atomic_path, check_input, sha256_file, write_json
 
 STATE_FILE = "audit-state.json"
@@ -93,6 +91,7 @@ class Step:
     stdout_to: str | None = None
     cache: bool = True
     info: str = ""
+    call: Callable[[Callable[[str], Path]], int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def line(self) -> str:
@@ -115,39 +114,21 @@ def _space_dir(method: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", method)
 
 
-def available_commands() -> dict[str, set[str]]:
-    """The pgan commands registered in this build, each with its option names."""
-    import typer
-
-    from pgan_cli.app import app
-
-    group = typer.main.get_command(app)
-    out: dict[str, set[str]] = {}
-    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
-        opts: set[str] = set()
-        for p in cmd.params:
-            opts.update(o for o in getattr(p, "opts", []) if o.startswith("-"))
-        out[name] = opts
-    return out
-
-
 def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, generator: str | None,
          train_log: str | None, gates: list[str], preset: str | None, show_real_images: bool,
-         labelled: bool, commands: dict[str, set[str]], pixel_dim: int = 0, bootstrap: int | None = None,
+         labelled: bool, pixel_dim: int = 0, bootstrap: int | None = None,
          attacks: str = "all") -> tuple[list[Step], dict[str, str]]:
-    """The steps of an audit (paths relative to DIR), and the steps left out with the reason."""
+    """The steps of an audit (paths relative to DIR), and the steps left out with the reason.
+
+    Each step holds the equivalent command line (``argv``, what ``commands.sh`` runs) and the
+    library call that does the same work (``call``: given a function that turns a path relative
+    to DIR into one to use, it returns the step's exit code).
+    """
+    from pgan_cli.attacks.evaluation import N_BOOTSTRAP
+    from pgan_cli.files import write_json
+
     steps: list[Step] = []
     skipped: dict[str, str] = {}
-
-    def has(cmd: str, step: str) -> bool:
-        if cmd not in commands:
-            skipped[step] = f"`pgan {cmd}` is not available in this build of pgan"
-            return False
-        return True
-
-    def opt(cmd: str, *args: str) -> list[str]:
-        return list(args) if args and args[0] in commands.get(cmd, set()) else []
-
     report_inputs: list[str] = []
     primary: dict[str, str] | None = None
     for method in embeddings:
@@ -155,58 +136,100 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
         if method == "pixel":
             files = dict(sets)
         else:
-            if not has("embed", f"embed/{space}"):
-                continue
             names = [n for n in ("members", "holdout", "synthetic", "reference") if n in sets]
             files = {n: f"embed/{space}/{n}.npy" for n in names}
+
+            def embed(at, names=names, method=method, space=space):
+                from pgan_cli.embeddings.api import embed_files
+
+                embed_files([at(sets[n]) for n in names], method, out_dir=at(f"embed/{space}"),
+                            fit_on=at(sets["members"]), seed=seed)
+                return 0
+
             steps.append(Step(f"embed/{space}", ["embed", *[sets[n] for n in names], "--method", method,
-                                                  *opt("embed", "--fit-on", sets["members"]), *opt("embed", "--seed", str(seed)),
+                                                  "--fit-on", sets["members"], "--seed", str(seed),
                                                   "--out-dir", f"embed/{space}"],
                               inputs=[sets[n] for n in names],
-                              outputs=[p for n in names for p in (files[n], files[n][:-4] + ".json")]))
+                              outputs=[p for n in names for p in (files[n], files[n][:-4] + ".json")], call=embed))
         if primary is None:
             primary = files
-        if has("knn", f"knn/{space}"):
-            for q in ("synthetic", "holdout"):
-                out = f"knn/{space}/{q}_members.h5"
-                steps.append(Step(f"knn/{space}/{q}", ["knn", files[q], files["members"], "-k", "1", "-o", out],
-                                  inputs=[files[q], files["members"]], outputs=[out]))
-                report_inputs.append(out)
-        if has("attack", f"attack/{space}"):
-            scores = f"attack/{space}/scores.h5"
-            argv = ["attack", "--members", files["members"], "--holdout", files["holdout"],
-                    "--synthetic", files["synthetic"]]
-            ins = [files["members"], files["holdout"], files["synthetic"]]
-            if "reference" in files:
-                argv += ["--reference", files["reference"]]
-                ins.append(files["reference"])
-            if generator and method == "pixel":
-                argv += ["--generator", generator]
-                ins.append(generator)
-            given = {"synthetic"} | ({"reference"} if "reference" in files else set()) | (
-                {"generator"} if "--generator" in argv else set())
-            chosen = _attack_methods(method, pixel_dim, given, skipped, space) if attacks == "all" else attacks
-            argv += [*opt("attack", "--methods", chosen),
-                     *opt("attack", "--seed", str(seed)),
-                     *(opt("attack", "--bootstrap", str(bootstrap)) if bootstrap is not None else []),
-                     *opt("attack", "--scores", scores), "--json"]
-            outs = [f"attack/{space}/attack.json"] + ([scores] if "--scores" in argv else [])
-            steps.append(Step(f"attack/{space}", argv, inputs=ins, outputs=outs, stdout_to=outs[0]))
-            report_inputs.extend(outs)
+        for q in ("synthetic", "holdout"):
+            out = f"knn/{space}/{q}_members.h5"
+
+            def knn(at, q=q, out=out, files=files):
+                from pgan_cli.neighbors import search_files
+
+                search_files(at(files[q]), at(files["members"]), at(out), 1)
+                return 0
+
+            steps.append(Step(f"knn/{space}/{q}", ["knn", files[q], files["members"], "-k", "1", "-o", out],
+                              inputs=[files[q], files["members"]], outputs=[out], call=knn))
+            report_inputs.append(out)
+        scores = f"attack/{space}/scores.h5"
+        argv = ["attack", "--members", files["members"], "--holdout", files["holdout"],
+                "--synthetic", files["synthetic"]]
+        ins = [files["members"], files["holdout"], files["synthetic"]]
+        if "reference" in files:
+            argv += ["--reference", files["reference"]]
+            ins.append(files["reference"])
+        white = bool(generator and method == "pixel")
+        if white:
+            argv += ["--generator", generator]
+            ins.append(generator)
+        given = {"synthetic"} | ({"reference"} if "reference" in files else set()) | ({"generator"} if white else set())
+        chosen = _attack_methods(method, pixel_dim, given, skipped, space) if attacks == "all" else attacks
+        argv += ["--methods", chosen, "--seed", str(seed), *(["--bootstrap", str(bootstrap)] if bootstrap is not None
+                                                              else []), "--scores", scores, "--json"]
+        outs = [f"attack/{space}/attack.json", scores]
+
+        def attack(at, files=files, white=white, chosen=chosen, scores=scores, outs=outs):
+            from pgan_cli.attacks.suite import audit_files
+            from pgan_cli.devices import faiss_device_for, torch_device
+
+            result = audit_files(at(files["members"]), at(files["holdout"]), at(files["synthetic"]),
+                                 at(files["reference"]) if "reference" in files else None,
+                                 at(generator) if white else None, None, chosen, at(scores), seed,
+                                 torch_device("auto") if white else "cpu",
+                                 N_BOOTSTRAP if bootstrap is None else bootstrap, True,
+                                 knn_device=faiss_device_for("auto"))
+            write_json(at(outs[0]), result)
+            return 0
+
+        steps.append(Step(f"attack/{space}", argv, inputs=ins, outputs=outs, stdout_to=outs[0], call=attack))
+        report_inputs.extend(outs)
     if primary is not None:
-        for cmd in ("mmd", "fidelity"):
-            if has(cmd, cmd):
-                steps.append(Step(cmd, [cmd, primary["members"], primary["synthetic"], *opt(cmd, "--seed", str(seed)),
-                                        "--json"], inputs=[primary["members"], primary["synthetic"]],
-                                  outputs=[f"{cmd}.json"], stdout_to=f"{cmd}.json"))
-                report_inputs.append(f"{cmd}.json")
+        def mmd(at, x=primary["members"], y=primary["synthetic"]):
+            from pgan_cli.devices import torch_device
+            from pgan_cli.metrics.mmd import mmd_files
+
+            write_json(at("mmd.json"), mmd_files(at(x), at(y), seed=seed, device=torch_device("auto")))
+            return 0
+
+        def fidelity(at, x=primary["members"], y=primary["synthetic"]):
+            from pgan_cli.metrics.fidelity import fidelity_files
+
+            write_json(at("fidelity.json"), fidelity_files(at(x), at(y), seed=seed))
+            return 0
+
+        for cmd, call in (("mmd", mmd), ("fidelity", fidelity)):
+            steps.append(Step(cmd, [cmd, primary["members"], primary["synthetic"], "--seed", str(seed), "--json"],
+                              inputs=[primary["members"], primary["synthetic"]],
+                              outputs=[f"{cmd}.json"], stdout_to=f"{cmd}.json", call=call))
+            report_inputs.append(f"{cmd}.json")
     if not labelled:
         skipped["utility"] = "the members or the synthetic set have no labels (TSTR needs classes)"
-    elif has("utility", "utility"):
+    else:
+        def utility(at):
+            from pgan_cli.utility import utility_files
+
+            write_json(at("utility.json"), utility_files(at(sets["synthetic"]), at(sets["members"]),
+                                                         at(sets["holdout"]), seed=seed))
+            return 0
+
         steps.append(Step("utility", ["utility", "--synthetic", sets["synthetic"], "--members", sets["members"],
-                                      "--holdout", sets["holdout"], *opt("utility", "--seed", str(seed)), "--json"],
+                                      "--holdout", sets["holdout"], "--seed", str(seed), "--json"],
                           inputs=[sets["synthetic"], sets["members"], sets["holdout"]],
-                          outputs=["utility.json"], stdout_to="utility.json"))
+                          outputs=["utility.json"], stdout_to="utility.json", call=utility))
         report_inputs.append("utility.json")
     if train_log:
         report_inputs.append(train_log)
@@ -219,8 +242,18 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
     if show_real_images:
         argv.append("--show-real-images")
     argv += ["--seed", str(seed), "-o", "report.html", "--summary", "summary.json"]
+
+    def report(at, report_inputs=list(report_inputs)):
+        from pgan_cli.report.build import make_report
+
+        _, results = make_report([at(r) for r in report_inputs], at("report.html"),
+                                 summary_path=at("summary.json"), gates=list(gates), preset=preset,
+                                 members=at(sets["members"]), synthetic=at(sets["synthetic"]),
+                                 holdout=at(sets["holdout"]), show_real_images=show_real_images, seed=seed)
+        return 1 if any(not r.passed for r in results) else 0
+
     steps.append(Step("report", argv, inputs=report_inputs + [sets["members"], sets["synthetic"], sets["holdout"]],
-                      outputs=["report.html", "summary.json"], cache=False))
+                      outputs=["report.html", "summary.json"], cache=False, call=report))
     return steps, skipped
 
 
@@ -256,43 +289,32 @@ def _link(src: Path, dest: Path) -> None:
     os.symlink(target, dest)
 
 
-def _hashes(paths: list[str]) -> dict[str, str] | None:
+def _hashes(paths: list[str], base: Path) -> dict[str, str] | None:
+    """SHA-256 of each path (relative to ``base``), keyed by the relative path; None if one is missing."""
     out = {}
     for p in paths:
-        if not os.path.exists(p):
+        if not (base / p).exists():
             return None
-        out[p] = sha256_file(p)
+        out[p] = sha256_file(base / p)
     return out
 
 
-def _run_step(step: Step) -> int:
-    """Run one step in-process as `pgan ARGV`, with its command line as sys.argv (provenance)."""
-    from pgan_cli.app import app, normalize_argv
+def _run_step(step: Step, work: Path) -> int:
+    """Run one step through the library, its outputs recording the equivalent command line and
+    naming files relative to the audit folder (as if ``pgan ARGV`` had been run there)."""
+    from pgan_cli.provenance import recorded_as
 
-    old_argv, old_quiet = sys.argv, console.state.quiet
-    sys.argv = ["pgan", *step.argv]
+    old_quiet = console.state.quiet
     console.configure(quiet=True)
-    buf = io.StringIO()
     try:
-        with contextlib.redirect_stdout(buf):
-            try:
-                rc = app(args=normalize_argv(list(step.argv)), prog_name="pgan", standalone_mode=False)
-            except Exception as e:  # click usage errors (unknown option ...) in non-standalone mode
-                if hasattr(e, "format_message"):
-                    from pgan_cli.cli import report_error
-
-                    report_error(f"pgan {step.argv[0]}", e.format_message())
-                    return int(getattr(e, "exit_code", EXIT_BAD_INPUT) or EXIT_BAD_INPUT)
-                raise
+        with recorded_as(step.argv, work):
+            return int(step.call(lambda rel: work / rel) or 0)
+    except PganError as e:
+        if isinstance(e, StepFailed):
+            raise
+        raise type(e)(f"step {step.name} ({step.line}): {e}") from None
     finally:
-        sys.argv = old_argv
         console.configure(quiet=old_quiet)
-    rc = int(rc or 0)
-    if rc == 0 and step.stdout_to:
-        out = buf.getvalue()
-        with atomic_path(step.stdout_to, suffix=".tmp") as tmp:
-            tmp.write_text(out)
-    return rc
 
 
 # Run from the script's own folder; ${0%/*} keeps every byte of the path (a command substitution
@@ -300,7 +322,8 @@ def _run_step(step: Step) -> int:
 CD_LINE = 'case "$0" in */*) cd -- "${0%/*}" ;; esac'
 
 
-def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str) -> None:
+def write_commands(path: str | os.PathLike, steps: list[Step], skipped: dict[str, str], links: dict[str, Path],
+                   audit_line: str) -> None:
     """Write ``commands.sh``: a comment header, then only ``pgan`` lines (and the ``mkdir -p`` of
     their output folders). No character of a user-given path reaches the script unquoted: the
     lines quote every word with :func:`shell_word`, the comments escape control characters."""
@@ -324,7 +347,7 @@ def write_commands(steps: list[Step], skipped: dict[str, str], links: dict[str, 
     text = "\n".join(lines) + "\n"
     assert all(ln.startswith(("#", "pgan ", "mkdir -p -- ")) or ln in ("set -euo pipefail", CD_LINE)
                for ln in text.splitlines()), "commands.sh: a line that is not a pgan step"
-    with atomic_path(COMMANDS_FILE, suffix=".tmp") as tmp:
+    with atomic_path(path, suffix=".tmp") as tmp:
         tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
         os.chmod(tmp, 0o755)
 
@@ -411,27 +434,22 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
         steps, skipped = plan(dir_, sets=sets, embeddings=embeddings, seed=seed, generator=gen_rel,
                               train_log=log_rel, gates=list(gates or []), preset=preset,
                               show_real_images=show_real_images, labelled=labelled,
-                              commands=available_commands(), pixel_dim=shapes["members"], bootstrap=bootstrap,
+                              pixel_dim=shapes["members"], bootstrap=bootstrap,
                               attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
         result = AuditResult(dir=dir_, steps_skipped=skipped)
-        old_cwd = os.getcwd()
         audit_line = _audit_line()
         if "audit" not in sys.argv[1:]:  # called from Python, not the command line
             audit_line = f"run_audit({str(output_dir)!r}, ...)"
-        os.chdir(work)
-        try:
-            _run_steps(steps, skipped, links, audit_line, result, force)
-        finally:
-            os.chdir(old_cwd)
+        _run_steps(work, steps, skipped, links, audit_line, result, force)
     return result
 
 
-def _run_steps(steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,
+def _run_steps(work: Path, steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,
                result: AuditResult, force: bool) -> None:
-    """Run the planned steps in the current folder, skipping those whose inputs are unchanged."""
+    """Run the planned steps in the folder ``work``, skipping those whose inputs are unchanged."""
     from pgan_cli.provenance import timestamp
 
-    state_path = Path(STATE_FILE)
+    state_path = work / STATE_FILE
     state: dict[str, Any] = {}
     if state_path.exists() and not force:
         try:
@@ -443,37 +461,37 @@ def _run_steps(steps: list[Step], skipped: dict[str, str], links: dict[str, Path
     if not isinstance(state.get("steps"), dict):
         state["steps"] = {}
     state["version"] = STATE_VERSION
-    write_commands(steps, skipped, links, audit_line)
+    write_commands(work / COMMANDS_FILE, steps, skipped, links, audit_line)
     for name, why in skipped.items():
         console.log(f"audit: skipping {name}: {why}")
     with console.progress_task("audit", total=len(steps)) as advance:
         for i, step in enumerate(steps, 1):
-            ins = _hashes(step.inputs)
+            ins = _hashes(step.inputs, work)
             if ins is None:
-                missing = [p for p in step.inputs if not os.path.exists(p)]
+                missing = [p for p in step.inputs if not (work / p).exists()]
                 raise InputError(f"step {step.name} needs {', '.join(missing)}, which an earlier step "
                                  f"did not write")
             prev = state["steps"].get(step.name)
             if (step.cache and isinstance(prev, dict) and prev.get("argv") == step.argv
-                    and prev.get("inputs") == ins and _hashes(step.outputs) == prev.get("outputs")):
+                    and prev.get("inputs") == ins and _hashes(step.outputs, work) == prev.get("outputs")):
                 console.log(f"[{i}/{len(steps)}] {step.name}: unchanged, skipped ({step.line})")
                 result.steps_cached.append(step.name)
                 advance(1, info=f"{step.name} (cached)")
                 continue
             console.log(f"[{i}/{len(steps)}] {step.line}")
             for o in step.outputs:
-                Path(o).parent.mkdir(parents=True, exist_ok=True)
+                (work / o).parent.mkdir(parents=True, exist_ok=True)
             state["steps"].pop(step.name, None)
-            rc = _run_step(step)
+            rc = _run_step(step, work)
             advance(1, info=step.name)
             if step.name == "report" and rc in (0, 1):
                 result.exit_code = rc
             elif rc != 0:
                 raise StepFailed(rc)
-            outs = _hashes(step.outputs) or {}
+            outs = _hashes(step.outputs, work) or {}
             state["steps"][step.name] = {"argv": step.argv, "inputs": ins, "outputs": outs,
                                          "time": timestamp()}
             write_json(state_path, state)
             result.steps_run.append(step.name)
-    if Path("summary.json").exists():
-        result.summary = json.loads(Path("summary.json").read_text())
+    if (work / "summary.json").exists():
+        result.summary = json.loads((work / "summary.json").read_text())

@@ -554,7 +554,9 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
         if bb:
             privacy["max_black_box_auc"] = max(a[KEY_AUC] for a in bb)
 
-    inputs = [{"path": str(r.path), "kind": r.kind, "sha256": r.sha256, "space": r.space,
+    from pgan_cli.provenance import shown_path
+
+    inputs = [{"path": shown_path(r.path), "kind": r.kind, "sha256": r.sha256, "space": r.space,
                **({"command": r.provenance.get("command")} if isinstance(r.provenance, dict) else {})}
               for r in results]
     chains: list[Any] = [r.provenance for r in results]
@@ -563,7 +565,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
 
         prov = read_provenance(p)
         chains.append(prov)
-        inputs.append({"path": str(p), "kind": f"dataset ({role})", "sha256": sha256_file(p)})
+        inputs.append({"path": shown_path(p), "kind": f"dataset ({role})", "sha256": sha256_file(p)})
         try:
             import h5py
 
