@@ -375,10 +375,12 @@ def map_section(members, synthetic, method: str, seed: int) -> str:
     if xm.shape[1] <= 2:
         pm, ps, used = (np.pad(xm, ((0, 0), (0, 2 - xm.shape[1]))), np.pad(xs, ((0, 0), (0, 2 - xs.shape[1]))),
                         "raw coordinates")
-    elif method == "umap":
-        from pgan_cli.report._umap import umap_2d
+    elif method == "umap":  # the umap embedding of pgan embed (pGAN's settings), fitted on the members
+        from pgan_cli.embeddings import make_embedding
 
-        pm, ps = umap_2d(xm, xs, seed)
+        emb = make_embedding("umap", dim=2, seed=seed)
+        emb.fit(xm.astype(np.float32))
+        pm, ps = emb.transform(xm.astype(np.float32)), emb.transform(xs.astype(np.float32))
         used = "UMAP (fitted on members)"
     else:
         from sklearn.decomposition import PCA
