@@ -3,11 +3,11 @@
 Part 1 (scale): the full black-box suite (dcr, dcr-calibrated, pairwise, density,
 logan-blackbox; domias refuses raw 4,096-d inputs, so it runs on a 32-d PCA projection of the
 same sets) plus every distance metric, on members + holdout + synthetic (+ reference) at
-4,096 dimensions. ``--scale 1`` (the default) is the issue's size (20k + 20k + 50k, reference
+4,096 dimensions. ``--scale 1`` (the default) is the target size (20k + 20k + 50k, reference
 20k); a smaller scale runs proportionally smaller sets (no extrapolation: the k-NN work grows
 with the product of set sizes, the rest linearly or not at all). Peers, side by side on the
 same data: scikit-learn's brute-force NearestNeighbors for the DCR search (the approach of the
-public tools; REFERENCE.md), and, with ``--independent``, the same suite with every search
+public tools; docs/attacks.md), and, with ``--independent``, the same suite with every search
 independent (no shared GEMM passes, no symmetric self-search), i.e. what the suite cost before
 :class:`~pgan_cli.privacy.cache.NeighborCache` shared them.
 
@@ -203,7 +203,7 @@ def bench_sdmetrics(sdm_python: str, seed: int = 0, repeats: int = 3) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sizes (1 = 20k/20k/50k)")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the target sizes (1 = 20k/20k/50k)")
     ap.add_argument("--independent", action="store_true",
                     help="also run the suite with independent searches (no shared passes), side by side")
     ap.add_argument("--sdm-python", default="/work/venv-sdm/bin/python", help="python of a venv with sdmetrics")

@@ -1,4 +1,4 @@
-"""Conditional digits (issue 3's bar): a conditional GAN trained on `pgan data digits --size 32`
+"""Conditional digits (the on-class bar of docs/train.md): a conditional GAN trained on `pgan data digits --size 32`
 for at most 15 epochs must produce samples that a logistic regression trained on the real digits
 assigns to the conditioned class at least 80% of the time.
 

@@ -5,7 +5,7 @@ disjoint population pool for the fresh rows); synthetic sets from ``pgan_cli.lea
 with F in 0 .. 1 and copy noise sigma = 0.1 (the population's per-axis std is 0.5 to 2).
 Part 2: interval honesty at F = 0: across seeds (new population, new null synthetic set), the
 share of bootstrap 95% intervals that contain 0.5 (should be about 0.95).
-Part 3: digits (REFERENCE.md's orientation figure): members/holdout = 50/50 split of
+Part 3: digits (the orientation figure of docs/attacks.md): members/holdout = 50/50 split of
 scikit-learn's digits, synthetic = members + N(0, sigma²) noise, or a per-class Gaussian
 generator fitted on the members; dcr AUC for several sigmas (pixels in [-1, 1]; sigma in
 standardised-pixel units too, as other re-implementations scale the data).

@@ -1,6 +1,6 @@
 """Benchmark: MMD² permutation test, pgan vs hyppo's MMD test vs a naive NumPy implementation.
 
-Default case (issue 5): 5,000 x 5,000 points in 64 dimensions, RBF kernel with the median
+Default case: 5,000 x 5,000 points in 64 dimensions, RBF kernel with the median
 bandwidth, 1,000 permutations. Each method runs in its own subprocess (time and peak RSS).
 
 - pgan: ``pgan_cli.metrics.mmd.mmd_test`` (kernel rows computed once in blocks, all

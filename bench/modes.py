@@ -7,7 +7,7 @@ the true mixture stored in the data file:
 - modes covered: modes with at least one sample within 3 std of their mean;
 - high-quality share: samples within 3 std of some mode.
 
-Bar (issue 3): wgan-gp covers >= 7/8 modes with >= 50% high-quality samples. The published
+Bar: wgan-gp covers >= 7/8 modes with >= 50% high-quality samples. The published
 peer: VEEGAN reports 8 modes and 52.9% high-quality samples on this ring.
 
 Run: PYTHONPATH=. python bench/modes.py [--steps 5000] [--archs dcgan,wgan,wgan-gp] [--json out.json]

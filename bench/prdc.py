@@ -1,6 +1,6 @@
 """Benchmark: PRDC (Naeem et al. 2020), pgan vs the authors' ``prdc`` package.
 
-Default case (issue 5): 20,000 real x 20,000 synthetic points, 64 dimensions, k = 5. Each
+Default case: 20,000 real x 20,000 synthetic points, 64 dimensions, k = 5. Each
 method runs in its own subprocess (time and peak RSS). The ``prdc`` package builds three dense
 N x N distance matrices with scikit-learn; pgan gets radii from FAISS kNN and compares in
 float64 row blocks.

@@ -9,7 +9,7 @@ Pipeline (all through the CLI, seeded):
                --classifier C --kmeans --json                 (C = logreg, knn, cnn)
 
 Side by side, the same utility runs on a generator-free stand-in (members + N(0, 0.5) noise,
-clipped to [-1, 1]; the REFERENCE.md "copying" generator), so the GAN's TSTR can be read
+clipped to [-1, 1]; the "copying" generator of docs/attacks.md), so the GAN's TSTR can be read
 against TRTR (the ceiling) and against a crude copy-and-blur release.
 
 Usage: python bench/utility.py [--epochs 60] [--workdir DIR]

@@ -1,7 +1,7 @@
 """`pgan attack`, the attack registry, the evaluation figures and the distance metrics.
 
 One contract test runs every registered black-box attack through the same checks (orientation
-on a planted leak, chance on a null set, NaN handling); the correctness figures of the issue
+on a planted leak, chance on a null set, NaN handling); the correctness figures of docs/attacks.md
 (F = 0 and F = 1, AUC rising with F, authenticity by an independent computation) follow.
 """
 
@@ -98,7 +98,7 @@ def test_registry_plan():
         plan("logan", {"synthetic", "reference"})
 
 
-# ---- the issue's correctness figures ---------------------------------------------------------
+# ---- correctness figures (docs/attacks.md) ------------------------------------------------------
 def test_null_every_attack_at_chance(suites):
     r = suites[0.0].json
     assert set(r[K.KEY_ATTACKS]) == set(names(blackbox_only=True))
@@ -307,7 +307,7 @@ def test_nan_scores_are_an_error_not_an_auc(world, monkeypatch):
         run_suite(world["M"][:50], world["H"][:50], world["P"][:50], methods="dcr", distances=False)
 
 
-# ---- the digits figure of REFERENCE.md (copying generator vs a per-class Gaussian mixture) ----
+# ---- the digits figure of docs/attacks.md (copying generator vs a per-class Gaussian mixture)
 def test_digits_copying_vs_gaussian_mixture(digits_splits):
     from pgan_cli.dataset import read_dataset
 

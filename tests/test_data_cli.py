@@ -45,7 +45,7 @@ def test_breast_cancer_and_gaussian(cli, tmp_path):
 
 
 def test_split_disjoint_stratified_reproducible(pgan, tmp_path):
-    """The issue's check: digits -> split -> info; sizes add up, disjoint, stratified, same per seed."""
+    """The split's contract: digits -> split -> info; sizes add up, disjoint, stratified, same per seed."""
     assert pgan("data", "digits", "-o", tmp_path / "d.h5").exit_code == 0
     for out in ("s1", "s2"):
         r = pgan("data", "split", tmp_path / "d.h5", "--out-dir", tmp_path / out, "--seed", "0")

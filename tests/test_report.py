@@ -149,7 +149,7 @@ def real(tmp_path_factory, digits_splits) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, real) -> dict[str, Path]:
     """Every kind of result (real ones from the clean audit; mmd, fidelity and utility hand-made with
-    issue 5's keys where `pgan audit` could not run them) rendered into one report."""
+    the measuring commands' keys where `pgan audit` could not run them) rendered into one report."""
     d = tmp_path_factory.mktemp("report")
     files = dict(real)
     a = real["audit"]
@@ -299,7 +299,7 @@ def test_leaky_set_fails_default_preset_clean_passes(cli, tmp_path, real):
             "--gate", "privacy.attacks.dcr.auc >= 0.6")
     assert r.exit_code == 0, r
     assert [g["path"] for g in json.loads((tmp_path / "s2.json").read_text())["gates"]] == ["privacy.attacks.dcr.auc"]
-    # several audits' summaries: one privacy-utility comparison (issue 8's curve), no gates
+    # several audits' summaries: one privacy-utility comparison (docs/report.md's curve), no gates
     r = cli("report", real["audit"] / "summary.json", d / "summary.json", "-o", tmp_path / "cmp.html",
             "--summary", tmp_path / "cmp.json")
     assert r.exit_code == 0, r

@@ -47,7 +47,7 @@ def test_kmeans_baseline_on_digits(digits_splits):
 
     tr, te = read_dataset(digits_splits["train"]), read_dataset(digits_splits["holdout"])
     acc = kmeans_accuracy(LabelledSet(tr.samples, tr.labels, "train"), LabelledSet(te.samples, te.labels, "test"), 10)
-    assert 0.6 < acc < 0.95  # REFERENCE.md: about 0.79 on digits
+    assert 0.6 < acc < 0.95  # k-means + Hungarian reaches about 0.79 on digits
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_utility_cli_logreg_with_kmeans(cli, digits_splits, noisy_synthetic, tmp
         cm = np.array(out[block]["confusion_matrix"])
         assert cm.shape == (10, 10) and cm.sum() == out["n_test"]
         assert np.trace(cm) / cm.sum() == pytest.approx(out[block]["accuracy"])
-    assert out["trtr"]["accuracy"] > 0.93  # REFERENCE.md: logistic regression 0.961 on digits
+    assert out["trtr"]["accuracy"] > 0.93  # logistic regression reaches about 0.96 on digits
     assert 0.8 < out["tstr"]["accuracy"] <= out["trtr"]["accuracy"] + 0.02
     assert 0 < out["roc_test"]["p_value"] <= 1 and out["roc_test"]["permutations"] == 200
     assert 0.5 < out["kmeans"]["synthetic"]["accuracy"] < 0.95 and "real" in out["kmeans"]

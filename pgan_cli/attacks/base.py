@@ -7,7 +7,7 @@ An attack is an object with
   ``optional`` (inputs it uses when given), ``citation`` and ``summary``;
 - ``fit(inputs: AttackInputs) -> self``;
 - ``score(candidates: np.ndarray) -> np.ndarray`` of one float per candidate row, oriented so
-  that higher means "more likely a member" (REFERENCE.md).
+  that higher means "more likely a member" (docs/attacks.md).
 
 Register one with ``@register``; :func:`get_attack` builds it by name, :func:`plan` tells which
 attacks can run on the inputs given and why others cannot.

@@ -196,7 +196,7 @@ def epsilon_lower_bound(scores: np.ndarray, truth: np.ndarray, seed: int = 0,
 
 def evaluate_attack(scores: np.ndarray, truth: np.ndarray, seed: int = 0, n_boot: int = N_BOOTSTRAP,
                     name: str = "attack") -> dict:
-    """Every figure REFERENCE.md asks for one attack, keyed by :mod:`pgan_cli.attacks.keys`."""
+    """Every figure of one attack (docs/attacks.md), keyed by :mod:`pgan_cli.attacks.keys`."""
     s = check_scores(name, scores, len(truth))
     t = _check_truth(truth)
     fpr, tpr, _ = roc(s, t)

@@ -7,7 +7,7 @@ generative models", PETS 2019).
   variant is a classifier told to separate S (label 1) from the reference records R (label 0):
   a small MLP on standardised inputs (projected on their first 64 principal components when
   wider); s(x) = its logit. Where S copies members, the classifier learns their neighbourhoods.
-  (Hayes et al. trained a GAN on S instead; the classifier is the variant REFERENCE.md names.)
+  (Hayes et al. trained a GAN on S instead; the classifier is the variant docs/attacks.md describes.)
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def data_copying_ct(d_hm: np.ndarray, d_sm: np.ndarray, cells_h: np.ndarray, cel
 def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
                       cache: NeighborCache | None = None, seed: int = 0, repeats: int = REPEATS,
                       n_cells: int | None = None, top: int = TOP_PAIRS) -> DistanceReport:
-    """Every distance metric of the issue, as the JSON ``distances`` object plus per-record arrays."""
+    """Every distance metric of docs/privacy-metrics.md, as the JSON ``distances`` object plus per-record arrays."""
     M, H, S = (np.ascontiguousarray(a, dtype=np.float32) for a in (members, holdout, synthetic))
     for name, x in (("members", M), ("holdout", H), ("synthetic", S)):
         if x.ndim != 2 or len(x) < 2:

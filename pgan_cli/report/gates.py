@@ -6,7 +6,7 @@ keys that contain dots match whole (``privacy.attacks.dcr.tpr_at_fpr.0.01``); a 
 a gate of its own. ``OP`` is one of ``<= < >= > == !=``.
 
 Presets (``docs/report.md``), following the reporting advice of Carlini et al. (S&P 2022) to look
-at low-FPR figures, and the DCR conventions of REFERENCE.md:
+at low-FPR figures, and the DCR conventions of docs/privacy-metrics.md:
 
 - ``default``: every black-box attack's AUC <= 0.60, DCR share <= 0.60, no near-copies;
 - ``strict``: every black-box attack's AUC <= 0.55 and TPR at 1% FPR <= 0.03, DCR share <= 0.55,

@@ -386,7 +386,7 @@ def near_copy_allowance(n_synthetic: int, holdout_dcr: np.ndarray | None, thresh
     """How many near-copies a release with no copying shows by chance, and the rate it assumes.
 
     The near-copy threshold of ``pgan attack`` is the 1st percentile of member-to-member
-    nearest-neighbour distances (REFERENCE.md), so records the generator never saw fall below it
+    nearest-neighbour distances (docs/report.md), so records the generator never saw fall below it
     at a rate of about 1%. The rate is measured on the holdout records (their distance to the
     nearest member) when the scores file gives them, taking the Clopper-Pearson 95% upper bound;
     else it is 1%. The allowance is the 99% quantile of Binomial(|S|, rate).
