@@ -262,3 +262,22 @@ def test_fidelity_cli_errors(cli, vecs, ring8):
     assert_clean_error(cli("fidelity", vecs["a"], vecs["b"], "--c2st-classifier", "svm"), "unknown C2ST")
     r = cli("fidelity", vecs["a"], vecs["const"], "--metrics", "prdc,frechet", "--json")
     assert r.exit_code == 0 and "NaN" not in r.stdout
+
+
+@pytest.mark.parametrize("group", __import__("pgan_cli.metrics.fidelity", fromlist=["METRIC_GROUPS"]).METRIC_GROUPS)
+def test_every_fidelity_metric_keeps_the_contract(group):
+    """Contract of every registered fidelity group (a new one is picked up here): it returns
+    finite headline figures whose orientation is declared (ORIENTATION), and each figure ranks a
+    sample of the real distribution above a shifted one."""
+    from pgan_cli.metrics.fidelity import ORIENTATION, fidelity
+
+    rng = np.random.default_rng(0)
+    real, same, shifted = (rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 1.0)
+    good, bad = fidelity(real, same, metrics=[group]), fidelity(real, shifted, metrics=[group])
+    heads = {k: v for k, v in good.items() if isinstance(v, float)}
+    assert heads and set(heads) <= set(ORIENTATION), (group, sorted(good))
+    for key, v in heads.items():
+        w = bad[key]
+        assert np.isfinite(v) and np.isfinite(w)
+        closeness = {"higher": lambda x: -x, "lower": lambda x: x, "half": lambda x: abs(x - 0.5)}[ORIENTATION[key]]
+        assert closeness(v) < closeness(w), (group, key, v, w)

@@ -23,6 +23,12 @@ KEY_MODES_COVERED, KEY_MODES_TOTAL = "modes_covered", "modes_total"
 KEY_HIGH_QUALITY, KEY_LOG_LIKELIHOOD = "high_quality_fraction", "log_likelihood"
 
 
+# Which way each headline figure is better (the contract every metric group declares):
+# "higher" (1 is ideal), "lower" (0 is ideal), "half" (0.5 is ideal: a classifier at chance).
+ORIENTATION = {"precision": "higher", "recall": "higher", "density": "higher", "coverage": "higher",
+               "alpha_precision": "higher", "beta_recall": "higher", KEY_FRECHET: "lower", KEY_C2ST_AUC: "half"}
+
+
 def parse_metrics(spec: str | None) -> list[str]:
     """``"prdc,c2st"`` -> ["prdc", "c2st"]; None or "all" -> every group."""
     if spec is None or spec.strip().lower() in ("", "all"):
