@@ -11,7 +11,7 @@ if [ $# -lt 3 ]; then
     exit 2
 fi
 members=$1 holdout=$2 synthetic=$3 out=${4:-audit}
-args=(--members "$members" --holdout "$holdout" --synthetic "$synthetic" -o "$out" --preset "${PRESET:-default}")
+args=(--members "$members" --holdout "$holdout" --synthetic "$synthetic" --out-dir "$out" --preset "${PRESET:-default}")
 [ -n "${GENERATOR:-}" ] && args+=(--generator "$GENERATOR")
 while IFS= read -r g; do
     [ -n "$g" ] && args+=(--gate "$g")
