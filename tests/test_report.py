@@ -286,7 +286,7 @@ def test_leaky_set_fails_default_preset_clean_passes(cli, tmp_path, real):
             "--embedding", "pixel,pca", *FAST, "-o", d)
     assert r.exit_code == 1, r
     line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("pgan report: error: ") and "gates failed" in line
+    assert line.startswith("pgan audit: error: ") and "gates failed" in line
     for gate in ("privacy.attacks.dcr.auc = ", "privacy.attacks.dcr@pca.auc = ", "privacy.distances.dcr_share = ",
                  "privacy.distances.near_copies_excess = ", "privacy.distances@pca.near_copies_excess = "):
         assert gate in line, gate

@@ -68,4 +68,7 @@ def audit_cmd(
     else:
         console.emit(f"verdict: {verdict.upper()}; report: {report}")
     if res.exit_code or verdict == VERDICT_FAIL:
+        from pgan_cli.cli import report_error
+
+        report_error("pgan audit", res.failed_gates or "a gate failed; see the report")
         raise typer.Exit(res.exit_code or 1)

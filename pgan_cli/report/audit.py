@@ -90,7 +90,7 @@ class Step:
     outputs: list[str]
     stdout_to: str | None = None
     cache: bool = True
-    info: str = ""
+    info: Any = None  # what a step's call leaves for the audit (the report step: the failed gates)
     call: Callable[[Callable[[str], Path]], int] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -108,6 +108,7 @@ class AuditResult:
     steps_skipped: dict[str, str] = field(default_factory=dict)
     exit_code: int = 0
     summary: dict[str, Any] | None = None
+    failed_gates: str | None = None  # the line naming each failed gate (exit code 1)
 
 
 def _space_dir(method: str) -> str:
@@ -243,6 +244,8 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
         argv.append("--show-real-images")
     argv += ["--seed", str(seed), "-o", "report.html", "--summary", "summary.json"]
 
+    result_box: dict[str, str | None] = {"failed_gates": None}
+
     def report(at, report_inputs=list(report_inputs)):
         from pgan_cli.report.build import make_report
 
@@ -250,10 +253,13 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
                                  summary_path=at("summary.json"), gates=list(gates), preset=preset,
                                  members=at(sets["members"]), synthetic=at(sets["synthetic"]),
                                  holdout=at(sets["holdout"]), show_real_images=show_real_images, seed=seed)
-        return 1 if any(not r.passed for r in results) else 0
+        from pgan_cli.report.gates import failure_line
+
+        result_box["failed_gates"] = failure_line(results)
+        return 1 if result_box["failed_gates"] else 0
 
     steps.append(Step("report", argv, inputs=report_inputs + [sets["members"], sets["synthetic"], sets["holdout"]],
-                      outputs=["report.html", "summary.json"], cache=False, call=report))
+                      outputs=["report.html", "summary.json"], cache=False, call=report, info=result_box))
     return steps, skipped
 
 
@@ -486,6 +492,7 @@ def _run_steps(work: Path, steps: list[Step], skipped: dict[str, str], links: di
             advance(1, info=step.name)
             if step.name == "report" and rc in (0, 1):
                 result.exit_code = rc
+                result.failed_gates = (step.info or {}).get("failed_gates")
             elif rc != 0:
                 raise StepFailed(rc)
             outs = _hashes(step.outputs, work) or {}

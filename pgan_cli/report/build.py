@@ -61,9 +61,13 @@ def make_report(results: list[str | os.PathLike], output: str | os.PathLike | No
     # names and renamed together, so a failed call (exit 2) leaves neither behind.
     contents: list[tuple[Path, str, str]] = []
     if output is not None:
-        page = render(summary, loaded, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
-                      holdout=bundles.get("holdout"), show_real_images=show_real_images,
-                      map_method=map_method, seed=seed, title=title)
+        from pgan_cli.report.measure import measure_page
+
+        measured = measure_page(loaded, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
+                                holdout=bundles.get("holdout"), show_real_images=show_real_images,
+                                map_method=map_method, seed=seed)
+        page = render(summary, loaded, measured, members=bundles.get("members"), synthetic=bundles.get("synthetic"),
+                      show_real_images=show_real_images, seed=seed, title=title)
         contents.append((Path(output), ".html.tmp", page))
     if summary_path is not None:
         contents.append((Path(summary_path), ".json.tmp", to_json(summary) + "\n"))

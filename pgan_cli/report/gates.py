@@ -236,12 +236,19 @@ def verdict(results: list[GateResult]) -> str:
     return VERDICT_PASS if all(r.passed for r in results) else VERDICT_FAIL
 
 
-def raise_if_failed(results: list[GateResult]) -> None:
-    """Raise GateFailed (exit 1) naming every failed gate and its value (or why it is missing)."""
+def failure_line(results: list[GateResult]) -> str | None:
+    """One line naming every failed gate and its value (or why it is missing); None when all pass."""
     failed = [r for r in results if not r.passed]
-    if failed:
-        raise GateFailed(f"{len(failed)} of {len(results)} gates failed: "
-                         + "; ".join(r.line() for r in failed))
+    if not failed:
+        return None
+    return f"{len(failed)} of {len(results)} gates failed: " + "; ".join(r.line() for r in failed)
+
+
+def raise_if_failed(results: list[GateResult]) -> None:
+    """Raise GateFailed (exit 1) with :func:`failure_line`."""
+    line = failure_line(results)
+    if line:
+        raise GateFailed(line)
 
 
 def implied_preset(preset: str | None, has_privacy: bool, has_gates: bool) -> str:

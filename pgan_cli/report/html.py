@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli.report.measure import MAX_MAP_POINTS, PageData
+from pgan_cli.report.measure import labels_and_names as _labels_names
 from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY,
                                      KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
 
@@ -27,41 +29,14 @@ SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fi
             "provenance")
 SECTION_PAIRS = "closest-pairs"
 SECTION_COMPARISON = "comparison"
-MAX_MAP_POINTS = 3000
 GRID_PER_CLASS = 8
 MAX_GRID_CLASSES = 10
-MAX_PAIRS = 12
 
-CSS = """
-:root { --ok: #1a7f37; --bad: #c62828; --muted: #57606a; --line: #d0d7de; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
-       color: #1f2328; max-width: 1100px; margin: 0 auto; padding: 24px; background: #fff; }
-h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 0 0 8px; }
-h3 { font-size: 16px; margin: 14px 0 6px; }
-section { border-top: 1px solid var(--line); padding: 18px 0; }
-.meta { color: var(--muted); font-size: 13px; }
-.verdict { font-size: 30px; font-weight: 700; padding: 10px 18px; border-radius: 8px; display: inline-block; }
-.verdict.pass { background: #dafbe1; color: var(--ok); } .verdict.fail { background: #ffebe9; color: var(--bad); }
-.verdict.none { background: #eaeef2; color: var(--muted); }
-table { border-collapse: collapse; margin: 8px 0; font-size: 13.5px; }
-th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.pass { color: var(--ok); font-weight: 600; } td.fail { color: var(--bad); font-weight: 600; }
-.howto { background: #f6f8fa; border-left: 4px solid #8c959f; padding: 8px 12px; margin: 10px 0;
-         font-size: 13.5px; }
-.howto b { display: block; margin-bottom: 2px; }
-img.fig { max-width: 100%; height: auto; display: block; margin: 8px 0; }
-.grid { display: flex; flex-wrap: wrap; gap: 3px; margin: 4px 0 10px; }
-.grid img, .pair img { width: 56px; height: 56px; image-rendering: pixelated; border: 1px solid var(--line); }
-.row { display: flex; align-items: center; gap: 10px; }
-.row .lab { width: 110px; font-size: 13px; color: var(--muted); }
-.pairs { display: flex; flex-wrap: wrap; gap: 14px; }
-.pair { text-align: center; font-size: 12px; color: var(--muted); }
-.na { color: var(--muted); font-style: italic; }
-code { font-size: 12.5px; word-break: break-all; }
-@media print { body { max-width: none; padding: 0; } section { break-inside: avoid-page; }
-               .howto { border-left-color: #444; } }
-"""
+def _css() -> str:
+    """The page's style sheet (``report.css`` beside this module), inlined into every page."""
+    from importlib.resources import files
+
+    return files("pgan_cli.report").joinpath("report.css").read_text(encoding="utf-8")
 
 HOWTO = {
     "verdict": "Each gate compares one figure of summary.json with a threshold. The verdict is "
@@ -349,49 +324,12 @@ def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_se
     return section("distances", "".join(body))
 
 
-def _labels_names(bundle) -> tuple[np.ndarray, list[str]]:
-    if bundle.labels is None:
-        return np.zeros(bundle.n, dtype=np.int64), ["all"]
-    k = bundle.num_classes or int(bundle.labels.max()) + 1
-    names = bundle.class_names or [str(i) for i in range(k)]
-    return bundle.labels, names
-
-
-def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
-
-
-def map_section(members, synthetic, method: str, seed: int) -> str:
-    if members is None or synthetic is None:
-        return section("map", na("give --members and --synthetic dataset files"))
-    rng = np.random.default_rng(seed)
-    im = _subsample(members.n, MAX_MAP_POINTS, rng)
-    isyn = _subsample(synthetic.n, MAX_MAP_POINTS, rng)
-    xm = members.samples[im].reshape(len(im), -1).astype(np.float64)
-    xs = synthetic.samples[isyn].reshape(len(isyn), -1).astype(np.float64)
-    if xm.shape[1] != xs.shape[1]:
-        return section("map", na(f"members have {xm.shape[1]} values per record, synthetic {xs.shape[1]}"))
-    used = method
-    if xm.shape[1] <= 2:
-        pm, ps, used = (np.pad(xm, ((0, 0), (0, 2 - xm.shape[1]))), np.pad(xs, ((0, 0), (0, 2 - xs.shape[1]))),
-                        "raw coordinates")
-    elif method == "umap":  # the umap embedding of pgan embed (pGAN's settings), fitted on the members
-        from pgan_cli.embeddings import make_embedding
-
-        emb = make_embedding("umap", dim=2, seed=seed)
-        emb.fit(xm.astype(np.float32))
-        pm, ps = emb.transform(xm.astype(np.float32)), emb.transform(xs.astype(np.float32))
-        used = "UMAP (fitted on members)"
-    else:
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=2, random_state=seed).fit(xm)
-        pm, ps = pca.transform(xm), pca.transform(xs)
-        used = f"PCA fitted on members ({pca.explained_variance_ratio_.sum():.0%} of variance)"
-    lm, names = _labels_names(members)
-    lm = lm[im]
-    ls = synthetic.labels[isyn] if synthetic.labels is not None else None
-    classes = list(range(len(names))) if members.labels is not None and ls is not None else []
+def map_section(page: PageData) -> str:
+    if page.map is None:
+        return section("map", na(page.map_unavailable or "not measured"))
+    m = page.map
+    pm, ps, lm, ls, names, used = m.members, m.synthetic, m.member_labels, m.synthetic_labels, m.class_names, m.projection
+    classes = list(range(len(names))) if lm is not None and ls is not None else []
     panels = [("all classes", None)] + [(names[c], c) for c in classes[:MAX_GRID_CLASSES]]
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
@@ -581,52 +519,35 @@ def comparison_section(summary: dict[str, Any]) -> str:
                    + table(rows, ["audit", "epsilon", "delta", "utility", "attack AUC"]))
 
 
-def pairs_section(members, synthetic) -> str:
-    from pgan_cli.neighbors import knn
-
-    xm = members.samples.reshape(members.n, -1)
-    xs = synthetic.samples.reshape(synthetic.n, -1)
-    if xm.shape[1] != xs.shape[1] or members.kind != "images":
-        return section(SECTION_PAIRS, na("needs image members and synthetic records of the same shape"))
-    res = knn(xs, xm, 1)
-    d = res.distances[:, 0]
-    order = np.argsort(d, kind="stable")[:MAX_PAIRS]
+def pairs_section(page: PageData, members, synthetic) -> str:
+    if page.pairs is None:
+        return section(SECTION_PAIRS, na(page.pairs_unavailable or "not measured"))
     cells = []
-    for i in order:
-        j = int(res.indices[i, 0])
+    for i, j, d in page.pairs:
         cells.append(f'<div class="pair"><div>{img_tag(image_png(synthetic.samples[i]), "synthetic", "")}'
                      f'{img_tag(image_png(members.samples[j]), "member", "")}</div>'
-                     f'synthetic #{int(i)} / member #{j}<br>distance {d[i]:.3g}</div>')
+                     f'synthetic #{i} / member #{j}<br>distance {d:.3g}</div>')
     return section(SECTION_PAIRS, '<p class="meta">Left: synthetic; right: its closest member (pixel space).</p>'
                    f'<div class="pairs">{"".join(cells)}</div>')
 
 
-def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, synthetic=None,
-           holdout=None, show_real_images: bool = False, map_method: str = "pca", seed: int = 0,
-           title: str = "pgan audit report") -> str:
-    """The whole page as a string. ``members``/``synthetic``/``holdout`` are DataBundles or None."""
+def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *, members=None, synthetic=None,
+           show_real_images: bool = False, seed: int = 0, title: str = "pgan audit report") -> str:
+    """The whole page as a string, drawn from the summary, the results and what
+    :func:`pgan_cli.report.measure.measure_page` measured. ``members``/``synthetic`` are DataBundles or None."""
     gate_rows = summary.get("gates", [])
     verdict = summary.get("verdict", "no gates")
-    dcr_sets: dict[str, np.ndarray] = {}
-    if (members is not None and synthetic is not None and not _by_kind(results, KIND_KNN)
-            and not any(r.data.get("dcr") for r in _by_kind(results, KIND_SCORES))):
-        from pgan_cli.neighbors import nearest_distance
-
-        xm = members.samples.reshape(members.n, -1)
-        for label, b in (("synthetic -> members", synthetic), ("holdout -> members", holdout)):
-            if b is not None and b.samples.reshape(b.n, -1).shape[1] == xm.shape[1]:
-                dcr_sets[label] = nearest_distance(b.samples.reshape(b.n, -1), xm)
     parts = [verdict_section(summary, gate_rows, verdict),
              attacks_section(summary, results),
-             distances_section(summary, results, dcr_sets),
-             map_section(members, synthetic, map_method, seed),
+             distances_section(summary, results, page.dcr_sets),
+             map_section(page),
              samples_section(synthetic, seed),
              training_section(results),
              fidelity_section(summary),
              utility_section(summary, results),
              provenance_section(summary, results)]
     if show_real_images and members is not None and synthetic is not None:
-        parts.insert(5, pairs_section(members, synthetic))
+        parts.insert(5, pairs_section(page, members, synthetic))
     if summary.get("comparison"):
         parts.insert(1, comparison_section(summary))
     from pgan_cli import __version__
@@ -637,6 +558,6 @@ def render(summary: dict[str, Any], results: list[ResultFile], *, members=None, 
             if show_real_images else '<p class="meta">No real training image is shown in this report.</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
+            f"<style>{_css()}</style></head><body><header><h1>{esc(title)}</h1>"
             f"<p class=\"meta\">pgan {esc(__version__)} &middot; {esc(when)} &middot; "
             f"{len(results)} result files</p>{warn}</header>" + "".join(parts) + "</body></html>\n")
