@@ -199,7 +199,10 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
             except PganError as e:
                 if console.state.verbose:
                     _print_traceback(e)
-                report_error(prog, str(e))
+                from pgan_cli.params import ParameterError
+
+                flag = _flag_names().get(e.param) if isinstance(e, ParameterError) else None
+                report_error(prog, e.for_flag(flag) if flag else str(e))
                 raise typer.Exit(e.exit_code) from None
             except typer.BadParameter:
                 raise

@@ -37,19 +37,6 @@ class GateFailed(PganError):
     exit_code = EXIT_GATE_FAILED
 
 
-# Upper bounds on resampling work (docs/security.md: bounded work for bounded input). Beyond
-# them the Monte-Carlo error of a p-value or interval (about 1/sqrt(B)) no longer matters.
-MAX_PERMUTATIONS = 100_000
-MAX_BOOTSTRAP = 100_000
-
-
-def check_count(value: int, what: str, low: int, high: int) -> int:
-    """``value`` within ``[low, high]`` or a :class:`UsageError` naming the option and the range."""
-    if not low <= value <= high:
-        raise UsageError(f"{what} must be between {low} and {high:,}, got {value}")
-    return value
-
-
 def require(condition: bool, message: str, error: type[PganError] = InputError) -> None:
     """Raise ``error(message)`` unless ``condition`` holds."""
     if not condition:

@@ -28,10 +28,12 @@ from typing import Any, Callable
 import numpy as np
 
 from pgan_cli.errors import InputError, UsageError
+from pgan_cli import params
+from pgan_cli.params import MAX_PERMUTATIONS, Interval, Options, constrained
 
 CLASSIFIERS = ("logreg", "knn", "cnn")
 DEFAULT_CLASSIFIER = "logreg"
-DEFAULT_PERMUTATIONS = 1000
+DEFAULT_PERMUTATIONS = params.DEFAULT_PERMUTATIONS
 KNN_K = 5
 CNN_EPOCHS = 10
 CNN_BATCH = 32
@@ -248,6 +250,7 @@ def kmeans_accuracy(train: LabelledSet, test: LabelledSet, k: int, seed: int = 0
     return float(counts[rows, cols].sum() / len(test.labels))
 
 
+@constrained(classifier=Options(CLASSIFIERS), permutations=Interval(1, MAX_PERMUTATIONS))
 def utility(synthetic: LabelledSet, real_train: LabelledSet, test: LabelledSet,
             classifier: str = DEFAULT_CLASSIFIER, seed: int = 0,
             permutations: int = DEFAULT_PERMUTATIONS, kmeans: bool = False,
@@ -262,9 +265,6 @@ def utility(synthetic: LabelledSet, real_train: LabelledSet, test: LabelledSet,
                      "train-on-real and test figures")
     if classifier == "cnn" and test.samples.ndim != 4:
         raise UsageError("--classifier cnn needs image datasets (N, C, H, W); use logreg or knn for vectors")
-    from pgan_cli.errors import MAX_PERMUTATIONS, check_count
-
-    check_count(permutations, "--permutations", 1, MAX_PERMUTATIONS)
     say = log or (lambda s: None)
     fit = _FIT[classifier]
     kwargs = {"epochs": cnn_epochs} if classifier == "cnn" else {}
@@ -302,14 +302,13 @@ def _load(path, role: str) -> LabelledSet:
 
 
 
+@constrained(epochs=Interval(1, None), classifier=Options(CLASSIFIERS), permutations=Interval(1, MAX_PERMUTATIONS))
 def utility_files(synthetic, real_train, test, *, classifier: str = "logreg", seed: int = 0,
                   permutations: int = DEFAULT_PERMUTATIONS, kmeans: bool = False, epochs: int = 10) -> dict:
     """``pgan utility``: TSTR against TRTR on three labelled files, as the stamped JSON the command prints."""
     from pgan_cli import console, formats
     from pgan_cli.provenance import make_provenance
 
-    if epochs < 1:
-        raise InputError(f"epochs must be at least 1, got {epochs}")
     sets = [_load(synthetic, "synthetic set"), _load(real_train, "real training set"), _load(test, "test set")]
     result = utility(*sets, classifier=classifier, seed=seed, permutations=permutations, kmeans=kmeans,
                      log=console.log, cnn_epochs=epochs)

@@ -125,7 +125,7 @@ def test_utility_errors(cli, digits_splits, tmp_path, ring8):
     assert_clean_error(cli("utility", "--synthetic", unl, "--real-train", tr, "--test", ho), "no labels")
     assert_clean_error(cli("utility", "--synthetic", ring8, "--real-train", tr, "--test", ho), "shape")
     assert_clean_error(cli("utility", "--synthetic", tr, "--real-train", tr, "--test", ho,
-                           "--classifier", "svm"), "unknown classifier")
+                           "--classifier", "svm"), "--classifier must be one of")
     assert_clean_error(cli("utility", "--synthetic", tr, "--real-train", tr, "--test", tmp_path / "no.h5"),
                        "does not exist")
     assert_clean_error(cli("utility", "--synthetic", tr, "--real-train", tr, "--test", ho,

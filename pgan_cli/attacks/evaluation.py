@@ -25,8 +25,9 @@ import numpy as np
 
 from pgan_cli.attacks import keys as K
 from pgan_cli.errors import InputError
+from pgan_cli.params import DEFAULT_BOOTSTRAP
 
-N_BOOTSTRAP = 1000
+N_BOOTSTRAP = DEFAULT_BOOTSTRAP
 CONFIDENCE = 0.95
 VALIDATION_FRACTION = 0.5
 

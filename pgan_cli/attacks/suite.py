@@ -24,6 +24,7 @@ from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, RE
                                    AttackInputs, get_attack, plan)
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
 from pgan_cli.errors import InputError
+from pgan_cli.params import MAX_BOOTSTRAP, Interval, check
 from pgan_cli.privacy.cache import NeighborCache
 
 
@@ -185,16 +186,24 @@ def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
     return bundle.samples.reshape(bundle.n, -1), info
 
 
+def check_bootstrap(bootstrap: int) -> int:
+    """0 (no interval) or 10 to 100,000 resamples (fewer give no usable 95% interval)."""
+    if bootstrap != 0:
+        check("bootstrap", bootstrap, Interval(10, MAX_BOOTSTRAP))
+    return bootstrap
+
+
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
                 generator: Path | None = None, reference_generator: Path | None = None,
                 methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
-                n_boot: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu") -> dict:
+                bootstrap: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu") -> dict:
     """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON.
 
     ``device``: torch device of the white-box attacks; ``knn_device``: FAISS device of the
     neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``)."""
     from pgan_cli.provenance import make_provenance, shown_path
 
+    n_boot = check_bootstrap(bootstrap)
     loaded = {}
     for what, p in (("members", members), ("non-members", non_members), ("synthetic", synthetic),
                     ("reference", reference)):

@@ -9,6 +9,7 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
+from pgan_cli.params import DEFAULT_BOOTSTRAP
 
 _FileOpt = Optional[Path]
 
@@ -28,7 +29,7 @@ def attack_cmd(
                                                            "were given).")] = "all",
     scores: Annotated[_FileOpt, typer.Option("--scores", help="Write per-candidate scores and membership "
                                                               "truth here (HDF5).", dir_okay=False)] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the AUC interval (0: no interval; 10 to 100,000).")] = 1000,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the AUC interval (0: no interval; 10 to 100,000).")] = DEFAULT_BOOTSTRAP,
     distances: Annotated[bool, typer.Option("--distances/--no-distances", help="Also compute the distance "
                                                                                "metrics (needs --synthetic).")] = True,
     seed: SeedOpt = 0,
@@ -50,10 +51,6 @@ def attack_cmd(
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
 
-    from pgan_cli.errors import MAX_BOOTSTRAP, check_count
-
-    if bootstrap != 0:
-        check_count(bootstrap, "--bootstrap", 10, MAX_BOOTSTRAP)
     if synthetic is None and generator is None:
         raise UsageError("give --synthetic (black-box attacks) and/or --generator (white-box attacks)")
     dev = resolve_device(device) if generator is not None else "cpu"

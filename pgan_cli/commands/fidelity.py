@@ -9,13 +9,14 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.params import DEFAULT_PRDC_K
 
 
 @command("fidelity", help="Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance, C2ST AUC.")
 def fidelity_cmd(
     real: Annotated[Path, typer.Argument(metavar="REAL", help="Real set: dataset file (.h5) or NPY (N, D).")],
     synthetic: Annotated[Path, typer.Argument(metavar="SYNTH", help="Synthetic set, same space.")],
-    k: Annotated[int, typer.Option("--k", help="Neighbours for the PRDC radii (Naeem et al. use 5).")] = 5,
+    k: Annotated[int, typer.Option("--k", help="Neighbours for the PRDC radii (Naeem et al. use 5).")] = DEFAULT_PRDC_K,
     metrics: Annotated[Optional[str], typer.Option("--metrics", help="Subset: comma-separated from prdc, alpha-beta, frechet, c2st (default all).")] = None,
     c2st_classifier: Annotated[str, typer.Option("--c2st-classifier", help="gbm (gradient boosting) or logreg.")] = "gbm",
     seed: SeedOpt = 0,

@@ -9,6 +9,7 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.params import DEFAULT_PERMUTATIONS
 
 
 @command("mmd", help="MMD² between two sets (NPY or dataset files) with a permutation-test p-value.")
@@ -17,7 +18,7 @@ def mmd_cmd(
     y_path: Annotated[Path, typer.Argument(metavar="Y", help="Second set, same dimension.")],
     kernel: Annotated[str, typer.Option("--kernel", help="rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID).")] = "rbf",
     bandwidth: Annotated[str, typer.Option("--bandwidth", help="σ: 'median' (median pooled distance, seeded subsample of ≤1000 per side) or a number.")] = "median",
-    permutations: Annotated[int, typer.Option("--permutations", help="Permutations for the p-value (0: statistic only; at most 100,000).")] = 1000,
+    permutations: Annotated[int, typer.Option("--permutations", help="Permutations for the p-value (0: statistic only; at most 100,000).")] = DEFAULT_PERMUTATIONS,
     estimator: Annotated[str, typer.Option("--estimator", help="unbiased (U-statistic, permutation test) or linear (linear time, Gaussian p-value).")] = "unbiased",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",

@@ -9,6 +9,7 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.params import DEFAULT_PERMUTATIONS
 
 
 @command("utility", help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
@@ -17,7 +18,7 @@ def utility_cmd(
     real_train: Annotated[Path, typer.Option("--members", help="Labelled real training set: the members (TRTR trains on it).")],
     test: Annotated[Path, typer.Option("--holdout", help="Labelled real test set: the holdout, never trained on.")],
     classifier: Annotated[str, typer.Option("--classifier", help="logreg (standardised), knn (k=5, FAISS) or cnn (small CNN, images).")] = "logreg",
-    permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test (1 to 100,000).")] = 1000,
+    permutations: Annotated[int, typer.Option("--permutations", help="Permutations of Venkatraman's ROC test (1 to 100,000).")] = DEFAULT_PERMUTATIONS,
     kmeans: Annotated[bool, typer.Option("--kmeans", help="Add the unsupervised k-means + Hungarian baseline.")] = False,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the cnn classifier.")] = 10,
     seed: SeedOpt = 0,

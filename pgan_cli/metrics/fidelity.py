@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from pgan_cli.errors import InputError
+from pgan_cli.metrics.c2st import CLASSIFIERS as C2ST_CLASSIFIERS
+from pgan_cli.params import DEFAULT_PRDC_K, MAX_K, Interval, Options, constrained
 
 METRIC_GROUPS = ("prdc", "alpha-beta", "frechet", "c2st")
 KEY_PRECISION, KEY_RECALL, KEY_DENSITY, KEY_COVERAGE = "precision", "recall", "density", "coverage"
@@ -40,7 +42,8 @@ def parse_metrics(spec: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = 5, metrics: list[str] | None = None,
+@constrained(k=Interval(1, MAX_K), c2st_classifier=Options(C2ST_CLASSIFIERS))
+def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = DEFAULT_PRDC_K, metrics: list[str] | None = None,
              seed: int = 0, mixture: Any = None, c2st_classifier: str = "gbm",
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Compute the selected metric groups (and mode scores when ``mixture`` is given)."""
@@ -105,7 +108,7 @@ def _mixture(path):
         return ds.attrs.get("mixture")
 
 
-def fidelity_files(real, synthetic, *, k: int = 5, metrics: list[str] | None = None, seed: int = 0,
+def fidelity_files(real, synthetic, *, k: int = DEFAULT_PRDC_K, metrics: list[str] | None = None, seed: int = 0,
                    c2st_classifier: str = "gbm") -> dict:
     """``pgan fidelity``: the figures of two files, as the stamped JSON the command prints."""
     from pgan_cli import console, formats

@@ -43,11 +43,13 @@ from typing import Callable
 import numpy as np
 
 from pgan_cli.errors import InputError
+from pgan_cli import params
+from pgan_cli.params import MAX_PERMUTATIONS, Interval, Options, constrained
 
 KERNELS = ("rbf", "laplace", "poly")
 ESTIMATORS = ("unbiased", "linear")
 DEFAULT_KERNEL = "rbf"
-DEFAULT_PERMUTATIONS = 1000
+DEFAULT_PERMUTATIONS = params.DEFAULT_PERMUTATIONS
 DEFAULT_ESTIMATOR = "unbiased"
 MEDIAN_SUBSAMPLE = 1000
 BLOCK_BYTES = 256 << 20
@@ -279,6 +281,8 @@ def _paired(a, b, kernel: str, sigma: float | None, dim: int):
     return torch.exp(-torch.sqrt(d2) / sigma)
 
 
+@constrained(kernel=Options(KERNELS), estimator=Options(ESTIMATORS),
+             permutations=Interval(0, MAX_PERMUTATIONS))
 def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
              bandwidth: float | str | None = "median", permutations: int = DEFAULT_PERMUTATIONS,
              estimator: str = DEFAULT_ESTIMATOR, seed: int = 0, device: str = "cpu",
@@ -294,9 +298,6 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
     _check_kernel(kernel)
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
-    from pgan_cli.errors import MAX_PERMUTATIONS, check_count
-
-    check_count(permutations, "--permutations", 0, MAX_PERMUTATIONS)
     x, y = check_samples(x, y, min_n=4 if estimator == "linear" else 2)
     sigma, rule = resolve_bandwidth(x, y, kernel, bandwidth, seed)
     if log is not None:

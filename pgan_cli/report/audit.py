@@ -399,10 +399,10 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
     if len(set(shapes.values())) > 1:
         raise InputError("the sets have different sizes per record ("
                          + ", ".join(f"{r} {d}" for r, d in shapes.items()) + "); audit sets from one space")
-    if bootstrap is not None and bootstrap != 0:
-        from pgan_cli.errors import MAX_BOOTSTRAP, check_count
+    if bootstrap is not None:
+        from pgan_cli.attacks.suite import check_bootstrap
 
-        check_count(bootstrap, "--bootstrap", 10, MAX_BOOTSTRAP)
+        check_bootstrap(bootstrap)
     from pgan_cli.dataset import read_dataset
     from pgan_cli.split import require_disjoint
 

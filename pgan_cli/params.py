@@ -1,0 +1,128 @@
+"""Parameter constraints as data, checked where the library is entered (as scikit-learn's
+``_param_validation``), and the defaults the command line shares with the library.
+
+A library function declares its constraints once::
+
+    @constrained(permutations=Interval(0, MAX_PERMUTATIONS), kernel=Options(KERNELS))
+    def mmd_test(x, y, kernel="rbf", permutations=DEFAULT_PERMUTATIONS, ...): ...
+
+A value outside them raises :class:`ParameterError`, whose message names the parameter
+(``permutations must be an integer in [0, 100000], got -1``); the command line's error path
+names the option the user typed instead (``--permutations``). This module imports nothing
+heavy, so commands can take their defaults from it without slowing ``pgan --help``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pgan_cli.errors import InputError
+
+# ---- defaults shared by commands and library ------------------------------------------------
+DEFAULT_PERMUTATIONS = 1000      # MMD permutation test, Venkatraman's ROC test
+DEFAULT_BOOTSTRAP = 1000         # resamples of an attack's AUC interval
+MAX_PERMUTATIONS = 100_000       # beyond this the Monte-Carlo error (~1/sqrt(B)) no longer matters
+MAX_BOOTSTRAP = 100_000
+DEFAULT_PRDC_K = 5               # Naeem et al. 2020
+MAX_K = 2048                     # neighbours per query (FAISS GPU k-selection limit)
+
+
+class ParameterError(InputError):
+    """A parameter outside its constraint. ``str()`` names the parameter; :meth:`for_flag` the
+    command-line option it came from."""
+
+    def __init__(self, param: str, requirement: str, value: Any):
+        self.param, self.requirement, self.value = param, requirement, value
+        super().__init__(f"{param} must be {requirement}, got {value!r}")
+
+    def for_flag(self, flag: str) -> str:
+        return f"{flag} must be {self.requirement}, got {self.value!r}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An integer (or, with ``real``, a finite number) in ``[low, high]``; None is unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    real: bool = False
+
+    def describe(self) -> str:
+        kind = "a number" if self.real else "an integer"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{kind} in [{lo}, {hi}]"
+
+    def holds(self, v: Any) -> bool:
+        if isinstance(v, bool):
+            return False
+        if self.real:
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                return False
+        elif not isinstance(v, int) and not (hasattr(v, "__index__") and not isinstance(v, float)):
+            return False
+        return (self.low is None or v >= self.low) and (self.high is None or v <= self.high)
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of names (compared in lower case)."""
+
+    names: tuple[str, ...]
+
+    def __init__(self, names: Iterable[str]):
+        object.__setattr__(self, "names", tuple(names))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.names)
+
+    def holds(self, v: Any) -> bool:
+        return isinstance(v, str) and v.lower() in self.names
+
+
+@dataclass(frozen=True)
+class Optional_:
+    """None, or what ``inner`` accepts."""
+
+    inner: Any
+
+    def describe(self) -> str:
+        return f"None or {self.inner.describe()}"
+
+    def holds(self, v: Any) -> bool:
+        return v is None or self.inner.holds(v)
+
+
+def check(param: str, value: Any, constraint: Any) -> Any:
+    """``value`` when it meets ``constraint``, else a :class:`ParameterError` naming ``param``."""
+    if not constraint.holds(value):
+        raise ParameterError(param, constraint.describe(), value)
+    return value
+
+
+def constrained(**constraints: Any) -> Callable[[Callable], Callable]:
+    """Check the named parameters of every call against their constraints before the body runs."""
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        missing = set(constraints) - set(sig.parameters)
+        if missing:
+            raise TypeError(f"{fn.__name__} has no parameter(s) {sorted(missing)}")
+
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for name, c in constraints.items():
+                check(name, bound.arguments[name], c)
+            return fn(*args, **kwargs)
+
+        run.constraints = dict(constraints)  # type: ignore[attr-defined]
+        return run
+
+    return decorate
