@@ -27,7 +27,7 @@ _pgan_words() {
         "data import") words="--output -o --size --channels --window --labels --skip-bad --max-pixels --follow-symlinks --help" ;;
         "data info") words="--json --help" ;;
         "data leak") words="--members --population --output -o --fraction --noise -n --seed --json --help" ;;
-        "data split") words="--out-dir --fractions --names --seed --help" ;;
+        "data split") words="--out-dir --fractions --names --seed --json --help" ;;
         "embed") words="--method -m --out-dir --output -o --fit-on --dim --model --save-model --resize --checkpoint --weights --epochs --batch-size --seed --device --json --help" ;;
         "env") words="--json --help" ;;
         "fidelity") words="--k --metrics --c2st-classifier --seed --json --output -o --help" ;;

@@ -119,6 +119,7 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l fractions -d 'Comma-separated fractions summing to 1.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l names -d 'Comma-separated names of the parts.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -F
 complete -c pgan -n '__fish_seen_subcommand_from embed' -l method -d 'pixel, pca, umap, autoencoder, discriminator or torchvision -NAME (e.g. torchvis' -r

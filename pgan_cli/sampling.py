@@ -120,7 +120,9 @@ def write_samples(ck, output: str | os.PathLike, n: int, seed: int = 0, batch_si
             w.write(x, labels=y, latents=z)
             if counts is not None:
                 counts += np.bincount(y, minlength=ck.num_classes)
-    out = {"output": str(output), "n": int(n), "sample_shape": list(ck.sample_shape), "seed": seed,
+    from pgan_cli.provenance import shown_path
+
+    out = {"output": shown_path(output), "n": int(n), "sample_shape": list(ck.sample_shape), "seed": seed,
            "checkpoint_sha256": ck.sha256, "data_sha256": ck.data_sha256}
     if counts is not None:
         names = ck.class_names or [str(i) for i in range(ck.num_classes)]
@@ -191,3 +193,34 @@ def interpolation_grid(ck, seed: int = 0, rows: int = 8, steps: int = 10) -> np.
     from pgan_cli.imaging import make_grid
 
     return make_grid(x, ncol=steps, pad=1, background=0)
+
+
+def training_provenance(ck) -> dict | None:
+    """The provenance of the run that made a checkpoint (None when unreadable)."""
+    import json
+
+    raw = ck.raw.get("provenance")
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except (ValueError, RecursionError):
+        return None
+
+
+def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, classes_from=None,
+                uniform_classes: bool = False, batch_size: int = 256, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+    """``pgan sample``: ``n`` samples of a checkpoint written as a dataset file; returns the summary
+    the command prints (``--json``)."""
+    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.files import check_input
+    from pgan_cli.provenance import make_provenance
+
+    check_input(checkpoint, "checkpoint")
+    if classes_from is not None:
+        check_input(classes_from, "dataset file")
+    ck = load_checkpoint(checkpoint, device)
+    probs = class_probabilities(ck, class_name, classes_from, uniform_classes)
+    prov = make_provenance([checkpoint] + ([classes_from] if classes_from else []), seed=seed, device=device,
+                           n=n, batch_size=batch_size, checkpoint_sha256=ck.sha256, data_sha256=ck.data_sha256,
+                           class_name=class_name, uniform_classes=uniform_classes, arch=ck.config.get("arch"),
+                           net=ck.config.get("net"), step=ck.step, training=training_provenance(ck))
+    return write_samples(ck, output, n, seed=seed, batch_size=batch_size, probs=probs, provenance=prov)

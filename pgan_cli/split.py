@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pgan_cli.errors import InputError
+from pgan_cli.params import ParameterError
 
 
 def row_digests(x: np.ndarray) -> np.ndarray:
@@ -38,14 +39,13 @@ def require_disjoint(sets: list[tuple[str, object, np.ndarray | None]], what: st
 
 def parse_fractions(text: str) -> list[float]:
     """Parse ``"0.5,0.25,0.25"``; fractions must be positive and sum to 1."""
+    want = "comma-separated positive numbers summing to 1, e.g. 0.5,0.25,0.25"
     try:
         fr = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise InputError(f"--fractions {text!r} must be comma-separated numbers, e.g. 0.5,0.25,0.25") from None
-    if not fr or any(not np.isfinite(f) or f <= 0 for f in fr):
-        raise InputError(f"--fractions {text!r} must all be positive")
-    if abs(sum(fr) - 1.0) > 1e-6:
-        raise InputError(f"--fractions {text!r} sum to {sum(fr):g}, not 1")
+        raise ParameterError("fractions", want, text) from None
+    if not fr or any(not np.isfinite(f) or f <= 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+        raise ParameterError("fractions", want, text)
     return fr
 
 
@@ -81,3 +81,43 @@ def stratified_split(n: int, fractions: list[float], labels: np.ndarray | None =
         if len(part) == 0:
             raise InputError(f"part {name + 1} of the split would be empty; use fewer parts or larger fractions")
     return [o.astype(np.int64) for o in out]
+
+
+def split_file(source, out_dir, *, fractions: str = "0.5,0.25,0.25", names: str = "train,holdout,reference",
+               seed: int = 0) -> dict:
+    """``pgan data split``: disjoint, stratified, seeded parts of a dataset file, written into
+    ``out_dir`` together (``files.output_set``); returns ``{source, out_dir, n, seed, parts}``."""
+    from pathlib import Path
+
+    from pgan_cli.dataset import MANAGED_ATTRS, DatasetWriter, read_dataset
+    from pgan_cli.files import check_planned, output_set
+    from pgan_cli.provenance import make_provenance, shown_path
+
+    fr = parse_fractions(fractions)
+    name_list = [n.strip() for n in names.split(",") if n.strip()]
+    if len(name_list) != len(fr):
+        raise ParameterError("names", f"{len(fr)} comma-separated names, one per fraction", names)
+    if (len(set(name_list)) != len(name_list)
+            or any(n in (".", "..") or n.startswith(".pgan") or not n.isprintable() or "/" in n or "\\" in n
+                   for n in name_list)):
+        raise ParameterError("names", "distinct plain file names", names)
+    out_dir = Path(out_dir)
+    check_planned(out_dir, [f"{n}.h5" for n in name_list], "--out-dir")
+    bundle = read_dataset(source)
+    parts = stratified_split(bundle.n, fr, bundle.labels, seed)
+    prov = make_provenance([source], seed=seed, fractions=fr, names=name_list)
+    # the parts appear together (and replace an earlier split's parts in this folder) or not at all
+    with output_set(out_dir, "pgan data split") as staged:
+        for name, idx in zip(name_list, parts):
+            w = DatasetWriter(staged.path(f"{name}.h5"), len(idx), bundle.samples.shape[1:],
+                              provenance={**prov, "split": name}, kind=bundle.kind,
+                              with_labels=bundle.labels is not None, class_names=bundle.class_names,
+                              latent_dim=None if bundle.latents is None else bundle.latents.shape[1],
+                              attrs={k: v for k, v in bundle.attrs.items() if k not in MANAGED_ATTRS})
+            with w:
+                w.write(bundle.samples[idx], None if bundle.labels is None else bundle.labels[idx],
+                        None if bundle.latents is None else bundle.latents[idx])
+                w.add_dataset("source_indices", idx)
+    return {"source": shown_path(source), "out_dir": shown_path(out_dir), "n": bundle.n, "seed": seed,
+            "parts": {name: {"path": shown_path(out_dir / f"{name}.h5"), "n": len(idx)}
+                      for name, idx in zip(name_list, parts)}}

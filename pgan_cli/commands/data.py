@@ -77,6 +77,7 @@ def split_cmd(
     fractions: Annotated[str, typer.Option("--fractions", help="Comma-separated fractions summing to 1.")] = "0.5,0.25,0.25",
     names: Annotated[str, typer.Option("--names", help="Comma-separated names of the parts.")] = "train,holdout,reference",
     seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
 ) -> None:
     """Split SOURCE into members (train), holdout and reference parts, stratified by label.
 
@@ -85,38 +86,14 @@ def split_cmd(
 
     Example: pgan data split real.h5 --fractions 0.5,0.25,0.25 --names train,holdout,reference --out-dir splits --seed 0
     """
-    from pgan_cli.dataset import MANAGED_ATTRS, DatasetWriter, read_dataset
-    from pgan_cli.provenance import make_provenance
-    from pgan_cli.split import parse_fractions, stratified_split
+    from pgan_cli.split import split_file
 
-    fr = parse_fractions(fractions)
-    name_list = [n.strip() for n in names.split(",") if n.strip()]
-    if len(name_list) != len(fr):
-        raise UsageError(f"--names has {len(name_list)} names but --fractions has {len(fr)} parts")
-    if (len(set(name_list)) != len(name_list)
-            or any(n in (".", "..") or n.startswith(".pgan") or not n.isprintable() or "/" in n or "\\" in n
-                   for n in name_list)):
-        raise UsageError(f"--names {names!r} must be distinct plain file names")
-    from pgan_cli.files import check_planned, output_set
-
-    check_planned(out_dir, [f"{n}.h5" for n in name_list], "--out-dir")
-    bundle = read_dataset(source)
-    parts = stratified_split(bundle.n, fr, bundle.labels, seed)
-    prov = make_provenance([source], seed=seed, fractions=fr, names=name_list)
-    # the parts appear together (and replace an earlier split's parts in this folder) or not at all
-    with output_set(out_dir, "pgan data split") as staged:
-        for name, idx in zip(name_list, parts):
-            w = DatasetWriter(staged.path(f"{name}.h5"), len(idx), bundle.samples.shape[1:],
-                              provenance={**prov, "split": name}, kind=bundle.kind,
-                              with_labels=bundle.labels is not None, class_names=bundle.class_names,
-                              latent_dim=None if bundle.latents is None else bundle.latents.shape[1],
-                              attrs={k: v for k, v in bundle.attrs.items() if k not in MANAGED_ATTRS})
-            with w:
-                w.write(bundle.samples[idx], None if bundle.labels is None else bundle.labels[idx],
-                        None if bundle.latents is None else bundle.latents[idx])
-                w.add_dataset("source_indices", idx)
-    sizes = ", ".join(f"{n}={len(i)}" for n, i in zip(name_list, parts))
-    console.log(f"split {source} ({bundle.n} rows) into {out_dir}: {sizes}")
+    result = split_file(source, out_dir, fractions=fractions, names=names, seed=seed)
+    if json_out:
+        console.emit_json(result)
+        return
+    sizes = ", ".join(f"{n}={p['n']}" for n, p in result["parts"].items())
+    console.log(f"split {source} ({result['n']} rows) into {out_dir}: {sizes}")
 
 
 @data.command("info", help="Show N, shape, value range, label counts and provenance of a file.")

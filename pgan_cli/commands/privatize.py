@@ -11,30 +11,6 @@ import typer
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OutputOpt, command
 
-SEED_WITHHELD = "<withheld>"
-
-
-def _redact_seed(cmd: str) -> str:
-    """The command line with the value of --seed replaced: whoever knows the seed can regenerate
-    the noise and subtract it, so it must never be stored next to the noisy data."""
-    import shlex
-
-    args, out = shlex.split(cmd), []
-    skip = False
-    for a in args:
-        if skip:
-            out.append(SEED_WITHHELD)
-            skip = False
-        elif a == "--seed":
-            out.append(a)
-            skip = True
-        elif a.startswith("--seed="):
-            out.append(f"--seed={SEED_WITHHELD}")
-        else:
-            out.append(a)
-    return shlex.join(out)
-
-
 @command("privatize", help="Local DP: randomise every record (randomized response, Gaussian, Laplace) and its label.")
 def privatize_cmd(
     source: Annotated[Path, typer.Argument(help="Dataset file (.h5) to privatize.")],
@@ -60,36 +36,12 @@ def privatize_cmd(
 
     Example: pgan privatize splits/train.h5 --mechanism gaussian --epsilon 50 --labels-epsilon 2 -o private.h5
     """
-    from pgan_cli.dataset import read_dataset, write_dataset
-    from pgan_cli.privacy.ldp import privatize
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.privacy.ldp import privatize_file
 
-    data = read_dataset(source)
-    result = privatize(data.samples, data.labels, mechanism=mechanism, kind=data.kind, epsilon=epsilon,
-                       delta=delta, clip=clip, threshold=threshold, p=rr_p, q=rr_q, calibration=calibration,
-                       labels_epsilon=labels_epsilon, num_classes=data.num_classes,
-                       keep_raw_labels=keep_raw_labels, seed=seed)
-    info = result.info
-    if seed is not None:
-        console.warn("--seed makes the noise reproducible; it is not stored in the output, keep it secret")
-    if data.labels is not None and result.labels is None:
-        console.log("labels dropped (give --labels-epsilon to keep them privately)")
-    elif info.get("labels") == "raw (NOT private)":
-        console.warn("--keep-raw-labels: labels are copied unprotected; the output is not private as a whole")
-    if info.get("delta") and info["delta"] >= 1.0 / data.n:
-        console.warn(f"delta {info['delta']:g} is not below 1/N = {1.0 / data.n:.3g}")
-    params = {k: v for k, v in info.items() if k not in ("mapping",)}
-    prov = make_provenance([source], seed=None, **params)
-    if "command" in prov:  # absent under --no-provenance
-        prov["command"] = _redact_seed(prov["command"])
-    prov["seed"] = SEED_WITHHELD if seed is not None else None
-    keep = {k: v for k, v in data.attrs.items()
-            if k not in {"kind", "pgan_version", "format_version", "provenance", "class_names"}}
-    keep["ldp"] = info
-    write_dataset(output, result.samples, labels=result.labels, kind=data.kind,
-                  class_names=data.class_names if result.labels is not None else None,
-                  attrs=keep, provenance=prov)
-    summary = {"output": str(output), **info}
+    summary = privatize_file(source, output, mechanism=mechanism, epsilon=epsilon, delta=delta, clip=clip,
+                             threshold=threshold, p=rr_p, q=rr_q, calibration=calibration,
+                             labels_epsilon=labels_epsilon, keep_raw_labels=keep_raw_labels, seed=seed)
+    info = summary
     if json_out:
         console.emit_json(summary)
     else:

@@ -40,9 +40,8 @@ def sample_cmd(
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
     from pgan_cli.files import check_input
-    from pgan_cli.provenance import make_provenance
     from pgan_cli.imaging import save_png
-    from pgan_cli.sampling import class_probabilities, interpolation_grid, write_samples
+    from pgan_cli.sampling import interpolation_grid, sample_file
 
     check_input(checkpoint, "checkpoint")
     if n <= 0:
@@ -57,31 +56,12 @@ def sample_cmd(
     else:
         if output is None:
             raise UsageError("missing --output/-o: the synthetic dataset file to write (e.g. -o synth.h5)")
-        if classes_from is not None:
-            check_input(classes_from, "dataset file")
-        dev = resolve_device(device)
-        ck = load_checkpoint(checkpoint, dev)
-        probs = class_probabilities(ck, class_name, classes_from, uniform_classes)
-        prov = make_provenance([checkpoint] + ([classes_from] if classes_from else []), seed=seed, device=dev,
-                               n=n, batch_size=batch_size, checkpoint_sha256=ck.sha256,
-                               data_sha256=ck.data_sha256, class_name=class_name,
-                               uniform_classes=uniform_classes, arch=ck.config.get("arch"),
-                               net=ck.config.get("net"), step=ck.step,
-                               training=_training_provenance(ck))
-        result = write_samples(ck, output, n, seed=seed, batch_size=batch_size, probs=probs, provenance=prov)
+        result = sample_file(checkpoint, output, n, class_name=class_name, classes_from=classes_from,
+                             uniform_classes=uniform_classes, batch_size=batch_size, seed=seed,
+                             device=resolve_device(device))
     if json_out:
         console.emit_json(result)
     elif interpolate:
         console.emit(f"wrote {grid} ({rows} rows x {steps})")
     else:
-        console.emit(f"wrote {output}: {n} samples of shape {tuple(ck.sample_shape)}")
-
-
-def _training_provenance(ck) -> dict | None:
-    import json
-
-    raw = ck.raw.get("provenance")
-    try:
-        return json.loads(raw) if isinstance(raw, str) else raw
-    except (ValueError, RecursionError):
-        return None
+        console.emit(f"wrote {output}: {n} samples of shape {tuple(result['sample_shape'])}")

@@ -306,3 +306,67 @@ def privatize(samples: np.ndarray, labels: np.ndarray | None = None, *, mechanis
     if new_labels is not None and keep_raw_labels:
         info["epsilon_total"] = None  # raw labels: no finite guarantee for the record
     return LdpResult(out.reshape(x.shape).astype(np.float32), new_labels, info)
+
+
+SEED_WITHHELD = "<withheld>"
+
+
+def redact_seed(cmd: str) -> str:
+    """The command line with the value of --seed replaced: whoever knows the seed can regenerate
+    the noise and subtract it, so it must never be stored next to the noisy data."""
+    import shlex
+
+    args, out = shlex.split(cmd), []
+    skip = False
+    for a in args:
+        if skip:
+            out.append(SEED_WITHHELD)
+            skip = False
+        elif a == "--seed":
+            out.append(a)
+            skip = True
+        elif a.startswith("--seed="):
+            out.append(f"--seed={SEED_WITHHELD}")
+        else:
+            out.append(a)
+    return shlex.join(out)
+
+
+def privatize_file(source, output, *, mechanism: str = "gaussian", epsilon: float | None = None,
+                   delta: float | None = None, clip: float | None = None, threshold: float = 0.0,
+                   p: float | None = None, q: float | None = None, calibration: str = "analytic",
+                   labels_epsilon: float | None = None, keep_raw_labels: bool = False,
+                   seed: int | None = None) -> dict[str, Any]:
+    """``pgan privatize``: a locally private copy of a dataset file; returns ``{"output", **guarantee}``.
+
+    The seed is never stored (whoever knows it can regenerate the noise and subtract it): the
+    recorded command line and provenance say ``<withheld>``.
+    """
+    from pgan_cli import console
+    from pgan_cli.dataset import MANAGED_ATTRS, read_dataset, write_dataset
+    from pgan_cli.provenance import make_provenance, shown_path
+
+    data = read_dataset(source)
+    result = privatize(data.samples, data.labels, mechanism=mechanism, kind=data.kind, epsilon=epsilon,
+                       delta=delta, clip=clip, threshold=threshold, p=p, q=q, calibration=calibration,
+                       labels_epsilon=labels_epsilon, num_classes=data.num_classes,
+                       keep_raw_labels=keep_raw_labels, seed=seed)
+    info = result.info
+    if seed is not None:
+        console.warn("--seed makes the noise reproducible; it is not stored in the output, keep it secret")
+    if data.labels is not None and result.labels is None:
+        console.log("labels dropped (give --labels-epsilon to keep them privately)")
+    elif info.get("labels") == "raw (NOT private)":
+        console.warn("--keep-raw-labels: labels are copied unprotected; the output is not private as a whole")
+    if info.get("delta") and info["delta"] >= 1.0 / data.n:
+        console.warn(f"delta {info['delta']:g} is not below 1/N = {1.0 / data.n:.3g}")
+    params = {k: v for k, v in info.items() if k not in ("mapping",)}
+    prov = make_provenance([source], seed=None, **params)
+    if "command" in prov:  # absent under --no-provenance
+        prov["command"] = redact_seed(prov["command"])
+    prov["seed"] = SEED_WITHHELD if seed is not None else None
+    keep = {k: v for k, v in data.attrs.items() if k not in MANAGED_ATTRS}
+    keep["ldp"] = info
+    write_dataset(output, result.samples, labels=result.labels, kind=data.kind,
+                  class_names=data.class_names if result.labels is not None else None, attrs=keep, provenance=prov)
+    return {"output": shown_path(output), **info}
