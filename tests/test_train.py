@@ -596,3 +596,30 @@ def test_resume_refuses_a_log_that_is_not_a_training_log(cli, tmp_path, digits_s
     r = cli("train", digits_small, "--resume", ck, "--steps", "6", "--log", log)
     assert_clean_error(r, "not a training log record")
     assert log.read_text() == '{"note": "mine"}\n{"step": 1}\n'
+
+
+def test_callbacks_see_every_step_and_epoch(digits_small, tmp_path):
+    """The loop's extension point (docs/train.md): a callback passed to train_file is called once
+    per generator step, once per epoch end, and closed even when training ends normally."""
+    from pgan_cli.training.callbacks import TrainingCallback
+    from pgan_cli.training.loop import train_file
+
+    class Count(TrainingCallback):
+        def __init__(self):
+            self.steps, self.epochs, self.logged, self.closed = [], 0, 0, False
+
+        def on_step(self, trainer, record):
+            self.steps.append(trainer.step)
+            self.logged += record is not None
+
+        def on_epoch_end(self, trainer):
+            self.epochs += 1
+
+        def close(self):
+            self.closed = True
+
+    c = Count()
+    out = train_file(digits_small, tmp_path / "g.pt", epochs=2, batch_size=32, width=8, arch="dcgan",
+                     progress=False, log_every=7, callbacks=[c])
+    assert c.steps == list(range(1, out["steps"] + 1)) and c.epochs == 2 and c.closed
+    assert c.logged >= out["steps"] // 7 + 1  # every 7th step, each epoch end and the last step

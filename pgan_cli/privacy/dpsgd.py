@@ -218,7 +218,7 @@ class DPTrainer(Trainer):
             y = self.labels[idx] if self.labels is not None else None
             yield b, x, y
         every = max(1, int(self.config.get("epochs") or 0) // 100)  # at most ~100 lines
-        if not self._done() and (epoch + 1) % every == 0:
+        if not self.finished() and (epoch + 1) % every == 0:
             self._log_epsilon(f"epoch {epoch + 1}")
 
     # ---- the updates -----------------------------------------------------------------------------------
@@ -252,9 +252,9 @@ class DPTrainer(Trainer):
                 p.requires_grad_(f)
             self.D.enable_hooks()
 
-    def _backward_step(self, loss, module, opt):
+    def backward_step(self, loss, module, opt):
         if module is not self.D:
-            return super()._backward_step(loss, module, opt)
+            return super().backward_step(loss, module, opt)
         import warnings
 
         with warnings.catch_warnings():  # inputs (real data) need no gradient: harmless
@@ -288,20 +288,20 @@ class DPTrainer(Trainer):
         console.log(f"{when}: epsilon spent {eps:.4g} of {self.dp_target['target_epsilon']:g} "
                     f"(delta {self.dp_target['delta']:.3g}, {self.d_steps} critic steps)")
 
-    def _done(self) -> bool:
-        return super()._done() or self.d_steps >= getattr(self, "dp_total_steps", float("inf"))
+    def finished(self) -> bool:
+        return super().finished() or self.d_steps >= getattr(self, "dp_total_steps", float("inf"))
 
-    def _log_record(self, d_stats, g_stats, images_per_s):
-        rec = super()._log_record(d_stats, g_stats, images_per_s)
+    def log_record(self, d_stats, g_stats, images_per_s):
+        rec = super().log_record(d_stats, g_stats, images_per_s)
         out = _PrivateRecord({k: v for k, v in rec.items() if k not in PRIVATE_LOG_DROP})
         out["epsilon"] = getattr(self, "_last_eps", None)
         out["critic_steps"] = int(self.d_steps)
         return out
 
-    def _refresh_record(self, rec):
+    def refresh_record(self, rec):
         """``epoch_end`` and ``end`` records carry the epsilon spent after all the critic steps so far;
         ``log`` records carry the value at the last epoch end (one accountant run per epoch)."""
-        super()._refresh_record(rec)
+        super().refresh_record(rec)
         self._last_eps = rec["epsilon"] = self.epsilon_spent()
         rec["critic_steps"] = int(self.d_steps)
 
@@ -311,8 +311,8 @@ class DPTrainer(Trainer):
         self.config["dp"].update(steps=rec["steps"], epsilon=rec["epsilon"])
         return {**super().checkpoint_extra(), "dp": rec}
 
-    def train(self) -> dict[str, Any]:
-        summary = super().train()
+    def train(self, extra_callbacks=None) -> dict[str, Any]:
+        summary = super().train(extra_callbacks)
         rec = self.dp_record()
         console.log(f"DP-SGD done: epsilon {rec['epsilon']:.4g} at delta {rec['delta']:.3g} after "
                     f"{rec['steps']} critic steps (noise multiplier {rec['noise_multiplier']:.4g})")

@@ -49,6 +49,8 @@ from pgan_cli.checkpoint import (build_networks, get_rng_state, read_checkpoint_
                                  set_rng_state, unwrap)
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.training import losses
+from pgan_cli.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
+                                         TrainingLog)
 
 ARCHS = losses.ARCHS
 NETS = ("conv", "mlp")
@@ -390,7 +392,7 @@ class Trainer:
         y = torch.multinomial(self.prior, n, replacement=True).to(self.device) if self.conditional else None
         return z, y
 
-    def _backward_step(self, loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer) -> torch.Tensor:
+    def backward_step(self, loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer) -> torch.Tensor:
         params = [p for p in module.parameters() if p.requires_grad]
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -432,7 +434,7 @@ class Trainer:
             gp = losses.gradient_penalty(self.D, real, fake_d)
             loss = loss + self.config["gp_weight"] * gp
             stats["gp"] = gp.detach()
-        gn = self._backward_step(loss, self.D, self.opt_d)
+        gn = self.backward_step(loss, self.D, self.opt_d)
         if arch == "wgan":
             c = self.config["clip"]
             with torch.no_grad():
@@ -460,7 +462,7 @@ class Trainer:
                 cl = losses.class_loss(cls, fake_labels, self.class_weight)
                 loss = loss + self.config["class_loss_weight"] * cl
                 stats["loss_class_g"] = cl.detach()
-        gn = self._backward_step(loss, self.G, self.opt_g)
+        gn = self.backward_step(loss, self.G, self.opt_g)
         if self.G_ema is not None:
             self._update_ema()
         stats.update(loss_g=loss.detach(), grad_norm_g=gn)
@@ -509,7 +511,7 @@ class Trainer:
         self.dist.broadcast_module(self.D)
 
     # ---- logging and pictures ---------------------------------------------------------------------------
-    def _log_record(self, d_stats: dict, g_stats: dict, images_per_s: float) -> dict[str, Any]:
+    def log_record(self, d_stats: dict, g_stats: dict, images_per_s: float) -> dict[str, Any]:
         rec: dict[str, Any] = {
             "step": self.step, "epoch": self.epoch + self.batch_index / max(1, self.batches_per_epoch),
             "loss_d": float(d_stats["loss_d"]), "loss_g": float(g_stats["loss_g"]),
@@ -540,7 +542,7 @@ class Trainer:
         mid-epoch does not end it); ``end``: the run stops after this step.
         """
         events = ["log"] if self.step % self.log_every == 0 else []
-        done = self._done()
+        done = self.finished()
         left = self.batches_per_epoch - self.batch_index
         if left < self.n_critic and (left == 0 or not done):
             events.append("epoch_end")
@@ -558,7 +560,7 @@ class Trainer:
         return (nxt % self.log_every == 0 or bool(steps and nxt >= int(steps))
                 or self.batches_per_epoch - (batch + 1) < self.n_critic)
 
-    def _refresh_record(self, rec: dict[str, Any]) -> None:
+    def refresh_record(self, rec: dict[str, Any]) -> None:
         """Bring an ``epoch_end``/``end`` record's position up to date: it is written after the
         epoch's last critic steps, which can follow its generator step (``n_critic`` > 1)."""
         rec["epoch"] = self.epoch + self.batch_index / max(1, self.batches_per_epoch)
@@ -596,117 +598,89 @@ class Trainer:
             return int(self.config["steps"])
         return int(self.config["epochs"]) * self.batches_per_epoch // self.n_critic
 
-    def _done(self) -> bool:
+    def finished(self) -> bool:
         c = self.config
         if c.get("steps"):
             return self.step >= int(c["steps"])
         return self.epoch >= int(c["epochs"])
 
-    def train(self) -> dict[str, Any]:
-        """Run until ``steps`` generator steps or ``epochs`` epochs; return a summary."""
-        from pgan_cli.files import make_dirs
+    def callbacks(self) -> list[TrainingCallback]:
+        """What the loop does besides training (:mod:`pgan_cli.training.callbacks`), in order: the
+        training log, the progress bar, the sample grids and the periodic checkpoints. Only the
+        main process of a distributed run logs, shows progress and draws grids."""
+        out: list[TrainingCallback] = []
+        if self.dist.main and self.log_path is not None:
+            out.append(TrainingLog(self.log_path))
+        if self.dist.main and self.show_progress:
+            out.append(ProgressBar(self.total_steps()))
+        if self.dist.main and self.sample_dir is not None:
+            out.append(SampleGrids(self.sample_dir, self.sample_every))
+        if self.checkpoint_every:
+            out.append(PeriodicCheckpoint(self.checkpoint_every))
+        return out
 
+    def train(self, extra_callbacks: list[TrainingCallback] | None = None) -> dict[str, Any]:
+        """Run until ``steps`` generator steps or ``epochs`` epochs; return a summary.
+
+        The loop: ``n_critic`` critic steps per generator step over seeded epochs of real batches;
+        each generator step may get a log record (:meth:`log_record`, events from
+        :meth:`_step_events`); everything else happens in the callbacks (:meth:`callbacks`, then
+        ``extra_callbacks``).
+        """
         self._t0 = time.perf_counter()
         self.G.train()
         self.D.train()
-        log_file = None
-        written = 0  # the last step with a record in the log: no step is written twice
-        if self.log_path is not None and self.dist.main:
-            make_dirs(self.log_path.parent)
-            if self.step > 0:  # resumed: drop what a killed run logged past the checkpoint, then append
-                written = trim_log(self.log_path, self.step)
-                log_file = open(self.log_path, "a")
-            else:
-                log_file = open(self.log_path, "w")
-        if self.sample_dir is not None and self.dist.main:
-            make_dirs(self.sample_dir)
-        total = self.total_steps()
-        last_rec: dict[str, Any] = {}
-        pending: dict[str, Any] | None = None  # an epoch_end record waiting for the epoch's last critic steps
+        self.last_record: dict[str, Any] = {}
         seen_images, t_rate = 0, time.perf_counter()
-
-        def emit(rec: dict[str, Any]) -> None:
-            nonlocal written
-            if rec["step"] <= written:
-                return
-            written = rec["step"]
-            if log_file is not None:
-                log_file.write(json.dumps(rec, sort_keys=True) + "\n")
-                log_file.flush()
-
+        callbacks = self.callbacks() + list(extra_callbacks or [])
         try:
-            bar = console.progress_task("train", total) if (self.show_progress and self.dist.main) else nullcontext(None)
-            with bar as advance:
-                if advance is not None and self.step:
-                    advance(min(self.step, total))
-                d_stats: dict = {}
-                while not self._done():
-                    for b, real, labels in self.real_batches(self.epoch, self.batch_index):
-                        self._want_stats = self._records_next_step(b)
-                        d_stats = self.critic_step(real, labels)
-                        self.d_steps += 1
-                        self.batch_index = b + 1
-                        seen_images += real.shape[0] * self.dist.world
-                        if self.d_steps % self.n_critic:
-                            continue
-                        g_stats = self.generator_step()
-                        self.step += 1
-                        events = self._step_events()
-                        if events:
-                            now = time.perf_counter()
-                            rate = seen_images / max(now - t_rate, 1e-9)
-                            seen_images, t_rate = 0, now
-                            last_rec = self._log_record(d_stats, g_stats, rate)
-                            last_rec["events"] = events
-                            if "end" in events:
-                                self._refresh_record(last_rec)
-                                emit(last_rec)
-                            elif "epoch_end" in events:
-                                pending = last_rec
-                            else:
-                                emit(last_rec)
-                        if advance is not None:
-                            info = (f"loss_d {last_rec['loss_d']:.3f} loss_g {last_rec['loss_g']:.3f}"
-                                    if last_rec else "")
-                            advance(1, info=info)
-                        if self.sample_every and self.sample_dir is not None and self.dist.main \
-                                and self.step % self.sample_every == 0:
-                            self.write_sample_grid(self.sample_dir / f"step{self.step:07d}.png")
-                        if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                            self.save()
-                        if self._done():
-                            break
-                    else:
-                        self.epoch += 1
-                        self.batch_index = 0
-                        rec, pending = pending, None
-                        if rec is None and self.step > written:
-                            # a resumed run whose checkpoint came just before this epoch's end, and the
-                            # killed run's record of that step was lost: the position, without losses
-                            rec = {"step": self.step, "events": ["epoch_end"]}
-                        if rec is not None:
-                            if self._done():
-                                rec["events"].append("end")
-                            self._refresh_record(rec)
-                            emit(rec)
+            for cb in callbacks:
+                cb.on_start(self)
+            while not self.finished():
+                for b, real, labels in self.real_batches(self.epoch, self.batch_index):
+                    self._want_stats = self._records_next_step(b)
+                    d_stats = self.critic_step(real, labels)
+                    self.d_steps += 1
+                    self.batch_index = b + 1
+                    seen_images += real.shape[0] * self.dist.world
+                    if self.d_steps % self.n_critic:
                         continue
-                    break
-            if pending is not None:  # not reached (the loop ends at an epoch end or after an `end` step)
-                pending["events"].append("end")
-                self._refresh_record(pending)
-                emit(pending)
+                    g_stats = self.generator_step()
+                    self.step += 1
+                    record = None
+                    events = self._step_events()
+                    if events:
+                        now = time.perf_counter()
+                        record = self.log_record(d_stats, g_stats, seen_images / max(now - t_rate, 1e-9))
+                        record["events"] = events
+                        seen_images, t_rate = 0, now
+                        self.last_record = record
+                    for cb in callbacks:
+                        cb.on_step(self, record)
+                    if self.finished():
+                        break
+                else:
+                    self.epoch += 1
+                    self.batch_index = 0
+                    for cb in callbacks:
+                        cb.on_epoch_end(self)
+                    continue
+                break
+            for cb in callbacks:
+                cb.on_end(self)
             self.save(finished=True)
             self.dist.barrier()
         finally:
-            if log_file is not None:
-                log_file.close()
+            for cb in callbacks:
+                cb.close()
         summary = {"output": str(self.output) if self.output else None, "arch": self.arch,
-                   "net": self.config["net"], "steps": self.step, "epochs": round(self.epoch + self.batch_index / max(1, self.batches_per_epoch), 4),
+                   "net": self.config["net"], "steps": self.step,
+                   "epochs": round(self.epoch + self.batch_index / max(1, self.batches_per_epoch), 4),
                    "world_size": self.dist.world,
                    "wall_time": round(self.wall_offset + time.perf_counter() - self._t0, 3)}
         for k in ("loss_d", "loss_g", "wasserstein"):
-            if k in last_rec:
-                summary[k] = last_rec[k]
+            if k in self.last_record:
+                summary[k] = self.last_record[k]
         return summary
 
 
@@ -830,7 +804,8 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
                resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
                checkpoint_every: int = 500, log_every: int = 50, sample_every: int = 0,
                sample_dir: str | os.PathLike | None = None, progress: bool = True,
-               trainer_cls: type[Trainer] = Trainer, **options: Any) -> dict[str, Any]:
+               trainer_cls: type[Trainer] = Trainer, callbacks: list[TrainingCallback] | None = None,
+               **options: Any) -> dict[str, Any]:
     """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
 
     ``options`` are :func:`make_config`'s keyword arguments. With ``resume``, the model options
@@ -873,9 +848,9 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
                           checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
                           sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
     try:
-        if trainer._done():
+        if trainer.finished():
             raise UsageError(f"{resume} already reached {trainer.step} steps / {trainer.epoch} epochs; "
                              f"ask for more with --epochs or --steps (totals, not increments)")
-        return trainer.train()
+        return trainer.train(callbacks)
     finally:
         trainer.dist.close()

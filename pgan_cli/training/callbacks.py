@@ -1,0 +1,150 @@
+"""What the training loop does besides training, as callbacks (docs/train.md, "Extension points").
+
+:meth:`pgan_cli.training.loop.Trainer.train` calls, in order, ``on_start`` once, ``on_step``
+after every generator step (with the step's log record, or None when the step is not logged),
+``on_epoch_end`` when an epoch's batches run out, ``on_end`` once training is over, and ``close``
+always (also after an error or an interrupt). The loop's own callbacks, in this order: the
+training log (JSON lines), the progress bar, the sample grids and the periodic checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+
+class TrainingCallback:
+    """Base class: every hook does nothing."""
+
+    def on_start(self, trainer) -> None:
+        pass
+
+    def on_step(self, trainer, record: dict[str, Any] | None) -> None:
+        pass
+
+    def on_epoch_end(self, trainer) -> None:
+        pass
+
+    def on_end(self, trainer) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TrainingLog(TrainingCallback):
+    """The JSON-lines training log: a record per ``--log-every`` step, at every epoch end and at the
+    last step, never the same step twice; a resumed run first drops what a killed run logged past
+    the checkpoint (:func:`pgan_cli.training.loop.trim_log`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.file = None
+        self.written = 0  # the last step with a record in the log
+        self.pending: dict[str, Any] | None = None  # an epoch_end record waiting for the epoch's last critic steps
+
+    def on_start(self, trainer) -> None:
+        from pgan_cli.files import make_dirs
+        from pgan_cli.training.loop import trim_log
+
+        make_dirs(self.path.parent)
+        if trainer.step > 0:
+            self.written = trim_log(self.path, trainer.step)
+            self.file = open(self.path, "a")
+        else:
+            self.file = open(self.path, "w")
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        if rec["step"] <= self.written:
+            return
+        self.written = rec["step"]
+        self.file.write(json.dumps(rec, sort_keys=True) + "\n")
+        self.file.flush()
+
+    def on_step(self, trainer, record) -> None:
+        if record is None:
+            return
+        if "end" in record["events"]:
+            trainer.refresh_record(record)
+            self.emit(record)
+        elif "epoch_end" in record["events"]:
+            self.pending = record
+        else:
+            self.emit(record)
+
+    def on_epoch_end(self, trainer) -> None:
+        rec, self.pending = self.pending, None
+        if rec is None and trainer.step > self.written:
+            # a resumed run whose checkpoint came just before this epoch's end, and the killed
+            # run's record of that step was lost: the position, without losses
+            rec = {"step": trainer.step, "events": ["epoch_end"]}
+        if rec is not None:
+            if trainer.finished():
+                rec["events"].append("end")
+            trainer.refresh_record(rec)
+            self.emit(rec)
+
+    def on_end(self, trainer) -> None:
+        if self.pending is not None:  # not reached: the loop ends at an epoch end or after an `end` step
+            self.pending["events"].append("end")
+            trainer.refresh_record(self.pending)
+            self.emit(self.pending)
+            self.pending = None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class ProgressBar(TrainingCallback):
+    """A progress bar on stderr with the last logged losses."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._stack = ExitStack()
+        self.advance = None
+
+    def on_start(self, trainer) -> None:
+        from pgan_cli import console
+
+        self.advance = self._stack.enter_context(console.progress_task("train", self.total))
+        if trainer.step:
+            self.advance(min(trainer.step, self.total))
+
+    def on_step(self, trainer, record) -> None:
+        last = trainer.last_record
+        info = f"loss_d {last['loss_d']:.3f} loss_g {last['loss_g']:.3f}" if last and "loss_d" in last else ""
+        self.advance(1, info=info)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class SampleGrids(TrainingCallback):
+    """A grid of samples on a fixed noise batch every ``every`` generator steps."""
+
+    def __init__(self, folder: Path, every: int):
+        self.folder, self.every = Path(folder), int(every)
+
+    def on_start(self, trainer) -> None:
+        from pgan_cli.files import make_dirs
+
+        make_dirs(self.folder)
+
+    def on_step(self, trainer, record) -> None:
+        if self.every and trainer.step % self.every == 0:
+            trainer.write_sample_grid(self.folder / f"step{trainer.step:07d}.png")
+
+
+class PeriodicCheckpoint(TrainingCallback):
+    """The checkpoint every ``every`` generator steps (atomic: a killed run resumes from the last one)."""
+
+    def __init__(self, every: int):
+        self.every = int(every)
+
+    def on_step(self, trainer, record) -> None:
+        if self.every and trainer.step % self.every == 0:
+            trainer.save()
