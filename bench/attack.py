@@ -9,7 +9,7 @@ with the product of set sizes, the rest linearly or not at all). Peers, side by 
 same data: scikit-learn's brute-force NearestNeighbors for the DCR search (the approach of the
 public tools; docs/attacks.md), and, with ``--independent``, the same suite with every search
 independent (no shared GEMM passes, no symmetric self-search), i.e. what the suite cost before
-:class:`~pgan_cli.privacy.cache.NeighborCache` shared them.
+:class:`~pgan_cli.attacks.cache.NeighborCache` shared them.
 
 Part 2 (SDMetrics): pgan's DCR metrics and SDMetrics' DCRBaselineProtection /
 DCROverfittingProtection on the same breast-cancer splits and synthetic sets (a null set and a
@@ -62,7 +62,7 @@ def peak_rss_gib() -> float:
 
 
 def bench_scale(scale: float, seed: int = 0, independent: bool = False) -> dict:
-    from pgan_cli.privacy.cache import NeighborCache
+    from pgan_cli.attacks.cache import NeighborCache
 
     rng = np.random.default_rng(seed)
     n = {k: max(200, int(round(v * scale))) for k, v in FULL.items()}
@@ -146,7 +146,7 @@ print(json.dumps(out, default=float))
 def bench_sdmetrics(sdm_python: str, seed: int = 0, repeats: int = 3) -> dict:
     from sklearn.datasets import load_breast_cancer
 
-    from pgan_cli.privacy.distances import privacy_distances
+    from pgan_cli.attacks.distances import privacy_distances
 
     x = load_breast_cancer().data.astype(np.float32)
     rng = np.random.default_rng(seed)

@@ -41,7 +41,7 @@ def table(rows: list[dict], cols: list[str]) -> str:
 
 # ---- local DP ------------------------------------------------------------------------------------
 def bench_ldp() -> list[dict]:
-    from pgan_cli.privacy.curve import digits_ldp_utility
+    from pgan_cli.report.curve import digits_ldp_utility
 
     import math
 
@@ -61,7 +61,7 @@ def bench_ldp() -> list[dict]:
 def bench_accountant() -> list[dict]:
     from opacus.accountants import PRVAccountant, RDPAccountant
 
-    from pgan_cli.privacy.dpsgd import compute_epsilon
+    from pgan_cli.training.dpsgd import compute_epsilon
 
     rows = []
     for sigma, q, steps, delta in [(0.9375, 64 / 898, 42, 1e-5), (12.03, 0.2, 250, 1e-5), (1.0, 0.01, 10000, 1e-5),
@@ -103,7 +103,7 @@ def digits_sets(tmp: Path, n_members: int = 100, seed: int = 0) -> dict[str, Pat
 
 
 def train(sets, out: Path, eps: float | None, **opts) -> tuple[dict, float]:
-    from pgan_cli.privacy.dpsgd import dp_trainer
+    from pgan_cli.training.dpsgd import dp_trainer
     from pgan_cli.training.loop import train_file
 
     trainer = dp_trainer(eps) if eps is not None else None

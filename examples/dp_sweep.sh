@@ -38,11 +38,11 @@ for eps in $epsilons; do
     summaries+=("$out/audit_$eps/summary.json")
 done
 
-# utility and attack AUC against epsilon in one figure (pgan_cli.privacy.curve)
+# utility and attack AUC against epsilon in one figure (pgan_cli.report.curve)
 python - "$out" "${summaries[@]}" <<'EOF'
 import json, sys
 from pathlib import Path
-from pgan_cli.privacy.curve import privacy_utility_curve
+from pgan_cli.report.curve import privacy_utility_curve
 
 out, paths = Path(sys.argv[1]), sys.argv[2:]
 points, fig = privacy_utility_curve(paths, title="DCGAN on digits: privacy vs utility")

@@ -16,7 +16,7 @@ stamp               file                        owner (writer and reader)
 ``pgan-attack-scores`` ``pgan attack --scores`` :mod:`pgan_cli.attacks.suite`
 ``pgan-mmd``        ``pgan mmd --json``         :mod:`pgan_cli.metrics.mmd`
 ``pgan-fidelity``   ``pgan fidelity --json``    :mod:`pgan_cli.metrics.fidelity`
-``pgan-utility``    ``pgan utility --json``     :mod:`pgan_cli.utility`
+``pgan-utility``    ``pgan utility --json``     :mod:`pgan_cli.metrics.utility`
 ``pgan-summary``    ``summary.json``            :mod:`pgan_cli.report.summary`
 =================== =========================== ==============================================
 

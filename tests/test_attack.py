@@ -21,8 +21,8 @@ from pgan_cli.attacks.evaluation import (auc, bootstrap_auc_ci, check_scores, ep
                                          evaluate_attack, roc, tpr_at_fpr)
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.leak import plant_leak
-from pgan_cli.privacy.cache import NeighborCache
-from pgan_cli.privacy.distances import nnaa, privacy_distances
+from pgan_cli.attacks.cache import NeighborCache
+from pgan_cli.attacks.distances import nnaa, privacy_distances
 
 D = 6
 
@@ -391,7 +391,7 @@ def test_domias_kde_matches_scipy_gaussian_kde():
 
 def test_neighbour_device_for_attacks(monkeypatch):
     """Black-box searches follow --device to a FAISS GPU when FAISS sees one, else stay on the CPU."""
-    import pgan_cli.privacy.cache as cache_mod
+    import pgan_cli.attacks.cache as cache_mod
     from pgan_cli import neighbors
 
     assert neighbors.attack_knn_device("cpu") == "cpu"

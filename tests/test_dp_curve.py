@@ -1,4 +1,4 @@
-"""The privacy-utility curve library (pgan_cli.privacy.curve) on audit summaries."""
+"""The privacy-utility curve library (pgan_cli.report.curve) on audit summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.privacy.curve import privacy_utility_curve, privacy_utility_points
+from pgan_cli.report.curve import privacy_utility_curve, privacy_utility_points
 
 
 def _summary(eps, util, auc):

@@ -1,4 +1,4 @@
-"""DP-SGD training (`pgan train --dp-epsilon`, pgan_cli.privacy.dpsgd): the accountant against an
+"""DP-SGD training (`pgan train --dp-epsilon`, pgan_cli.training.dpsgd): the accountant against an
 independent computation, the steps counted, the checkpoint / sample records, and bad options."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import assert_clean_error
 
-from pgan_cli.privacy import dpsgd
+from pgan_cli.training import dpsgd
 
 N_TINY = 120
 

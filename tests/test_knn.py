@@ -248,7 +248,7 @@ def test_pair_and_self_searches_equal_two_independent_searches(sets, block):
 
 
 def test_neighbor_cache_shares_pair_and_self_searches(sets):
-    from pgan_cli.privacy.cache import NeighborCache
+    from pgan_cli.attacks.cache import NeighborCache
 
     query, ref = sets
     cache = NeighborCache(default_k=6)

@@ -12,7 +12,7 @@ from tests.conftest import assert_clean_error
 
 def test_library_errors_name_the_parameter():
     from pgan_cli.metrics.mmd import mmd_test
-    from pgan_cli.utility import utility
+    from pgan_cli.metrics.utility import utility
 
     x = np.zeros((5, 2))
     with pytest.raises(ParameterError, match=r"^permutations must be an integer in \[0, 100000\], got -1$"):

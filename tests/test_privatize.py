@@ -353,7 +353,7 @@ def test_cli_missing_and_corrupt_input(cli, tmp_path):
 
 # ---- utility rises with epsilon (fast version of bench/dp.py) -------------------------------------
 def test_ldp_utility_rises_with_epsilon():
-    from pgan_cli.privacy.curve import digits_ldp_utility
+    from pgan_cli.report.curve import digits_ldp_utility
 
     rows = digits_ldp_utility("gaussian", [5.0, 50.0, 1000.0], seed=0)
     acc = [r["accuracy"] for r in rows]

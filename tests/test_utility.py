@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import assert_clean_error
 
-from pgan_cli.utility import LabelledSet, kmeans_accuracy, venkatraman_test, _venkatraman_stat
+from pgan_cli.metrics.utility import LabelledSet, kmeans_accuracy, venkatraman_test, _venkatraman_stat
 
 
 def venkatraman_direct(r, s, case):

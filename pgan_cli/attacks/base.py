@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pgan_cli.errors import InputError, UsageError
-from pgan_cli.privacy.cache import NeighborCache
+from pgan_cli.attacks.cache import NeighborCache
 
 SYNTHETIC = "synthetic"
 REFERENCE = "reference"

@@ -25,7 +25,7 @@ from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, RE
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
 from pgan_cli.errors import InputError
 from pgan_cli.params import MAX_BOOTSTRAP, Interval, check
-from pgan_cli.privacy.cache import NeighborCache
+from pgan_cli.attacks.cache import NeighborCache
 
 
 @dataclass
@@ -113,7 +113,7 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
         console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f}{ci_text} ({rep['seconds']:.1f} s)")
     dist_summary, dist_arrays = None, {}
     if distances and S is not None:
-        from pgan_cli.privacy.distances import privacy_distances
+        from pgan_cli.attacks.distances import privacy_distances
 
         t0 = time.perf_counter()
         rep = privacy_distances(M, H, S, cache=cache, seed=seed)

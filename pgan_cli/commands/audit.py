@@ -44,7 +44,7 @@ def audit_cmd(
 
     Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit
     """
-    from pgan_cli.report.audit import StepFailed, run_audit
+    from pgan_cli.audit import StepFailed, run_audit
 
     try:
         res = run_audit(output_dir, members=members, holdout=holdout, synthetic=synthetic, reference=reference,

@@ -68,7 +68,7 @@ def train_cmd(
     out = output or resume
     if out is None:
         raise UsageError("missing --output/-o: the checkpoint file to write (e.g. -o gen.pt)")
-    from pgan_cli.privacy.dpsgd import dp_trainer
+    from pgan_cli.training.dpsgd import dp_trainer
 
     options = dict(arch=arch, net=net, norm=norm, conditional=conditional, class_loss_weight=class_loss_weight,
                    class_balanced=class_balanced, epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g,

@@ -34,7 +34,7 @@ def utility_cmd(
     Example: pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 --json
     """
     from pgan_cli.files import write_json
-    from pgan_cli.utility import utility_files
+    from pgan_cli.metrics.utility import utility_files
 
     result = utility_files(synthetic, real_train, test, classifier=classifier, seed=seed,
                            permutations=permutations, kmeans=kmeans, epochs=epochs)

@@ -1,3 +1,3 @@
-"""Privacy of a release: distance-based metrics (``distances``: DCR, NNDR, NNAA, authenticity, C_T,
-near-copies), DP-SGD training (``dpsgd``), local DP of records (``ldp``) and the privacy-utility
-curve (``curve``)."""
+"""Privacy mechanisms applied to the data itself: local differential privacy of each record
+(:mod:`pgan_cli.privacy.ldp`, ``pgan privatize``). DP-SGD training is :mod:`pgan_cli.training.dpsgd`;
+the distance-based privacy metrics are :mod:`pgan_cli.attacks.distances`."""

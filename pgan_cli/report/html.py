@@ -509,7 +509,7 @@ def provenance_section(summary: dict[str, Any], results: list[ResultFile]) -> st
 
 
 def comparison_section(summary: dict[str, Any]) -> str:
-    from pgan_cli.privacy.curve import privacy_utility_figure
+    from pgan_cli.report.curve import privacy_utility_figure
 
     runs = summary["comparison"]["runs"]
     rows = [[p["label"], p["epsilon"] if p["epsilon"] is not None else "no DP", p.get("delta"), p["utility"],

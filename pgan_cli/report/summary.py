@@ -545,7 +545,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
     runs = [r for r in results if r.kind == KIND_SUMMARY]
     comparison = None
     if runs:
-        from pgan_cli.privacy.curve import privacy_utility_points
+        from pgan_cli.report.curve import privacy_utility_points
 
         comparison = {"runs": privacy_utility_points([dict(r.data, name=r.name) for r in runs])}
     if attacks:

@@ -1,1 +1,2 @@
-"""GAN training: losses (:mod:`.losses`), the trainer (:mod:`.loop`) and augmentation (:mod:`.augment`)."""
+"""GAN training: losses (:mod:`.losses`), the trainer (:mod:`.loop`), its callbacks (:mod:`.callbacks`),
+DP-SGD (:mod:`.dpsgd`) and augmentation (:mod:`.augment`)."""

@@ -221,7 +221,7 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
         skipped["utility"] = "the members or the synthetic set have no labels (TSTR needs classes)"
     else:
         def utility(at):
-            from pgan_cli.utility import utility_files
+            from pgan_cli.metrics.utility import utility_files
 
             write_json(at("utility.json"), utility_files(at(sets["synthetic"]), at(sets["members"]),
                                                          at(sets["holdout"]), seed=seed))

@@ -1,7 +1,7 @@
 """Distance-based privacy metrics of a synthetic set S against members M and holdout H.
 
 All neighbour searches go through :func:`pgan_cli.neighbors.knn` (via a shared
-:class:`~pgan_cli.privacy.cache.NeighborCache`). Distances are L2 in the given space.
+:class:`~pgan_cli.attacks.cache.NeighborCache`). Distances are L2 in the given space.
 
 - DCR: d(s, M) for s in S against d(h, M) for h in H (and d(s, H)); 5th percentile, median, mean.
 - DCR share: fraction of S closer to M than to H (ties count one half); ideal 0.5 when
@@ -34,7 +34,7 @@ import numpy as np
 from pgan_cli.attacks import keys as K
 from pgan_cli.errors import InputError
 from pgan_cli.neighbors import knn
-from pgan_cli.privacy.cache import NeighborCache, nearest_in_subset
+from pgan_cli.attacks.cache import NeighborCache, nearest_in_subset
 
 REPEATS = 10
 TOP_PAIRS = 10
