@@ -185,7 +185,7 @@ def test_dp_wgan_counts_every_critic_step(dp_wgan):
 @pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_generator_step_leaves_d_accumulators_alone(tiny_digits):
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.loop import make_config
+    from pgan_cli.training.config import make_config
 
     data = read_dataset(tiny_digits)
     cfg = make_config(data, arch="dcgan", width=8, latent_dim=8, batch_size=16, epochs=1)

@@ -545,7 +545,7 @@ def test_resume_refuses_other_data_naming_both_hashes(cli, tmp_path, digits8, sm
 def test_resume_conflicts_effective_norm():
     """The stored norm is the effective one: asking again for the batchnorm that an mlp WGAN critic
     or DP-SGD replaced is the same run."""
-    from pgan_cli.training.loop import resume_conflicts
+    from pgan_cli.training.config import resume_conflicts
 
     mlp_wgan = {"arch": "wgan", "net": "mlp", "norm": "none"}
     assert resume_conflicts(mlp_wgan, {"norm": "batchnorm"}) == []

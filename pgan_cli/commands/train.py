@@ -77,7 +77,8 @@ def train_cmd(
     if resume is not None:
         # a resumed run takes its model and training options from the checkpoint; the ones given
         # on the command line must agree with it (docs/train.md, Resume)
-        from pgan_cli.training.loop import check_resume_options, read_checkpoint_file
+        from pgan_cli.checkpoint import read_checkpoint_file
+        from pgan_cli.training.config import check_resume_options
 
         given = {name for name in ctx.params
                  if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}

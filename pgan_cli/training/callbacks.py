@@ -10,9 +10,12 @@ training log (JSON lines), the progress bar, the sample grids and the periodic c
 from __future__ import annotations
 
 import json
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+from pgan_cli.errors import InputError
 
 
 class TrainingCallback:
@@ -37,7 +40,7 @@ class TrainingCallback:
 class TrainingLog(TrainingCallback):
     """The JSON-lines training log: a record per ``--log-every`` step, at every epoch end and at the
     last step, never the same step twice; a resumed run first drops what a killed run logged past
-    the checkpoint (:func:`pgan_cli.training.loop.trim_log`)."""
+    the checkpoint (:func:`trim_log`)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -47,7 +50,6 @@ class TrainingLog(TrainingCallback):
 
     def on_start(self, trainer) -> None:
         from pgan_cli.files import make_dirs
-        from pgan_cli.training.loop import trim_log
 
         make_dirs(self.path.parent)
         if trainer.step > 0:
@@ -148,3 +150,41 @@ class PeriodicCheckpoint(TrainingCallback):
     def on_step(self, trainer, record) -> None:
         if self.every and trainer.step % self.every == 0:
             trainer.save()
+
+
+def trim_log(path: str | os.PathLike, last_step: int) -> int:
+    """Keep only the records of the training log ``path`` at steps <= ``last_step`` (rewritten
+    atomically); return the last kept step (0 if none).
+
+    A resumed run continues from its checkpoint's step; the records a killed run wrote after it
+    describe weights that no longer exist, so the log stays one history with each step once. A
+    torn last line (the run was killed while writing it) is dropped; any other line that is not
+    a record with a ``step`` means the file is not a pgan training log and is left alone.
+    """
+    from pgan_cli.files import atomic_path
+
+    p = Path(path)
+    if not p.exists():
+        return 0
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    keep, last = [], 0
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            rec = None
+        step = rec.get("step") if isinstance(rec, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise InputError(f"{p} line {i} is not a training log record (no integer 'step'); give --log the "
+                             f"run's own log (pgan train --log) or a new file")
+        if step <= last_step:
+            keep.append(line)
+            last = max(last, step)
+    if len(keep) != len(lines):
+        with atomic_path(p, suffix=".jsonl.tmp") as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    return last

@@ -329,7 +329,7 @@ def dp_trainer(dp_epsilon: float | None, dp_delta: float | None = None, max_grad
     """
     prior = None
     if resume is not None:
-        from pgan_cli.training.loop import read_checkpoint_file
+        from pgan_cli.checkpoint import read_checkpoint_file
 
         prior = (read_checkpoint_file(resume).get("config") or {}).get("dp")
     if prior is not None:
