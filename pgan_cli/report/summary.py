@@ -150,19 +150,9 @@ def _check_attack(path: Path, data: dict[str, Any]) -> None:
 
 
 def _load_jsonl(path: Path) -> ResultFile:
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                raise FormatError(f"{path}: line {i} is not JSON; a training log has one JSON object "
-                                  f"per line (pgan train --log)") from None
-            if not isinstance(rec, dict) or "step" not in rec:
-                raise _foreign(path, f"a JSON-lines file whose line {i} has no 'step'")
-            records.append(rec)
+    from pgan_cli.training.callbacks import read_training_log
+
+    records = read_training_log(path)
     if not records:
         raise FormatError(f"{path} is an empty training log; did training log anything (--log-every)?")
     return ResultFile(path=path, kind=KIND_TRAIN_LOG, data=records)

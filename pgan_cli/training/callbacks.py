@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pgan_cli.errors import InputError
+from pgan_cli.errors import FormatError, InputError
 
 
 class TrainingCallback:
@@ -152,39 +152,51 @@ class PeriodicCheckpoint(TrainingCallback):
             trainer.save()
 
 
+def read_training_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a training log (one JSON object with an integer ``step`` per line, as
+    :class:`TrainingLog` writes them). A torn last line (the run was killed while writing it) is
+    dropped; any other line that is not such a record is a :class:`FormatError` naming it."""
+    from pgan_cli.files import loads_json
+
+    p = Path(path)
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = loads_json(line, f"{p} line {i}")
+        except FormatError:
+            if i == len(lines):
+                break
+            rec = None
+        step = rec.get("step") if isinstance(rec, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise FormatError(f"{p} line {i} is not a training log record (no integer 'step'); give the log "
+                              f"pgan train --log wrote")
+        records.append(rec)
+    return records
+
+
 def trim_log(path: str | os.PathLike, last_step: int) -> int:
     """Keep only the records of the training log ``path`` at steps <= ``last_step`` (rewritten
     atomically); return the last kept step (0 if none).
 
     A resumed run continues from its checkpoint's step; the records a killed run wrote after it
-    describe weights that no longer exist, so the log stays one history with each step once. A
-    torn last line (the run was killed while writing it) is dropped; any other line that is not
-    a record with a ``step`` means the file is not a pgan training log and is left alone.
+    describe weights that no longer exist, so the log stays one history with each step once.
     """
     from pgan_cli.files import atomic_path
 
     p = Path(path)
     if not p.exists():
         return 0
-    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-    keep, last = [], 0
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines):
-                break
-            rec = None
-        step = rec.get("step") if isinstance(rec, dict) else None
-        if not isinstance(step, int) or isinstance(step, bool):
-            raise InputError(f"{p} line {i} is not a training log record (no integer 'step'); give --log the "
-                             f"run's own log (pgan train --log) or a new file")
-        if step <= last_step:
-            keep.append(line)
-            last = max(last, step)
-    if len(keep) != len(lines):
+    try:
+        records = read_training_log(p)
+    except FormatError as e:
+        raise InputError(f"{e}; give --log the run's own log or a new file") from None
+    keep = [r for r in records if r["step"] <= last_step]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+    if text != p.read_text(encoding="utf-8", errors="replace"):
         with atomic_path(p, suffix=".jsonl.tmp") as tmp:
-            tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    return last
+            tmp.write_text(text, encoding="utf-8")
+    return max((r["step"] for r in keep), default=0)
