@@ -1,7 +1,8 @@
 """The audit report: load the results of the measuring commands, gate on them, render HTML.
 
-- :mod:`pgan_cli.report.summary`: read result files (attack, mmd, fidelity, utility JSON, a
-  training log, knn and scores HDF5), recognise each one, and build the nested summary
+- :mod:`pgan_cli.report.results`: read result files (attack, mmd, fidelity, utility JSON, a
+  training log, knn and scores HDF5), each recognised by its format stamp;
+- :mod:`pgan_cli.report.summary`: build the nested summary
   (``privacy.attacks.dcr.auc``, ``fidelity.mmd.p_value``, ``utility.tstr.balanced_accuracy``...);
 - :mod:`pgan_cli.report.gates`: parse and evaluate gates (``privacy.attacks.dcr.auc <= 0.6``) and
   the ``default`` / ``strict`` presets; the verdict;

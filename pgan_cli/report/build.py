@@ -11,7 +11,8 @@ from pgan_cli.errors import UsageError
 from pgan_cli.console import to_json
 from pgan_cli.files import atomic_path, check_paths
 from pgan_cli.report import gates as G
-from pgan_cli.report.summary import PRIVACY_KINDS, KEY_GATES, KEY_VERDICT, build_summary, load_result
+from pgan_cli.report.results import PRIVACY_KINDS, load_result
+from pgan_cli.report.summary import KEY_GATES, KEY_VERDICT, build_summary
 
 MAP_METHODS = ("pca", "umap")
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from pgan_cli.report.measure import MAX_MAP_POINTS, PageData
 from pgan_cli.report.measure import labels_and_names as _labels_names
-from pgan_cli.report.summary import (KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY,
-                                     KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair)
+from pgan_cli.report.results import KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair
+from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY
 
 SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
             "provenance")

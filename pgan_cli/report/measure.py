@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pgan_cli.report.summary import KIND_KNN, KIND_SCORES, ResultFile
+from pgan_cli.report.results import KIND_KNN, KIND_SCORES, ResultFile
 
 MAX_MAP_POINTS = 3000
 MAX_PAIRS = 12

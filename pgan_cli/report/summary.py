@@ -1,23 +1,13 @@
-"""Read the results of pgan's measuring commands and build the audit summary (``summary.json``).
-
-Each input is recognised by its stamp (:mod:`pgan_cli.formats`): the ``format`` of a JSON result
-(``pgan-attack``, ``pgan-mmd``, ``pgan-fidelity``, ``pgan-utility``, ``pgan-summary``) or the
-``format`` attribute of an HDF5 result (``pgan-knn``, ``pgan-attack-scores``); a training log
-(``pgan train --log``) is JSON lines whose records hold ``step``. The keys of attack results
-and scores files come from :mod:`pgan_cli.attacks.keys`, whether an attack is white-box from the
-attack itself (``white_box``), and AUCs from :func:`pgan_cli.attacks.evaluation.auc`.
-
-Anything else (a dataset file, a foreign JSON, a missing file) is refused with a message saying
-what was expected. The summary nests objects so a gate names a figure by a dotted path
-(``privacy.attacks.dcr.auc``); see ``docs/report.md`` for every key.
+"""Build the audit summary (``summary.json``) from the result files :mod:`pgan_cli.report.results`
+read: objects nested so a gate names a figure by a dotted path (``privacy.attacks.dcr.auc``); see
+``docs/report.md`` for every key. The keys of attack results are those of pgan attack's JSON
+(:mod:`pgan_cli.attacks.keys`), whether an attack is white-box comes from the attack itself
+(``white_box``), and AUCs from :func:`pgan_cli.attacks.evaluation.auc`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +18,11 @@ from pgan_cli.attacks import keys as K
 from pgan_cli.attacks.evaluation import auc as attack_auc
 from pgan_cli.dataset import decode_attr
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.files import check_input, sha256_file
+from pgan_cli.files import sha256_file
+from pgan_cli.report.results import (KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES, KIND_SUMMARY,
+                                     KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, _command_of, knn_pair,
+                                     near_copy_count)
 
-KIND_ATTACK = "attack"
-KIND_MMD = "mmd"
-KIND_FIDELITY = "fidelity"
-KIND_UTILITY = "utility"
-KIND_TRAIN_LOG = "train-log"
-KIND_KNN = "knn"
-KIND_SCORES = "scores"
-KIND_SUMMARY = "summary"  # summary.json of another report/audit: the runs of a comparison
-JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
-# Privacy results: given any of these and no --gate, the default preset applies (docs/report.md,
-# "Fail closed"), even when they hold no attack at all.
-PRIVACY_KINDS = (KIND_ATTACK, KIND_KNN, KIND_SCORES)
-KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 # Top-level keys of summary.json (constants, imported by gates, html and the tests); the keys of
 # an attack result are those of pgan attack's JSON (pgan_cli.attacks.keys), kept as they are.
@@ -53,219 +33,7 @@ KEY_VERDICT, KEY_GATES, KEY_INPUTS = "verdict", "gates", "inputs"
 KEY_AUC, KEY_TPR = K.KEY_AUC, K.KEY_TPR_AT_FPR
 KEY_BLACK_BOX = "black_box"
 SUMMARY_FORMAT = formats.SUMMARY
-_KIND_OF_STAMP = {formats.ATTACK: KIND_ATTACK, formats.MMD: KIND_MMD, formats.FIDELITY: KIND_FIDELITY,
-                  formats.UTILITY: KIND_UTILITY, formats.SUMMARY: KIND_SUMMARY}
 MAX_LIST = 400  # lists with more numbers than this (per-sample arrays) stay out of the summary
-
-
-@dataclass
-class ResultFile:
-    """One input of the report: its path, recognised kind, content and hash."""
-
-    path: Path
-    kind: str
-    data: Any = None
-    sha256: str = ""
-    provenance: dict[str, Any] | None = None
-    space: str = "pixel"
-    name: str = ""  # the label used in the summary (``dcr``, ``dcr@pca``, a knn pair ...)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# ---- recognising inputs -----------------------------------------------------------------------
-def _command_of(prov: Any) -> str | None:
-    """The pgan subcommand recorded in a provenance record (``attack`` for ``pgan attack ...``)."""
-    if not isinstance(prov, dict) or not isinstance(prov.get("command"), str):
-        return None
-    try:
-        tokens = shlex.split(prov["command"])
-    except ValueError:
-        return None
-    if len(tokens) >= 2 and Path(tokens[0]).name in ("pgan", "pgan_cli", "__main__.py"):
-        return tokens[1]
-    return None
-
-
-def _foreign(path: Path, what: str) -> FormatError:
-    return FormatError(f"{path} is {what}, not a pgan result; report takes the --json output of "
-                       f"pgan attack, mmd, fidelity or utility, a training log (.jsonl from pgan train "
-                       f"--log), or knn / scores files (.h5)")
-
-
-def _load_json(path: Path) -> ResultFile:
-    from pgan_cli.files import read_json
-
-    data = read_json(path, "result file")
-    kind = _KIND_OF_STAMP[formats.stamp_of(data, str(path))]
-    if kind == KIND_ATTACK:
-        _check_attack(path, data)
-    return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
-
-
-# The figures of pgan attack's JSON that gates compare (pgan_cli/attacks/keys.py): each must be a
-# number, or null where it could not be computed (NaN and Infinity read as null too).
-_ATTACK_NUMBERS = ("auc", "advantage", "balanced_accuracy", "epsilon_lower_bound")
-_DISTANCE_NUMBERS = ("dcr_share", "nnaa_privacy_loss", "authenticity", "data_copying_ct",
-                     "near_copies_excess", "near_copies_expected")
-
-
-def _is_number(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def _check_attack(path: Path, data: dict[str, Any]) -> None:
-    """Refuse an attack result whose shape a gate could misread: ``attacks`` not an object, an
-    attack that is not an object, or a gated figure that is a string (or a bool, a list ...).
-    A malformed privacy result is bad input (exit 2), never an empty one that passes."""
-    def bad(where: str, v: Any, want: str) -> FormatError:
-        return FormatError(f"{path}: {where} is {json.dumps(v)[:60]}, not {want}; "
-                           f"give the --json output of pgan attack unchanged")
-
-    attacks = data.get("attacks", {})
-    if not isinstance(attacks, dict):
-        raise bad("attacks", attacks, "an object of attack results")
-    for name, fig in attacks.items():
-        if not isinstance(fig, dict):
-            raise bad(f"attacks.{name}", fig, "an object")
-        for key in _ATTACK_NUMBERS:
-            if key in fig and not _is_number(fig[key]):
-                raise bad(f"attacks.{name}.{key}", fig[key], "a number")
-        tpr = fig.get("tpr_at_fpr")
-        if "tpr_at_fpr" in fig and not isinstance(tpr, dict):
-            raise bad(f"attacks.{name}.tpr_at_fpr", tpr, "an object of numbers")
-        for level, v in (tpr or {}).items():
-            if not _is_number(v):
-                raise bad(f"attacks.{name}.tpr_at_fpr.{level}", v, "a number")
-    dist = data.get("distances")
-    if dist is None:
-        return
-    if not isinstance(dist, dict):
-        raise bad("distances", dist, "an object")
-    for key in _DISTANCE_NUMBERS:
-        if key in dist and not _is_number(dist[key]):
-            raise bad(f"distances.{key}", dist[key], "a number")
-    nc = dist.get(KEY_NEAR_COPIES)
-    if nc is not None and not (isinstance(nc, float) and not math.isfinite(nc)) and near_copy_count(nc) is None:
-        raise bad(f"distances.{KEY_NEAR_COPIES}", dist[KEY_NEAR_COPIES], "a count")
-
-
-def _load_jsonl(path: Path) -> ResultFile:
-    from pgan_cli.training.callbacks import read_training_log
-
-    records = read_training_log(path)
-    if not records:
-        raise FormatError(f"{path} is an empty training log; did training log anything (--log-every)?")
-    return ResultFile(path=path, kind=KIND_TRAIN_LOG, data=records)
-
-
-def _h5_datasets(f) -> dict[str, Any]:
-    import h5py
-
-    out: dict[str, Any] = {}
-    f.visititems(lambda name, obj: out.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
-def _load_h5(path: Path) -> ResultFile:
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not a readable HDF5 file; is it truncated? Re-create it with "
-                          f"the pgan command that wrote it") from None
-    with f:
-        attrs = {k: decode_attr(v) for k, v in f.attrs.items()}
-        prov = attrs.get("provenance") if isinstance(attrs.get("provenance"), dict) else None
-        dsets = _h5_datasets(f)
-        if "samples" in dsets:
-            raise FormatError(f"{path} is a dataset file, not a result; give it with --members or "
-                              f"--synthetic for pictures, or measure it first (pgan attack, mmd ...)")
-        stamp = attrs.get("format")
-        if stamp not in (formats.KNN, formats.ATTACK_SCORES):
-            raise _foreign(path, f"an HDF5 file with format {stamp!r}" if stamp is not None
-                           else "an HDF5 file without a pgan format stamp")
-        if stamp == formats.KNN:
-            if "distances" not in dsets or "indices" not in dsets:
-                raise FormatError(f"{path}: a pgan-knn file without 'distances' and 'indices'; re-run pgan knn")
-            d = np.asarray(dsets["distances"][:], dtype=np.float64)
-            if d.ndim != 2 or d.shape[0] == 0:
-                raise FormatError(f"{path}: 'distances' has shape {d.shape}; expected (Nq, k) from pgan knn")
-            if not np.isfinite(d).all():
-                raise FormatError(f"{path}: 'distances' holds NaN or Inf; re-run pgan knn")
-            return ResultFile(path=path, kind=KIND_KNN, data={"distances": d, "attrs": attrs},
-                              provenance=prov)
-        if attrs.get("format_version") != K.SCORES_FORMAT_VERSION:
-            raise FormatError(f"{path}: scores format_version {attrs.get('format_version')!r} is not "
-                              f"{K.SCORES_FORMAT_VERSION}; re-run pgan attack --scores")
-        if K.SCORES_MEMBERSHIP not in dsets or dsets[K.SCORES_MEMBERSHIP].ndim != 1:
-            raise FormatError(f"{path}: a scores file without '{K.SCORES_MEMBERSHIP}'; re-run pgan attack --scores")
-        truth = np.asarray(dsets[K.SCORES_MEMBERSHIP][:]).astype(np.int64)
-        if len(truth) == 0 or not set(np.unique(truth)) <= {0, 1} or len(np.unique(truth)) < 2:
-            raise FormatError(f"{path}: '{K.SCORES_MEMBERSHIP}' must hold 0/1 membership for members and "
-                              f"non-members")
-        scores: dict[str, np.ndarray] = {}
-        for name in (n for n in dsets if n.startswith(K.SCORES_GROUP + "/")):
-            ds = dsets[name]
-            label = name[len(K.SCORES_GROUP) + 1:]
-            if ds.ndim != 1 or ds.shape[0] != len(truth) or ds.dtype.kind != "f":
-                raise FormatError(f"{path}: '{name}' is not one score per candidate; re-run pgan attack --scores")
-            s = np.asarray(ds[:], dtype=np.float64)
-            if not np.isfinite(s).all():
-                raise FormatError(f"{path}: scores of '{label}' hold NaN or Inf; an AUC on them would be "
-                                  f"meaningless; re-run pgan attack")
-            scores[label] = s
-        dcr, dcr_arrays = {}, {}
-        for key, label in ((K.SCORES_DCR_SYNTHETIC, "synthetic -> members"),
-                           (K.SCORES_DCR_HOLDOUT, "holdout -> members")):
-            name = f"{K.SCORES_DISTANCES_GROUP}/{key}"
-            if name in dsets and dsets[name].ndim == 1 and dsets[name].shape[0] > 0:
-                d = np.asarray(dsets[name][:], dtype=np.float64)
-                if np.isfinite(d).all():
-                    dcr[label] = d
-                    dcr_arrays[key] = d
-        if not scores:
-            raise FormatError(f"{path} holds membership truth but no per-candidate scores")
-        return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores, "dcr": dcr, "dcr_arrays": dcr_arrays,
-                                                                "attrs": attrs}, provenance=prov)
-
-
-def load_result(path: str | Path) -> ResultFile:
-    """Read and recognise one result file; raise FormatError for anything else."""
-    p = check_input(path, "result file")
-    suffix = p.suffix.lower()
-    if suffix == ".json":
-        res = _load_json(p)
-    elif suffix in (".jsonl", ".ndjson"):
-        res = _load_jsonl(p)
-    elif suffix in (".h5", ".hdf5"):
-        res = _load_h5(p)
-    else:
-        with open(p, "rb") as f:
-            head = f.read(8)
-        if head.startswith(b"\x89HDF"):
-            res = _load_h5(p)
-        elif head.lstrip()[:1] in (b"{", b"["):
-            res = _load_json(p)
-        else:
-            raise _foreign(p, f"a '{suffix or 'extension-less'}' file")
-    res.sha256 = sha256_file(p)
-    res.space = space_of(res.provenance)
-    return res
-
-
-def space_of(prov: Any) -> str:
-    """The feature space a result was computed in: the embed method of its inputs, else pixel."""
-    if not isinstance(prov, dict):
-        return "pixel"
-    for rec in prov.get("inputs") or []:
-        parent = rec.get("provenance") if isinstance(rec, dict) else None
-        if isinstance(parent, dict):
-            params = parent.get("params") or {}
-            method = params.get("method") if isinstance(params, dict) else None
-            if isinstance(method, str) and _command_of(parent) in ("embed", None):
-                return method.replace(":", "-")
-    return "pixel"
 
 
 def _unique(name: str, taken: set[str], res: ResultFile) -> str:
@@ -317,21 +85,6 @@ def figures(obj: Any) -> Any:
 
 
 _DROP = object()
-
-
-def near_copy_count(value: Any) -> int | None:
-    """The near-copy count whether the attack JSON gives a number or an object with a count."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        for key in ("count", "n", "number"):
-            v = value.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                return int(v)
-        for key in ("indices", "pairs", "worst_pairs"):
-            if isinstance(value.get(key), list) and "count" not in value:
-                return len(value[key])
-    return None
 
 
 def _find_dp(obj: Any, depth: int = 0) -> dict[str, Any] | None:
@@ -418,19 +171,6 @@ def _near_copies_beyond_chance(results: list[ResultFile], privacy: dict[str, Any
         d["near_copies_expected"] = allowed
         d["near_copies_excess"] = max(0, count - allowed)
         d["near_copies_basis"] = basis
-
-
-def knn_pair(res: ResultFile) -> tuple[str, str]:
-    """(query, reference) names of a knn file, from its provenance inputs."""
-    prov = res.provenance or {}
-    paths = [Path(r.get("path", "")).stem for r in prov.get("inputs") or [] if isinstance(r, dict)]
-    if len(paths) >= 2:
-        return paths[0], paths[1]
-    stem = res.path.stem
-    if "_" in stem:
-        q, _, r = stem.rpartition("_")
-        return q.replace("knn_", ""), r
-    return stem, "reference"
 
 
 def dcr_stats(d: np.ndarray) -> dict[str, float]:
