@@ -5,23 +5,20 @@ pair for JSON results, root attributes for HDF5 files, entries of the checkpoint
 Readers look at the stamp, never at which keys happen to be present, and refuse a file whose
 stamp they do not know with one line. Each format has one module that writes and reads it:
 
-=================== =========================== ==============================================
-stamp               file                        owner (writer and reader)
-=================== =========================== ==============================================
-(``kind`` attr)     dataset ``.h5``             :mod:`pgan_cli.dataset`
-``pgan-checkpoint`` checkpoint ``.pt``          :mod:`pgan_cli.checkpoint`
-``pgan-embedding``  embedding model ``.npz``    :mod:`pgan_cli.embeddings.base`
-``pgan-knn``        ``pgan knn -o knn.h5``      :mod:`pgan_cli.neighbors`
-``pgan-attack``     ``pgan attack --json``      :mod:`pgan_cli.attacks.suite` (keys: ``attacks.keys``)
-``pgan-attack-scores`` ``pgan attack --scores`` :mod:`pgan_cli.attacks.suite`
-``pgan-mmd``        ``pgan mmd --json``         :mod:`pgan_cli.metrics.mmd`
-``pgan-fidelity``   ``pgan fidelity --json``    :mod:`pgan_cli.metrics.fidelity`
-``pgan-utility``    ``pgan utility --json``     :mod:`pgan_cli.metrics.utility`
-``pgan-summary``    ``summary.json``            :mod:`pgan_cli.report.summary`
-=================== =========================== ==============================================
+- dataset ``.h5`` (``kind`` and ``format_version`` attributes): :mod:`pgan_cli.dataset`;
+- ``pgan-checkpoint``, the checkpoint ``.pt``: :mod:`pgan_cli.checkpoint`;
+- ``pgan-embedding``, an embedding model ``.npz``: :mod:`pgan_cli.embeddings.base`;
+- ``pgan-embedded-set``, the JSON sidecar beside an embedded set's ``.npy``: :mod:`pgan_cli.embeddings.api`;
+- ``pgan-knn``, ``pgan knn -o knn.h5``: :mod:`pgan_cli.neighbors.files`;
+- ``pgan-attack`` (``pgan attack --json``, keys in :mod:`pgan_cli.attacks.keys`) and
+  ``pgan-attack-scores`` (``--scores``): :mod:`pgan_cli.attacks.suite`;
+- ``pgan-mmd``, ``pgan-fidelity``, ``pgan-utility``: :mod:`pgan_cli.metrics.mmd`,
+  :mod:`pgan_cli.metrics.fidelity`, :mod:`pgan_cli.metrics.utility`;
+- ``pgan-summary``, ``summary.json``: :mod:`pgan_cli.report.summary` (read by
+  :mod:`pgan_cli.report.results` with the other results);
+- the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.training.callbacks`.
 
-The training log (JSON lines, :mod:`pgan_cli.training.loop`) is recognised by its records'
-``step``. See ``docs/FORMAT.md``.
+See ``docs/FORMAT.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ SUMMARY = "pgan-summary"
 KNN = "pgan-knn"
 CHECKPOINT = "pgan-checkpoint"
 EMBEDDING_MODEL = "pgan-embedding"
+EMBEDDED_SET = "pgan-embedded-set"  # the JSON sidecar of an embedded set's NPY file
 RESULT_VERSION = 1  # the layout version of the JSON results above
 
 JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY)

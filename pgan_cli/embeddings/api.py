@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pgan_cli import console
+from pgan_cli import console, formats
 from pgan_cli.dataset import SampleReader
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.files import atomic_path, output_set
@@ -131,7 +131,8 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                 prov = make_provenance([src.path, *parents], seed=emb.seed, device=device, method=emb.method,
                                        batch_size=batch_size)
                 side = out.with_suffix(".json")
-                record = {"input": shown_path(src.path), "output": shown_path(out), "shape": [src.n, emb.out_dim],
+                record = {"format": formats.EMBEDDED_SET, "format_version": formats.RESULT_VERSION,
+                          "input": shown_path(src.path), "output": shown_path(out), "shape": [src.n, emb.out_dim],
                           "embedding": desc,
                           "model": shown_path(model or save_model) if (model or save_model) else None,
                           "provenance": prov}
