@@ -3,7 +3,7 @@
 #   real handwritten digits -> members/holdout/reference -> a WGAN-GP generator -> a synthetic set
 #   -> the full audit (embeddings, kNN, MMD, fidelity, utility, attacks) -> an HTML report and a verdict.
 # Knobs (environment): OUT (folder, default out/digits), SIZE (image size: 8, 16, 32; default 16),
-# STEPS (generator steps, default 1200: about 4 minutes on 2 idle CPU cores; at 16x16 this gives
+# STEPS (generator steps, default 1200: about 5 minutes on 2 idle CPU cores; at 16x16 this gives
 # TSTR balanced accuracy ~0.85 against ~0.96 for real data; 8x8 trains faster but far worse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
