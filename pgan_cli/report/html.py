@@ -38,59 +38,17 @@ def _css() -> str:
 
     return files("pgan_cli.report").joinpath("report.css").read_text(encoding="utf-8")
 
-HOWTO = {
-    "verdict": "Each gate compares one figure of summary.json with a threshold. The verdict is "
-               "PASS only when every gate passes; pgan exits with 1 otherwise, so a CI job can stop a "
-               "release. The presets gate what an attacker who holds only the synthetic set can do.",
-    "attacks": "Each attack guesses, for every real record, whether it was in the training set "
-               "(members against holdout). AUC 0.5 is a coin flip; 1.0 means membership is fully "
-               "exposed. Read the ROC curve at the left, where the false-positive rate is low: an "
-               "attack that is sure about a few patients is a leak even when the AUC is near 0.5 "
-               "(TPR at 1% FPR should stay near 0.01). The epsilon lower bound is the privacy loss "
-               "that these attacks prove, whatever training claimed.",
-    "distances": "For every synthetic record, the distance to its closest training record (DCR), "
-                 "against the same distance for holdout records, which the generator never saw. If "
-                 "the synthetic histogram sits to the left of the holdout one, the generator copies "
-                 "its training data. The DCR share (synthetic records closer to members than to "
-                 "holdout) should be near 0.5; near-copies are synthetic records closer to a member "
-                 "than members usually are to each other.",
-    "map": "Real (members) and synthetic records projected to two dimensions, one panel per class. "
-           "Synthetic points should cover the same regions as real ones: empty real regions are "
-           "missing modes; synthetic clusters with no real points are artefacts. Distances on this "
-           "map are distorted; the tables measure in the full space.",
-    "samples": "Synthetic records drawn from the released set, grouped by class. Look for "
-               "artefacts, repeated images (mode collapse), and classes that do not look like "
-               "themselves.",
-    "training": "The training log. Stable GAN training shows bounded, non-diverging losses; for "
-                "WGAN the Wasserstein estimate should shrink and level off. A discriminator that "
-                "wins completely (D(real) near 1, D(fake) near 0) late in training often means "
-                "overfitting to the members, which the attacks above would detect.",
-    "fidelity": "Is the synthetic set faithful and diverse? MMD tests whether real and synthetic "
-                "come from the same distribution (a small p-value says they differ). Precision and "
-                "density measure fidelity, recall and coverage diversity (1 is ideal); alpha-"
-                "precision and beta-recall likewise; the Fréchet distance is 0 for identical "
-                "Gaussian fits; a classifier two-sample AUC of 0.5 means real and synthetic cannot be "
-                "told apart.",
-    "utility": "Train on synthetic, test on real (TSTR) against train on real, test on real (TRTR), "
-               "with the same classifier. TSTR close to TRTR means the synthetic set is useful for "
-               "this task; the p-value tests whether the two ROC curves differ.",
-    "provenance": "Every input of this report with its SHA-256, the command that made it, the "
-                  "seeds and library versions, so the audit can be repeated and checked. A DP "
-                  "epsilon appears when the generator was trained with DP-SGD.",
-    SECTION_COMPARISON: "One point per audit given (their summary.json): the utility of the synthetic set "
-                        "(TSTR balanced accuracy, left axis) and the strongest black-box attack's AUC (right "
-                        "axis) against the DP epsilon of its training run (no DP at the right end). A private "
-                        "release pulls the AUC down to 0.5; the price is the drop in utility.",
-    SECTION_PAIRS: "The synthetic records closest to a training record, next to that record. "
-                   "Shown because --show-real-images was given: this report now contains real "
-                   "training images and must be handled like the training data.",
-}
-TITLES = {"verdict": "Verdict", "attacks": "Membership-inference attacks",
-          "distances": "Distances to the training data", "map": "Real and synthetic in 2-D",
-          "samples": "Synthetic samples", "training": "Training curves",
-          "fidelity": "Fidelity and diversity (MMD and friends)", "utility": "Utility (TSTR against TRTR)",
-          "provenance": "Provenance", SECTION_COMPARISON: "Privacy against utility, across audits",
-          SECTION_PAIRS: "Closest synthetic / member pairs"}
+def _prose() -> dict[str, dict[str, str | None]]:
+    """Section titles and their "how to read this" texts (``sections.json`` beside this module)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("pgan_cli.report").joinpath("sections.json").read_text(encoding="utf-8"))["sections"]
+
+
+_PROSE = _prose()
+HOWTO = {sid: p["howto"] for sid, p in _PROSE.items() if p.get("howto")}
+TITLES = {sid: p["title"] for sid, p in _PROSE.items()}
 
 
 # ---- small helpers ----------------------------------------------------------------------------
