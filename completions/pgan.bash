@@ -22,7 +22,7 @@ _pgan_words() {
         "data") words="breast-cancer digits export gaussian import info leak split --help" ;;
         "data breast-cancer") words="--output -o --help" ;;
         "data digits") words="--output -o --size --help" ;;
-        "data export") words="--png-dir --grid -n --help" ;;
+        "data export") words="--png-dir --grid -n --json --help" ;;
         "data gaussian") words="--output -o --modes -n --radius --std --seed --help" ;;
         "data import") words="--output -o --size --channels --window --labels --skip-bad --max-pixels --follow-symlinks --help" ;;
         "data info") words="--json --help" ;;

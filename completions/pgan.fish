@@ -79,6 +79,7 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l png-dir -d 'Folder for one PNG per sample (class sub-folders when labelled).' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l grid -d 'One PNG with a grid of the first N samples.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -s n -d 'Number of samples in the grid.'
+complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from export' -F
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from gaussian' -l output -d 'Output file.' -r

@@ -397,7 +397,7 @@ BOUNDS = [
     ("attack-bootstrap-1e9", [*SEEDED["attack"], "--bootstrap", "1000000000"], "--bootstrap"),
     ("attack-bootstrap-5", [*SEEDED["attack"], "--bootstrap", "5"], "--bootstrap"),
     ("sample-n-0", ["sample", "gen.pt", "-n", "0", "-o", "s.h5"], "-n"),
-    ("export-n-0", ["data", "export", "train.h5", "--grid", "g.png", "--n", "0"], "--n"),
+    ("export-n-0", ["data", "export", "train.h5", "--grid", "g.png", "--n", "0"], "-n must be"),
     ("split-fractions", ["data", "split", "train.h5", "--out-dir", "p", "--fractions", "0.5,0.6"], "--fractions"),
     ("split-names-dotdot", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,..,b"], "--names"),
     ("split-names-manifest", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,.pgan-outputs,b"],

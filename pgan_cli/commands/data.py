@@ -199,6 +199,7 @@ def export_cmd(
                                                     "(class sub-folders when labelled).")] = None,
     grid: Annotated[Optional[Path], typer.Option("--grid", help="One PNG with a grid of the first N samples.")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of samples in the grid.")] = 64,
+    json_out: JsonOpt = False,
 ) -> None:
     """Export images to PNG (one channel grey, three RGB, others the middle channel).
 
@@ -206,35 +207,14 @@ def export_cmd(
 
     Example: pgan data export synth.h5 --grid synth.png --n 64
     """
-    from pgan_cli.dataset import Dataset
-    from pgan_cli.files import output_set
-    from pgan_cli.imaging import make_grid, save_png, to_uint8
+    from pgan_cli.imaging.pictures import export_file
 
     if (png_dir is None) == (grid is None):
         raise UsageError("give exactly one of --png-dir DIR or --grid FILE.png")
-    if n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
-    with Dataset(source) as ds:
-        if ds.kind != "images":
-            raise UsageError(f"{source} holds vectors, not images; only image datasets can be exported to PNG")
-        if grid is not None:
-            save_png(make_grid(ds.samples(0, min(n, ds.n))), grid)
-            console.log(f"wrote {grid} ({min(n, ds.n)} samples)")
-            return
-        names = ds.class_names
-        # replaces only the PNG files an earlier export wrote here; other files stay
-        with output_set(png_dir, "pgan data export") as staged:
-            for start, x, y in console.progress(ds.iter_batches(512), total=-(-ds.n // 512), description="export"):
-                for i, pic in enumerate(to_uint8(x)):
-                    row = start + i
-                    folder = "" if y is None else _class_folder(names[y[i]] if names else str(y[i]))
-                    save_png(pic, staged.path(f"{folder}{row:06d}.png"))
-        console.log(f"wrote {ds.n} PNG files to {png_dir}")
+    result = export_file(source, png_dir=png_dir, grid=grid, n=n)
+    if json_out:
+        console.emit_json(result)
+    else:
+        console.log(f"wrote {result['files']} PNG file(s) to {result['output']}")
 
 
-def _class_folder(name: str) -> str:
-    """A class name as a safe sub-folder name (``docs/security.md``: names never leave the folder)."""
-    safe = "".join(c if c.isprintable() and c not in '/\\' else "_" for c in name).strip()
-    if safe in ("", ".", "..") or safe.startswith(".pgan"):
-        safe = f"_{safe}"
-    return safe + "/"

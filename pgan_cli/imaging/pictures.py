@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from pgan_cli.errors import InputError
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -57,3 +60,37 @@ def save_png(picture: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Pa
     with atomic_path(path, suffix=".png.tmp") as tmp:
         img.save(tmp, format="PNG")
     return Path(path)
+
+
+def class_folder(name: str) -> str:
+    """A class name as a safe sub-folder name (``docs/security.md``: names never leave the folder)."""
+    safe = "".join(c if c.isprintable() and c not in '/\\' else "_" for c in name).strip()
+    if safe in ("", ".", "..") or safe.startswith(".pgan"):
+        safe = f"_{safe}"
+    return safe + "/"
+
+
+def export_file(source, *, png_dir=None, grid=None, n: int = 64) -> dict[str, Any]:
+    """``pgan data export``: a dataset's images as one PNG per sample in ``png_dir`` (class
+    sub-folders when labelled; written as a set that replaces only an earlier export's files), or
+    the first ``n`` as one grid; returns ``{"output", "files", "samples"}``."""
+    from pgan_cli import console
+    from pgan_cli.dataset import Dataset
+    from pgan_cli.files import output_set
+    from pgan_cli.params import Interval, check
+    from pgan_cli.provenance import shown_path
+
+    check("n", n, Interval(1, None))
+    with Dataset(source) as ds:
+        if ds.kind != "images":
+            raise InputError(f"{source} holds vectors, not images; only image datasets can be exported to PNG")
+        if grid is not None:
+            save_png(make_grid(ds.samples(0, min(n, ds.n))), grid)
+            return {"output": shown_path(grid), "files": 1, "samples": min(n, ds.n)}
+        names = ds.class_names
+        with output_set(png_dir, "pgan data export") as staged:
+            for start, x, y in console.progress(ds.iter_batches(512), total=-(-ds.n // 512), description="export"):
+                for i, pic in enumerate(to_uint8(x)):
+                    folder = "" if y is None else class_folder(names[y[i]] if names else str(y[i]))
+                    save_png(pic, staged.path(f"{folder}{start + i:06d}.png"))
+        return {"output": shown_path(png_dir), "files": ds.n, "samples": ds.n}
