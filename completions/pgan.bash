@@ -24,7 +24,7 @@ _pgan_words() {
         "data digits") words="--output -o --size --help" ;;
         "data export") words="--png-dir --grid -n --json --help" ;;
         "data gaussian") words="--output -o --modes -n --radius --std --seed --help" ;;
-        "data import") words="--output -o --size --channels --window --labels --skip-bad --max-pixels --follow-symlinks --help" ;;
+        "data import") words="--output -o --size --channels --window --labels --skip-bad --max-pixels --follow-symlinks --json --help" ;;
         "data info") words="--json --help" ;;
         "data leak") words="--members --population --output -o --fraction --noise -n --seed --json --help" ;;
         "data split") words="--out-dir --fractions --names --seed --json --help" ;;

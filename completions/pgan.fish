@@ -100,6 +100,7 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -l skip-bad -d 'Skip unreadable or too large files and links leaving the folder (listed in the p' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -l max-pixels -d 'Refuse a file that would decode more pixels at once (one frame, one NPY image, a' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -l follow-symlinks -d 'Read symbolic links in a folder that point outside it (refused by default).' -r
+complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from import' -F
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from info' -l json -d 'Print the result as JSON on stdout.' -r

@@ -30,6 +30,11 @@ MAX_PERMUTATIONS = 100_000       # beyond this the Monte-Carlo error (~1/sqrt(B)
 MAX_BOOTSTRAP = 100_000
 DEFAULT_PRDC_K = 5               # Naeem et al. 2020
 MAX_K = 2048                     # neighbours per query (FAISS GPU k-selection limit)
+# Pixels decoded at once (one PNG/JPEG/TIFF frame, one image of an NPY stack, a whole NPZ member,
+# all frames of a DICOM file) above which a file is refused before decoding (docs/FORMAT.md,
+# "Hostile inputs"). 2**25 = 33,554,432 pixels, e.g. 5792 x 5792: a grey 8-bit image of that
+# size decodes to 32 MiB and its float32 working copy is 128 MiB. --max-pixels raises it.
+DEFAULT_MAX_PIXELS = 2**25
 
 
 class ParameterError(InputError):

@@ -11,6 +11,7 @@ import typer
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OutputOpt, SeedOpt, group
 from pgan_cli.errors import UsageError
+from pgan_cli.params import DEFAULT_MAX_PIXELS
 
 data = group("data", help="Create, import, split, inspect and export dataset files (.h5).")
 
@@ -149,9 +150,10 @@ def import_cmd(
                                            "leaving the folder (listed in the provenance).")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse a file that would decode more pixels "
                                             "at once (one frame, one NPY image, a DICOM file): a "
-                                            "decompression-bomb guard.")] = 2**25,
+                                            "decompression-bomb guard.")] = DEFAULT_MAX_PIXELS,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Read symbolic links in a folder "
                                                   "that point outside it (refused by default).")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Import images into a dataset file with values in [-1, 1].
 
@@ -165,31 +167,16 @@ def import_cmd(
 
     Example: pgan data import scans/ --size 64 --window 40,400 -o real.h5
     """
-    from pgan_cli.dataset import write_dataset
-    from pgan_cli.imaging import DEFAULT_MAX_PIXELS, import_images
-    from pgan_cli.provenance import make_provenance
+    from pgan_cli.imaging.importer import import_file
 
-    if channels not in (1, 3):
-        raise UsageError(f"--channels must be 1 or 3, got {channels}")
-    if max_pixels < 1:
-        raise UsageError(f"--max-pixels must be positive, got {max_pixels} (default {DEFAULT_MAX_PIXELS})")
-    win = _parse_window(window)
-    result = import_images(list(paths), size=size, channels=channels, window=win, labels_csv=labels,
-                           skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"),
-                           max_pixels=max_pixels, follow_symlinks=follow_symlinks)
-    for note in result.notes:
-        console.warn(note)
-    if result.skipped:
-        console.warn(f"skipped {len(result.skipped)} file(s) (unreadable, too large, or links leaving the folder); "
-                     f"they are listed in the provenance")
-    prov = make_provenance(([labels] if labels else []), size=size, channels=channels, window=window,
-                           files=len(result.files), skipped=result.skipped, max_pixels=max_pixels,
-                           follow_symlinks=follow_symlinks)
-    prov["source_paths"] = [str(p) for p in paths]
-    write_dataset(output, result.samples, labels=result.labels, class_names=result.class_names,
-                  attrs={"intensity_mapping": result.mapping, "source": "pgan data import"}, provenance=prov)
-    console.log(f"wrote {output}: {len(result.samples)} images of shape {result.samples.shape[1:]} "
-                f"from {len(result.files)} files")
+    result = import_file(list(paths), output, size=size, channels=channels, window=_parse_window(window),
+                         labels_csv=labels, skip_bad=skip_bad, max_pixels=max_pixels,
+                         follow_symlinks=follow_symlinks)
+    if json_out:
+        console.emit_json(result)
+    else:
+        console.log(f"wrote {result['output']}: {result['n']} images of shape {tuple(result['shape'])} "
+                    f"from {result['files']} files")
 
 
 @data.command("export", help="Write a dataset's images back to PNG files or one PNG grid.")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pgan_cli.errors import InputError
+from pgan_cli.params import DEFAULT_MAX_PIXELS
 
 
 PIL_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
@@ -23,11 +24,7 @@ PERCENTILES = (0.5, 99.5)
 
 KIND_8BIT, KIND_DICOM_WINDOW, KIND_RANGE = "8bit", "dicom-window", "percentile"
 
-# Pixels decoded at once (one PNG/JPEG/TIFF frame, one image of an NPY stack, a whole NPZ member,
-# all frames of a DICOM file) above which a file is refused before decoding (docs/FORMAT.md,
-# "Hostile inputs"). 2**25 = 33,554,432 pixels, e.g. 5792 x 5792: a grey 8-bit image of that
-# size decodes to 32 MiB and its float32 working copy is 128 MiB. --max-pixels raises it.
-DEFAULT_MAX_PIXELS = 2**25
+# DEFAULT_MAX_PIXELS (pgan_cli.params): pixels decoded at once above which a file is refused.
 # Resize in two steps when shrinking: an integer reduction (JPEG DCT scaling, Image.reduce) to no
 # less than REDUCING_GAP x the target, then Lanczos. Pillow's docs for Image.resize/thumbnail:
 # with reducing_gap >= 3 the result is "indistinguishable from fair resampling" in most cases.

@@ -122,3 +122,36 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
         index = {n: i for i, n in enumerate(class_names)}
         labels = np.array([index[n] for n in names], dtype=np.int64)
     return ImportResult(out, labels, class_names, mapping, sources, skipped, notes)
+
+
+def import_file(paths: list, output, *, size: int | None = None, channels: int = 1,
+                window: tuple[float, float] | None = None, labels_csv=None, skip_bad: bool = False,
+                max_pixels: int = DEFAULT_MAX_PIXELS, follow_symlinks: bool = False) -> dict:
+    """``pgan data import``: images of folders or files into one dataset file; returns what the
+    command prints with ``--json`` (``output``, ``n``, ``shape``, ``files``, ``skipped``, ``mapping``)."""
+    from pgan_cli import console
+    from pgan_cli.dataset import write_dataset
+    from pgan_cli.params import Interval, ParameterError, check
+    from pgan_cli.provenance import make_provenance, shown_path
+
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ParameterError("channels", "1 (grey) or 3 (RGB)", channels)
+    check("max_pixels", max_pixels, Interval(1, None))
+    result = import_images(list(paths), size=size, channels=channels, window=window, labels_csv=labels_csv,
+                           skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"),
+                           max_pixels=max_pixels, follow_symlinks=follow_symlinks)
+    for note in result.notes:
+        console.warn(note)
+    if result.skipped:
+        console.warn(f"skipped {len(result.skipped)} file(s) (unreadable, too large, or links leaving the folder); "
+                     f"they are listed in the provenance")
+    prov = make_provenance(([labels_csv] if labels_csv else []), size=size, channels=channels,
+                           window=None if window is None else ",".join(f"{v:g}" for v in window),
+                           files=len(result.files), skipped=result.skipped, max_pixels=max_pixels,
+                           follow_symlinks=follow_symlinks)
+    prov["source_paths"] = [shown_path(p) for p in paths]
+    write_dataset(output, result.samples, labels=result.labels, class_names=result.class_names,
+                  attrs={"intensity_mapping": result.mapping, "source": "pgan data import"}, provenance=prov)
+    return {"output": shown_path(output), "n": int(len(result.samples)), "shape": list(result.samples.shape[1:]),
+            "files": len(result.files), "skipped": result.skipped, "mapping": result.mapping,
+            "class_names": result.class_names}
