@@ -243,18 +243,29 @@ def _read_array(path: Path, max_pixels: int) -> Iterator[RawImage]:
     if path.suffix.lower() == ".npz":
         yield from _read_npz(path, max_pixels)
         return
-    try:
+    def load():
         with open(path, "rb") as f:
             shape, dtype, offset = _npy_header(f, str(path))
         _check_array(str(path), shape, dtype, path.stat().st_size - offset, max_pixels, whole=False)
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    yield from _array_raw(_checked(load, str(path)), str(path))
+
+
+def _checked(load, name: str) -> np.ndarray:
+    """``load()``, with any failure but a refusal reported as an unreadable array file ``name``."""
+    try:
+        return load()
     except InputError:
         raise
     except Exception as e:
-        raise InputError(f"cannot read array file {path}: {e}") from None
+        raise InputError(f"cannot read array file {name}: {e}") from None
+
+
+def _array_raw(a: np.ndarray, source: str) -> Iterator[RawImage]:
     kind = KIND_8BIT if a.dtype == np.uint8 else KIND_RANGE
     for im in _array_images(a):
-        yield RawImage(np.array(im, dtype=np.float32), kind, str(path))
+        yield RawImage(np.array(im, dtype=np.float32), kind, source)
 
 
 def _read_npz(path: Path, max_pixels: int) -> Iterator[RawImage]:
@@ -267,20 +278,14 @@ def _read_npz(path: Path, max_pixels: int) -> Iterator[RawImage]:
             name = f"{path}:{info.filename}"
             if not info.filename.endswith(".npy"):
                 raise InputError(f"{name} is not an NPY member; an NPZ file for pgan holds only .npy arrays")
-            try:
+            def load(info=info, name=name):
                 with zf.open(info) as fp:
                     shape, dtype, offset = _npy_header(fp, name)
                 _check_array(name, shape, dtype, info.file_size - offset, max_pixels, whole=True)
                 with zf.open(info) as fp:
-                    a = np.lib.format.read_array(fp, allow_pickle=False)
-            except InputError:
-                raise
-            except Exception as e:
-                raise InputError(f"cannot read array file {name}: {e}") from None
-            kind = KIND_8BIT if a.dtype == np.uint8 else KIND_RANGE
-            for im in _array_images(a):
-                yield RawImage(im.astype(np.float32), kind, str(path))
-            del a
+                    return np.lib.format.read_array(fp, allow_pickle=False)
+
+            yield from _array_raw(_checked(load, name), str(path))
 
 
 def read_raw(path: Path, window: tuple[float, float] | None = None, size: int | None = None,
