@@ -374,7 +374,6 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
               bootstrap: int | None = None, attacks: str = "all") -> AuditResult:
     """Run every step of the audit into ``output_dir``; return what ran and the exit code
     (0 pass, 1 a gate failed; a failing step raises StepFailed with its code)."""
-    from pgan_cli.dataset import Dataset
     from pgan_cli.report.gates import parse_gate, preset_gates
 
     embeddings = [e.strip() for e in (embeddings or ["pixel"]) if e.strip()]
@@ -387,15 +386,21 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
     if preset is not None:
         preset_gates(preset)
     roles = {"members": members, "holdout": holdout, "synthetic": synthetic, "reference": reference}
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.split import require_disjoint_digests, row_digests
+
     labelled = True
-    shapes = {}
-    for role, p in roles.items():
+    shapes, digests = {}, []
+    for role, p in roles.items():  # each set read once: validated, shaped, and hashed for disjointness
         if p is None:
             continue
-        with Dataset(p) as ds:
-            shapes[role] = ds.dim
-            if role in ("members", "synthetic", "holdout") and not ds.has_labels:
-                labelled = False
+        bundle = read_dataset(p)
+        shapes[role] = int(bundle.samples[0].size)
+        if role in ("members", "synthetic", "holdout") and bundle.labels is None:
+            labelled = False
+        if role != "synthetic":
+            digests.append((f"--{role} {p}", row_digests(bundle.samples)))
+        del bundle
     if len(set(shapes.values())) > 1:
         raise InputError("the sets have different sizes per record ("
                          + ", ".join(f"{r} {d}" for r, d in shapes.items()) + "); audit sets from one space")
@@ -403,11 +408,7 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
         from pgan_cli.attacks.suite import check_bootstrap
 
         check_bootstrap(bootstrap)
-    from pgan_cli.dataset import read_dataset
-    from pgan_cli.split import require_disjoint
-
-    require_disjoint([(f"--{r}", roles[r], read_dataset(roles[r]).samples) for r in ("members", "holdout", "reference")
-                      if roles[r] is not None], "the audit's privacy figures")
+    require_disjoint_digests(digests, "the audit's privacy figures")
     for p, what in ((generator, "generator checkpoint"), (train_log, "training log")):
         if p is not None:
             check_input(p, what)

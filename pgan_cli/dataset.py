@@ -64,7 +64,8 @@ def decode_attr(value: Any) -> Any:
     return value
 
 
-def _open_h5(path: Path):
+def open_h5(path: Path):
+    """An HDF5 file opened for reading, refused unless readable and self-contained."""
     import h5py
 
     try:
@@ -152,7 +153,7 @@ class Dataset:
         if self.path.suffix.lower() == ".npy":
             raise FormatError(f"{self.path} is an NPY array, not a pgan dataset file; commands that "
                               f"take vectors accept it, others need `pgan data import` first")
-        self._f = _open_h5(self.path)
+        self._f = open_h5(self.path)
         try:
             self._validate(check_values)
         except BaseException:

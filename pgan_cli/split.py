@@ -28,7 +28,12 @@ def require_disjoint(sets: list[tuple[str, object, np.ndarray | None]], what: st
     A record in both the members and the holdout makes every membership figure meaningless
     (the attack is asked to tell a record from itself), so this is an input error, not a warning.
     """
-    digests = [(f"{role} {path}".strip(), row_digests(x)) for role, path, x in sets if x is not None]
+    require_disjoint_digests([(f"{role} {path}".strip(), row_digests(x)) for role, path, x in sets if x is not None],
+                             what)
+
+
+def require_disjoint_digests(digests: list[tuple[str, np.ndarray]], what: str) -> None:
+    """:func:`require_disjoint` on row digests computed already (``[(name, row_digests(x)), ...]``)."""
     for i, (a, da) in enumerate(digests):
         for b, db in digests[i + 1:]:
             shared = int(np.isin(db, da).sum())

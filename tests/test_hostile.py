@@ -279,6 +279,9 @@ for hostile in HOSTILE_H5:
         def argv(folder, world, hostile=hostile, reader=reader):
             return READERS[reader](make_hostile(hostile, folder, world).name)
         CASES.append(Case(f"h5-{hostile}-{reader}", argv, ()))
+for hostile in ("external-storage", "virtual", "soft-link", "external-link"):  # as a result file of the report
+    CASES.append(Case(f"h5-{hostile}-report", lambda folder, world, hostile=hostile: [
+        "report", make_hostile(hostile, folder, world).name, "--summary", "s.json"], ()))
 for hostile in HOSTILE_NPY:
     for reader in ("info", "mmd", "attack"):
         def argv(folder, world, hostile=hostile, reader=reader):

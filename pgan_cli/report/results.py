@@ -149,14 +149,9 @@ def _h5_datasets(f) -> dict[str, Any]:
 
 
 def _load_h5(path: Path) -> ResultFile:
-    import h5py
+    from pgan_cli.dataset import open_h5
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not a readable HDF5 file; is it truncated? Re-create it with "
-                          f"the pgan command that wrote it") from None
-    with f:
+    with open_h5(path) as f:  # refuses links and external storage: pgan reads only the file given
         attrs = {k: decode_attr(v) for k, v in f.attrs.items()}
         prov = attrs.get("provenance") if isinstance(attrs.get("provenance"), dict) else None
         dsets = _h5_datasets(f)
