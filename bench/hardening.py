@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=4096)
     args = ap.parse_args()
     from pgan_cli.dataset import Dataset, check_self_contained, read_dataset, write_dataset
-    from pgan_cli.files import output_set
+    from pgan_cli.outputs import output_set
     from pgan_cli.split import count_shared_rows
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

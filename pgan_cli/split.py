@@ -91,11 +91,12 @@ def stratified_split(n: int, fractions: list[float], labels: np.ndarray | None =
 def split_file(source, out_dir, *, fractions: str = "0.5,0.25,0.25", names: str = "train,holdout,reference",
                seed: int = 0) -> dict:
     """``pgan data split``: disjoint, stratified, seeded parts of a dataset file, written into
-    ``out_dir`` together (``files.output_set``); returns ``{source, out_dir, n, seed, parts}``."""
+    ``out_dir`` together (``outputs.output_set``); returns ``{source, out_dir, n, seed, parts}``."""
     from pathlib import Path
 
     from pgan_cli.dataset import MANAGED_ATTRS, DatasetWriter, read_dataset
-    from pgan_cli.files import check_planned, output_set
+    from pgan_cli.files import check_planned
+    from pgan_cli.outputs import output_set
     from pgan_cli.provenance import make_provenance, shown_path
 
     fr = parse_fractions(fractions)

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgan_cli import FORMAT_VERSION
-from pgan_cli.dataset import Dataset, DatasetWriter, load_vectors, read_dataset, write_dataset
+from pgan_cli.dataset import Dataset, DatasetWriter, read_dataset, write_dataset
+from pgan_cli.samples import load_vectors
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.provenance import make_provenance
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from conftest import assert_clean_error
 
-from pgan_cli.dataset import load_vectors, read_dataset
+from pgan_cli.dataset import read_dataset
+from pgan_cli.samples import load_vectors
 from pgan_cli.embeddings import load_model, make_embedding
 
 

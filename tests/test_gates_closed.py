@@ -260,7 +260,8 @@ def test_commands_sh_quotes_every_word(tmp_path, monkeypatch):
     arguments, the redirection, the output folders, the link targets, the skip reasons and the
     audit's own command line. bash -n accepts it; run with a recording pgan, only pgan runs, each
     argument arrives byte for byte, and no X is created."""
-    from pgan_cli.audit import Step, shell_word, write_commands
+    from pgan_cli.audit import Step
+    from pgan_cli.shell import shell_word, write_commands
 
     work = tmp_path / "dir\nwith $(touch X) newline"
     work.mkdir()

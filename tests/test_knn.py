@@ -158,7 +158,7 @@ def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path):
     r = cli("knn", digits8, digits8, "-k", "3", "--exclude-self", "-o", out, "--device", "cpu")
     assert r.exit_code == 0, r
     assert "exact" in r.stdout
-    from pgan_cli.dataset import load_vectors
+    from pgan_cli.samples import load_vectors
 
     x = load_vectors(digits8)
     with h5py.File(out, "r") as f:

@@ -169,7 +169,8 @@ def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Pat
 
 
 def _load_set(path: Path | None, what: str) -> tuple[np.ndarray | None, dict]:
-    from pgan_cli.dataset import load_vectors, read_dataset
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.samples import load_vectors
     from pgan_cli.files import check_input
 
     if path is None:

@@ -106,7 +106,7 @@ def info_cmd(
 
     Example: pgan data info splits/train.h5 --json | jq .label_counts
     """
-    from pgan_cli.dataset import describe_file
+    from pgan_cli.samples import describe_file
     from pgan_cli.files import check_input
 
     check_input(path, "dataset file")

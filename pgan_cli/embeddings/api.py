@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import console, formats
-from pgan_cli.dataset import SampleReader
+from pgan_cli.samples import SampleReader
 from pgan_cli.errors import InputError, UsageError
-from pgan_cli.files import atomic_path, output_set
+from pgan_cli.files import atomic_path
+from pgan_cli.outputs import output_set
 
 BATCH = 256
 

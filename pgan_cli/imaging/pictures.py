@@ -76,7 +76,7 @@ def export_file(source, *, png_dir=None, grid=None, n: int = 64) -> dict[str, An
     the first ``n`` as one grid; returns ``{"output", "files", "samples"}``."""
     from pgan_cli import console
     from pgan_cli.dataset import Dataset
-    from pgan_cli.files import output_set
+    from pgan_cli.outputs import output_set
     from pgan_cli.params import Interval, check
     from pgan_cli.provenance import shown_path
 

@@ -112,7 +112,7 @@ def fidelity_files(real, synthetic, *, k: int = DEFAULT_PRDC_K, metrics: list[st
                    c2st_classifier: str = "gbm") -> dict:
     """``pgan fidelity``: the figures of two files, as the stamped JSON the command prints."""
     from pgan_cli import console, formats
-    from pgan_cli.dataset import load_vectors
+    from pgan_cli.samples import load_vectors
     from pgan_cli.provenance import make_provenance
 
     chosen = metrics if metrics is not None else parse_metrics(None)

@@ -330,7 +330,7 @@ def mmd_files(x_path, y_path, *, kernel: str = DEFAULT_KERNEL, bandwidth: str | 
               device: str = "cpu") -> dict:
     """``pgan mmd``: the test between two files of vectors, as the stamped JSON the command prints."""
     from pgan_cli import console, formats
-    from pgan_cli.dataset import load_vectors
+    from pgan_cli.samples import load_vectors
     from pgan_cli.provenance import make_provenance
 
     x = load_vectors(x_path, "X")

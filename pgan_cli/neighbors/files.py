@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pgan_cli.dataset import SampleReader
+from pgan_cli.samples import SampleReader
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.formats import KNN as KNN_FORMAT
 from pgan_cli.neighbors.search import (INDEXES, METRICS, QUERY_BATCH, NeighborIndex, check_shapes, knn_batches,
@@ -19,7 +19,7 @@ from pgan_cli.neighbors.shared import PAIR_BLOCK, _pair_blocks, knn_self_batches
 
 # ---- files ---------------------------------------------------------------------------------------
 class VectorSource(SampleReader):
-    """A set of vectors read in batches (:class:`pgan_cli.dataset.SampleReader`, flattened), so
+    """A set of vectors read in batches (:class:`pgan_cli.samples.SampleReader`, flattened), so
     :func:`search_files` can stream a query set larger than memory."""
 
     def __init__(self, path: str | os.PathLike, what: str = "query"):
