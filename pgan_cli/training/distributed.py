@@ -61,4 +61,5 @@ class Dist:
         import torch.distributed as td
 
         if self._owns and td.is_initialized():
+            td.barrier()  # every rank is done with gloo before any tears it down (an early teardown aborts)
             td.destroy_process_group()
