@@ -28,7 +28,7 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
     from pgan_cli.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
     from pgan_cli.datasets import digits
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     b = digits(size)
     x = b.samples.reshape(len(b.samples), -1)

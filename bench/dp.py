@@ -104,7 +104,7 @@ def digits_sets(tmp: Path, n_members: int = 100, seed: int = 0) -> dict[str, Pat
 
 def train(sets, out: Path, eps: float | None, **opts) -> tuple[dict, float]:
     from pgan_cli.training.dpsgd import dp_trainer
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     trainer = dp_trainer(eps) if eps is not None else None
     t = time.perf_counter()

@@ -40,7 +40,7 @@ def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 25
     from pgan_cli.dataset import write_dataset
     from pgan_cli.datasets import gaussian_mixture
     from pgan_cli.sampling import class_probabilities, write_samples
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     data = folder / "ring.h5"
     if not data.exists():

@@ -234,18 +234,18 @@ complete -c pgan -n '__fish_seen_subcommand_from sample' -l help -d 'Show help a
 complete -c pgan -n '__fish_seen_subcommand_from sample' -F
 complete -c pgan -n '__fish_seen_subcommand_from train' -l output -d 'Checkpoint to write (.pt); default - the --resume file.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -s o -d 'Checkpoint to write (.pt); default - the --resume file.'
-complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and regulariser - dcgan, wgan or wgan-gp.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and regulariser - dcgan, wgan, wgan-gp.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l net -d 'Backbone - conv (default for images) or mlp (default for vectors).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm or none (default - batchnorm; none for' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm, none (default per arch - dcgan batchn' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l conditional -d 'Class-conditional G and an AC-GAN class head on D (needs labels).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 'Weight of the AC-GAN class loss.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-balanced -d 'Weight the class loss by inverse class frequency.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l epochs -d 'Total epochs over the data (also with --resume); default 20.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l steps -d 'Total generator steps (instead of --epochs).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real samples per critic step (split across torchrun processes).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - 2e-4, 5e-5, 1e-4).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default - 1 dcgan, 5 wgan/wgan-gp).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-gp 0.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-g' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default per arch - dcgan 1, wgan 5, wgan-gp 5).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l gp-weight -d 'wgan-gp - gradient-penalty weight lambda (default 10).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l clip -d 'wgan - weight-clipping bound c (default 0.01).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l latent-dim -d 'Size of the noise z.' -r

@@ -199,10 +199,8 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
             except PganError as e:
                 if console.state.verbose:
                     _print_traceback(e)
-                from pgan_cli.params import ParameterError
-
-                flag = _flag_names().get(e.param) if isinstance(e, ParameterError) else None
-                report_error(prog, e.for_flag(flag) if flag else str(e))
+                # a parameter's name reads as the option the user typed (params.OptionError)
+                report_error(prog, e.render(_flag_names()) if hasattr(e, "render") else str(e))
                 raise typer.Exit(e.exit_code) from None
             except typer.BadParameter:
                 raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,39 @@ class ParameterError(InputError):
     def for_flag(self, flag: str) -> str:
         return f"{flag} must be {self.requirement}, got {self.value!r}"
 
+    def render(self, flags: dict[str, str]) -> str:
+        """The message with the parameter spelled as ``flags`` spells it (the command line's option)."""
+        return self.for_flag(flags[self.param]) if self.param in flags else str(self)
+
+
+class OptionError(InputError):
+    """Options that cannot be combined, or an option that does not suit the data, in a message
+    that names the options: ``$name`` in ``template`` for each of ``params`` reads as the parameter
+    name (``net``) from Python and as the option the user typed (``--net``) on the command line.
+
+    >>> OptionError("$net conv needs images; use $net mlp", "net")
+    OptionError('net conv needs images; use net mlp')
+    """
+
+    def __init__(self, template: str, *params: str):
+        self.template, self.params = template, frozenset(params)
+        super().__init__(self.render({}))
+
+    @staticmethod
+    def literal(text: Any) -> str:
+        """``text`` (a file name, a value the user gave) safe to put in a template: ``$`` doubled."""
+        return str(text).replace("$", "$$")
+
+    def render(self, flags: dict[str, str]) -> str:
+        """The message with each parameter spelled as ``flags`` spells it (else its own name)."""
+        def spell(m: re.Match) -> str:
+            name = m.group(1)
+            if name == "$":
+                return "$"
+            return flags.get(name, name) if name in self.params else m.group(0)
+
+        return re.sub(r"\$(\$|[A-Za-z_][A-Za-z0-9_]*)", spell, self.template)
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -56,12 +90,14 @@ class Interval:
     low: float | None = None
     high: float | None = None
     real: bool = False
+    low_open: bool = False   # (low, high]: e.g. a learning rate, which must be above 0
+    high_open: bool = False  # [low, high): e.g. a decay, which must stay below 1
 
     def describe(self) -> str:
         kind = "a number" if self.real else "an integer"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{kind} in [{lo}, {hi}]"
+        return f"{kind} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
 
     def holds(self, v: Any) -> bool:
         if isinstance(v, bool):
@@ -71,7 +107,9 @@ class Interval:
                 return False
         elif not isinstance(v, int) and not (hasattr(v, "__index__") and not isinstance(v, float)):
             return False
-        return (self.low is None or v >= self.low) and (self.high is None or v <= self.high)
+        above = self.low is None or (v > self.low if self.low_open else v >= self.low)
+        below = self.high is None or (v < self.high if self.high_open else v <= self.high)
+        return above and below
 
 
 @dataclass(frozen=True)
@@ -92,12 +130,13 @@ class Options:
 
 @dataclass(frozen=True)
 class Optional_:
-    """None, or what ``inner`` accepts."""
+    """None (the default: "not given"), or what ``inner`` accepts. Described as ``inner``: None is
+    what leaving the option out means, not a value anyone types."""
 
     inner: Any
 
     def describe(self) -> str:
-        return f"None or {self.inner.describe()}"
+        return self.inner.describe()
 
     def holds(self, v: Any) -> bool:
         return v is None or self.inner.holds(v)

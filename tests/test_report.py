@@ -365,7 +365,7 @@ def test_html_structure(bundle):
         img = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"), dtype=np.float64)
         assert img.shape[0] > 100 and img.std() > 5
     assert "log-scale FPR" in page and "PASS" in page and "@media print" in page
-    from pgan_cli.report.html import fmt
+    from pgan_cli.report.page import fmt
 
     summary = json.loads(bundle["summary"].read_text())
     for path in ("privacy.attacks.dcr.auc", "fidelity.mmd.p_value", "utility.tstr.balanced_accuracy"):

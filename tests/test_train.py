@@ -353,7 +353,7 @@ def test_nets_sizes_and_channels():
 # ---- bad inputs --------------------------------------------------------------------------------------
 def test_bad_inputs(cli, tmp_path, digits8, ring8, unlabelled, cond_ckpt):
     out = tmp_path / "g.pt"
-    assert_clean_error(cli("train", digits8, "--arch", "lsgan", "-o", out), "unknown --arch", "wgan-gp")
+    assert_clean_error(cli("train", digits8, "--arch", "lsgan", "-o", out), "--arch must be one of", "wgan-gp", "lsgan")
     assert_clean_error(cli("train", unlabelled, "--conditional", "-o", out), "--conditional", "labels")
     assert_clean_error(cli("train", ring8, "--arch", "wgan-gp", "--norm", "batchnorm", "-o", out), "BatchNorm")
     assert_clean_error(cli("train", digits8, "--precision", "fp16", "-o", out), "bf16")
@@ -397,7 +397,7 @@ def test_conditional_digits_are_recognised_as_their_class(tmp_path, digits8):
 
     from pgan_cli.checkpoint import load_checkpoint
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     real = read_dataset(digits8)
     clf = LogisticRegression(max_iter=2000).fit(real.samples.reshape(real.n, -1), real.labels)
@@ -549,11 +549,11 @@ def test_resume_conflicts_effective_norm():
 
     mlp_wgan = {"arch": "wgan", "net": "mlp", "norm": "none"}
     assert resume_conflicts(mlp_wgan, {"norm": "batchnorm"}) == []
-    assert resume_conflicts(mlp_wgan, {"norm": "groupnorm"}) == ["--norm groupnorm differs from the checkpoint's none"]
+    assert resume_conflicts(mlp_wgan, {"norm": "groupnorm"}) == ["$norm groupnorm differs from the checkpoint's none"]
     dp = {"arch": "dcgan", "net": "conv", "norm": "groupnorm", "dp_norm_replaced": "batchnorm -> groupnorm",
           "dp": {"target_epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 1.0}}
     assert resume_conflicts(dp, {"norm": "batchnorm", "dp_epsilon": 3.0, "dp_delta": 1e-5}) == []
-    assert resume_conflicts(dp, {"dp_delta": 1e-6}) == ["--dp-delta 1e-06 differs from the checkpoint's 1e-05"]
+    assert resume_conflicts(dp, {"dp_delta": 1e-6}) == ["$dp_delta 1e-06 differs from the checkpoint's 1e-05"]
     assert resume_conflicts({"arch": "dcgan", "net": "conv", "norm": "batchnorm"}, {"norm": "none"})
     with pytest.raises(TypeError):
         resume_conflicts({}, {"widht": 3})
@@ -602,7 +602,7 @@ def test_callbacks_see_every_step_and_epoch(digits_small, tmp_path):
     """The loop's extension point (docs/train.md): a callback passed to train_file is called once
     per generator step, once per epoch end, and closed even when training ends normally."""
     from pgan_cli.training.callbacks import TrainingCallback
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     class Count(TrainingCallback):
         def __init__(self):

@@ -9,6 +9,9 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
+from pgan_cli.training import defaults as D
+
+_PER_ARCH = lambda key: ", ".join(f"{a} {D.ARCH_DEFAULTS[a][key]:g}" for a in D.ARCHS)  # noqa: E731
 
 
 @command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
@@ -16,29 +19,29 @@ def train_cmd(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Training data: a pgan dataset file (.h5), e.g. splits/train.h5.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint to write (.pt); default: the --resume file.", dir_okay=False)] = None,
-    arch: Annotated[str, typer.Option("--arch", help="Loss and regulariser: dcgan, wgan or wgan-gp.")] = "dcgan",
+    arch: Annotated[str, typer.Option("--arch", help="Loss and regulariser: " + ", ".join(D.ARCHS) + ".")] = D.DEFAULT_ARCH,
     net: Annotated[Optional[str], typer.Option("--net", help="Backbone: conv (default for images) or mlp (default for vectors).")] = None,
-    norm: Annotated[Optional[str], typer.Option("--norm", help="Normalisation in D: batchnorm, groupnorm or none (default: batchnorm; none for wgan-gp).")] = None,
+    norm: Annotated[Optional[str], typer.Option("--norm", help="Normalisation in D: " + ", ".join(D.NORMS) + " (default per arch: " + ", ".join(f"{a} {D.ARCH_DEFAULTS[a]['norm']}" for a in D.ARCHS) + ").")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Class-conditional G and an AC-GAN class head on D (needs labels).")] = False,
-    class_loss_weight: Annotated[float, typer.Option("--class-loss-weight", help="Weight of the AC-GAN class loss.")] = 1.0,
+    class_loss_weight: Annotated[float, typer.Option("--class-loss-weight", help="Weight of the AC-GAN class loss.")] = D.DEFAULT_CLASS_LOSS_WEIGHT,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Weight the class loss by inverse class frequency.")] = False,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Total epochs over the data (also with --resume); default 20.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help=f"Total epochs over the data (also with --resume); default {D.DEFAULT_EPOCHS}.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total generator steps (instead of --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Real samples per critic step (split across torchrun processes).")] = 64,
-    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help="Generator learning rate (default per arch: 2e-4, 5e-5, 1e-4).")] = None,
-    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help="Discriminator learning rate (default per arch).")] = None,
-    n_critic: Annotated[Optional[int], typer.Option("--n-critic", help="Critic steps per generator step (default: 1 dcgan, 5 wgan/wgan-gp).")] = None,
-    gp_weight: Annotated[Optional[float], typer.Option("--gp-weight", help="wgan-gp: gradient-penalty weight lambda (default 10).")] = None,
-    clip: Annotated[Optional[float], typer.Option("--clip", help="wgan: weight-clipping bound c (default 0.01).")] = None,
-    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = 100,
-    width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = 64,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = "fp32",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Real samples per critic step (split across torchrun processes).")] = D.DEFAULT_BATCH_SIZE,
+    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help=f"Generator learning rate (default per arch: {_PER_ARCH('lr_g')}).")] = None,
+    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help=f"Discriminator learning rate (default per arch: {_PER_ARCH('lr_d')}).")] = None,
+    n_critic: Annotated[Optional[int], typer.Option("--n-critic", help=f"Critic steps per generator step (default per arch: {_PER_ARCH('n_critic')}).")] = None,
+    gp_weight: Annotated[Optional[float], typer.Option("--gp-weight", help=f"wgan-gp: gradient-penalty weight lambda (default {D.ARCH_DEFAULTS['wgan-gp']['gp_weight']:g}).")] = None,
+    clip: Annotated[Optional[float], typer.Option("--clip", help=f"wgan: weight-clipping bound c (default {D.ARCH_DEFAULTS['wgan']['clip']:g}).")] = None,
+    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = D.DEFAULT_LATENT_DIM,
+    width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = D.DEFAULT_WIDTH,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = D.DEFAULT_PRECISION,
     augment: Annotated[bool, typer.Option("--augment", help="pGAN augmentation: small zoom, rotation, shift, intensity shift.")] = False,
     ema: Annotated[bool, typer.Option("--ema", help="Keep an exponential moving average of G's weights (used for sampling).")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run saved in this checkpoint.", dir_okay=False)] = None,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Save the checkpoint every N generator steps (0: only at the end).")] = 500,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Save the checkpoint every N generator steps (0: only at the end).")] = D.DEFAULT_CHECKPOINT_EVERY,
     log: Annotated[Optional[Path], typer.Option("--log", help="Write a JSON line per log step (train.jsonl).", dir_okay=False)] = None,
-    log_every: Annotated[int, typer.Option("--log-every", help="Generator steps between log lines.")] = 50,
+    log_every: Annotated[int, typer.Option("--log-every", help="Generator steps between log lines.")] = D.DEFAULT_LOG_EVERY,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Write a sample grid (PNG) every N generator steps.")] = 0,
     sample_dir: Annotated[Optional[Path], typer.Option("--sample-dir", help="Folder for the sample grids.", file_okay=False)] = None,
     dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train D with DP-SGD (Opacus, PRV accountant) to this epsilon; G is private by post-processing. dcgan and wgan.")] = None,
@@ -60,7 +63,7 @@ def train_cmd(
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
     from pgan_cli.files import check_input
-    from pgan_cli.training.loop import train_file
+    from pgan_cli.training.run import train_file
 
     check_input(data, "dataset file")
     if resume is not None:

@@ -26,7 +26,8 @@ import math
 import torch
 from torch import nn
 
-NORMS = ("batchnorm", "groupnorm", "none")
+from pgan_cli.training.defaults import NORMS
+
 SIZES = tuple(2 ** k for k in range(3, 9))  # 8 .. 256
 MAX_MULT = 8
 

@@ -12,15 +12,14 @@ closest-pairs section.
 
 from __future__ import annotations
 
-import base64
-import html as _html
-import io
 import math
 from typing import Any
 
 import numpy as np
 
 from pgan_cli.report.measure import MAX_MAP_POINTS, PageData
+from pgan_cli.report.page import (Raw, css, esc, figure_png, flatten, image_png, img_tag, na, new_figure,
+                                  section, table)
 from pgan_cli.report.measure import labels_and_names as _labels_names
 from pgan_cli.report.results import KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair
 from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY
@@ -31,115 +30,6 @@ SECTION_PAIRS = "closest-pairs"
 SECTION_COMPARISON = "comparison"
 GRID_PER_CLASS = 8
 MAX_GRID_CLASSES = 10
-
-def _css() -> str:
-    """The page's style sheet (``report.css`` beside this module), inlined into every page."""
-    from importlib.resources import files
-
-    return files("pgan_cli.report").joinpath("report.css").read_text(encoding="utf-8")
-
-def _prose() -> dict[str, dict[str, str | None]]:
-    """Section titles and their "how to read this" texts (``sections.json`` beside this module)."""
-    import json
-    from importlib.resources import files
-
-    return json.loads(files("pgan_cli.report").joinpath("sections.json").read_text(encoding="utf-8"))["sections"]
-
-
-_PROSE = _prose()
-HOWTO = {sid: p["howto"] for sid, p in _PROSE.items() if p.get("howto")}
-TITLES = {sid: p["title"] for sid, p in _PROSE.items()}
-
-
-# ---- small helpers ----------------------------------------------------------------------------
-def esc(x: Any) -> str:
-    return _html.escape(str(x), quote=True)
-
-
-def fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "n/a"
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        if len(v) == 2 and all(isinstance(a, (int, float)) for a in v):
-            return f"{v[0]:.3f}&ndash;{v[1]:.3f}"
-        return esc(", ".join(fmt(a) for a in v[:20]) + (" ..." if len(v) > 20 else ""))
-    return esc(v)
-
-
-def figure_png(fig) -> str:
-    """A matplotlib Figure as a PNG data URI."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def new_figure(w: float, h: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h))
-
-
-def image_png(img: np.ndarray) -> str:
-    """One image as a PNG data URI at its own resolution (the page scales it up, pixelated)."""
-    from PIL import Image
-
-    from pgan_cli.imaging import image_to_uint8
-
-    buf = io.BytesIO()
-    Image.fromarray(image_to_uint8(img)).save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def img_tag(uri: str, alt: str, cls: str = "fig") -> str:
-    return f'<img class="{cls}" src="{uri}" alt="{esc(alt)}">'
-
-
-def table(rows: list[list[Any]], head: list[str], classes: list[list[str]] | None = None) -> str:
-    out = ["<table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for i, row in enumerate(rows):
-        cells = []
-        for j, v in enumerate(row):
-            cls = classes[i][j] if classes else ("num" if isinstance(v, (int, float)) and not isinstance(v, bool) else "")
-            text = v if isinstance(v, _Raw) else fmt(v)
-            cells.append(f'<td class="{cls}">{text}</td>')
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-class _Raw(str):
-    """Trusted HTML inside a table cell."""
-
-
-def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            rows.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    else:
-        rows.append((prefix, obj))
-    return rows
-
-
-def section(sid: str, body: str) -> str:
-    return (f'<section id="{sid}"><h2>{esc(TITLES[sid])}</h2>'
-            f'<div class="howto"><b>How to read this</b>{esc(HOWTO[sid])}</div>{body}</section>')
-
-
-def na(text: str) -> str:
-    return f'<p class="na">Not available: {esc(text)}</p>'
-
 
 def _by_kind(results: list[ResultFile], kind: str) -> list[ResultFile]:
     return [r for r in results if r.kind == kind]
@@ -445,9 +335,9 @@ def utility_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
 def provenance_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
     rows = []
     for rec in summary.get("inputs", []):
-        rows.append([_Raw(f"<code>{esc(rec['path'])}</code>"), rec.get("kind"),
-                     _Raw(f"<code>{esc(rec.get('sha256', ''))}</code>"),
-                     _Raw(f"<code>{esc(rec.get('command') or '')}</code>")])
+        rows.append([Raw(f"<code>{esc(rec['path'])}</code>"), rec.get("kind"),
+                     Raw(f"<code>{esc(rec.get('sha256', ''))}</code>"),
+                     Raw(f"<code>{esc(rec.get('command') or '')}</code>")])
     body = [table(rows, ["input", "kind", "SHA-256", "command that made it"])]
     privacy = summary.get(KEY_PRIVACY, {})
     dp = privacy.get("dp")
@@ -516,6 +406,6 @@ def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *
             if show_real_images else '<p class="meta">No real training image is shown in this report.</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-            f"<style>{_css()}</style></head><body><header><h1>{esc(title)}</h1>"
+            f"<style>{css()}</style></head><body><header><h1>{esc(title)}</h1>"
             f"<p class=\"meta\">pgan {esc(__version__)} &middot; {esc(when)} &middot; "
             f"{len(results)} result files</p>{warn}</header>" + "".join(parts) + "</body></html>\n")

@@ -15,7 +15,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pgan_cli.errors import FormatError, InputError
+from pgan_cli.errors import FormatError
+from pgan_cli.params import OptionError
 
 
 class TrainingCallback:
@@ -126,10 +127,11 @@ class ProgressBar(TrainingCallback):
 
 
 class SampleGrids(TrainingCallback):
-    """A grid of samples on a fixed noise batch every ``every`` generator steps."""
+    """A grid of samples on a fixed noise batch every ``every`` generator steps (``stepNNNNNNN.png``)."""
 
     def __init__(self, folder: Path, every: int):
         self.folder, self.every = Path(folder), int(every)
+        self.fixed = None  # (z, labels): the same noise in every picture, seeded by the run's seed
 
     def on_start(self, trainer) -> None:
         from pgan_cli.files import make_dirs
@@ -138,7 +140,39 @@ class SampleGrids(TrainingCallback):
 
     def on_step(self, trainer, record) -> None:
         if self.every and trainer.step % self.every == 0:
-            trainer.write_sample_grid(self.folder / f"step{trainer.step:07d}.png")
+            self.draw(trainer, self.folder / f"step{trainer.step:07d}.png")
+
+    def draw(self, trainer, path: Path) -> Path:
+        """A picture of G's samples (the EMA copy when kept) on the fixed noise batch; for vectors a
+        scatter plot over the real data."""
+        import numpy as np
+        import torch
+
+        from pgan_cli.checkpoint import unwrap
+        from pgan_cli.imaging import make_grid, save_png
+        from pgan_cli.sampling import save_scatter
+
+        config, images = trainer.config, len(trainer.shape) == 3
+        if self.fixed is None:
+            n = 64 if images else 512
+            g = torch.Generator().manual_seed(int(config["seed"]) + 1)
+            z = torch.randn(n, int(config["latent_dim"]), generator=g).to(trainer.device)
+            y = (torch.arange(n) % trainer.num_classes).to(trainer.device) if trainer.conditional else None
+            self.fixed = (z, y)
+        z, y = self.fixed
+        gen = trainer.G_ema if trainer.G_ema is not None else unwrap(trainer.G)
+        was_training = gen.training
+        gen.eval()
+        with torch.no_grad():
+            x = (gen(z, y) if trainer.conditional else gen(z)).float().cpu()
+        gen.train(was_training)
+        if images:
+            return save_png(make_grid(x.numpy(), ncol=8, pad=1, background=0), path,
+                            scale=max(1, 128 // trainer.shape[1]))
+        sc = config["data_scaling"]
+        mean, std = np.asarray(sc["mean"]), np.asarray(sc["std"])
+        real = trainer.data[:2000].cpu().numpy() * std + mean
+        return save_scatter(path, x.numpy() * std + mean, real)
 
 
 class PeriodicCheckpoint(TrainingCallback):
@@ -193,7 +227,7 @@ def trim_log(path: str | os.PathLike, last_step: int) -> int:
     try:
         records = read_training_log(p)
     except FormatError as e:
-        raise InputError(f"{e}; give --log the run's own log or a new file") from None
+        raise OptionError(f"{OptionError.literal(e)}; give $log the run's own log or a new file", "log") from None
     keep = [r for r in records if r["step"] <= last_step]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
     if text != p.read_text(encoding="utf-8", errors="replace"):

@@ -10,91 +10,76 @@ from typing import Any
 import numpy as np
 
 from pgan_cli.dataset import MANAGED_ATTRS
-from pgan_cli.errors import UsageError
-from pgan_cli.training import losses
+from pgan_cli.params import Interval, OptionError, Optional_, Options, constrained
+from pgan_cli.training import defaults
+from pgan_cli.training.defaults import ARCH_DEFAULTS, ARCHS, NETS, NORMS, PRECISIONS
 
-ARCHS = losses.ARCHS
-NETS = ("conv", "mlp")
-PRECISIONS = ("fp32", "bf16", "fp16")
-DEFAULT_EPOCHS = 20
+POSITIVE = Interval(1, None)
+RATE = Interval(0.0, None, real=True, low_open=True)
+NON_NEGATIVE = Interval(0.0, None, real=True)
 
 
-def make_config(data, *, arch: str = "dcgan", net: str | None = None, norm: str | None = None,
-                epochs: int | None = None, steps: int | None = None, batch_size: int = 64,
-                lr_g: float | None = None, lr_d: float | None = None, n_critic: int | None = None,
-                latent_dim: int = 100, width: int = 64, seed: int = 0, precision: str = "fp32",
-                augment: bool = False, ema: bool = False, ema_decay: float = 0.999,
-                conditional: bool = False, class_loss_weight: float = 1.0, class_balanced: bool = False,
+@constrained(arch=Options(ARCHS), net=Optional_(Options(NETS)), norm=Optional_(Options(NORMS)),
+             epochs=Optional_(POSITIVE), steps=Optional_(POSITIVE), batch_size=POSITIVE,
+             lr_g=Optional_(RATE), lr_d=Optional_(RATE), n_critic=Optional_(POSITIVE),
+             latent_dim=POSITIVE, width=POSITIVE, precision=Options(PRECISIONS),
+             ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=NON_NEGATIVE,
+             gp_weight=Optional_(NON_NEGATIVE), clip=Optional_(NON_NEGATIVE))
+def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = None, norm: str | None = None,
+                epochs: int | None = None, steps: int | None = None,
+                batch_size: int = defaults.DEFAULT_BATCH_SIZE, lr_g: float | None = None,
+                lr_d: float | None = None, n_critic: int | None = None,
+                latent_dim: int = defaults.DEFAULT_LATENT_DIM, width: int = defaults.DEFAULT_WIDTH,
+                seed: int = 0, precision: str = defaults.DEFAULT_PRECISION, augment: bool = False,
+                ema: bool = False, ema_decay: float = defaults.DEFAULT_EMA_DECAY, conditional: bool = False,
+                class_loss_weight: float = defaults.DEFAULT_CLASS_LOSS_WEIGHT, class_balanced: bool = False,
                 gp_weight: float | None = None, clip: float | None = None,
                 data_sha256: str | None = None, data_path: str | None = None) -> dict[str, Any]:
-    """Validate the options against the data and fill in the arch's published defaults.
+    """Validate the options against the data and fill in the arch's published defaults
+    (:mod:`pgan_cli.training.defaults`; None means "the arch's default").
 
     ``data`` is a :class:`pgan_cli.dataset.DataBundle`. Returns the plain-dict config stored in
     the checkpoint.
     """
-    from pgan_cli.models.nets import NORMS, SIZES
+    from pgan_cli.models.nets import SIZES
 
-    if arch not in ARCHS:
-        raise UsageError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
-    d = losses.ARCH_DEFAULTS[arch]
+    arch, precision = arch.lower(), precision.lower()
+    net, norm = net and net.lower(), norm and norm.lower()
+    d = ARCH_DEFAULTS[arch]
     is_images = data.kind == "images"
     net = net or ("conv" if is_images else "mlp")
-    if net not in NETS:
-        raise UsageError(f"unknown --net {net!r}; choose one of {', '.join(NETS)}")
     shape = tuple(int(s) for s in data.samples.shape[1:])
     if net == "conv" and not is_images:
-        raise UsageError(f"--net conv needs images, but the data holds vectors of shape {shape}; "
-                         f"use --net mlp")
+        raise OptionError(f"$net conv needs images, but the data holds vectors of shape {shape}; use $net mlp", "net")
     if net == "conv" and (shape[1] != shape[2] or shape[1] not in SIZES):
-        raise UsageError(f"--net conv needs square images of size 8, 16, ..., 256; got {shape[1]}x{shape[2]}; "
-                         f"resize the data (e.g. `pgan data digits --size 32`) or use --net mlp")
+        raise OptionError(f"$net conv needs square images of size 8, 16, ..., 256; got {shape[1]}x{shape[2]}; "
+                          f"resize the data (e.g. `pgan data digits --size 32`) or use $net mlp", "net")
     norm = norm or d["norm"]
-    if norm not in NORMS:
-        raise UsageError(f"unknown --norm {norm!r}; choose one of {', '.join(NORMS)}")
     if arch == "wgan-gp" and norm == "batchnorm":
-        raise UsageError("--arch wgan-gp penalises per-sample gradients, which BatchNorm in the critic "
-                         "breaks (Gulrajani et al. 2017); use --norm none or --norm groupnorm")
+        raise OptionError("$arch wgan-gp penalises per-sample gradients, which BatchNorm in the critic "
+                          "breaks (Gulrajani et al. 2017); use $norm none or $norm groupnorm", "arch", "norm")
     if net == "mlp" and norm == "batchnorm" and arch != "dcgan":
         norm = "none"  # the seeds' fully connected WGAN critic had no normalisation
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if epochs is not None and steps is not None:
-        raise UsageError("give --epochs or --steps, not both")
+        raise OptionError("give $epochs or $steps, not both", "epochs", "steps")
     if epochs is None and steps is None:
-        epochs = DEFAULT_EPOCHS
-    for name, value in (("--epochs", epochs), ("--steps", steps)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{name} must be a positive number, got {value}")
-    for name, value, lo in (("--batch-size", batch_size, 1), ("--latent-dim", latent_dim, 1), ("--width", width, 1)):
-        if value < lo:
-            raise UsageError(f"{name} must be at least {lo}, got {value}")
+        epochs = defaults.DEFAULT_EPOCHS
     n_critic = d["n_critic"] if n_critic is None else n_critic
-    if n_critic < 1:
-        raise UsageError(f"--n-critic must be at least 1, got {n_critic}")
     lr_g = d["lr_g"] if lr_g is None else lr_g
     lr_d = d["lr_d"] if lr_d is None else lr_d
-    for name, value in (("--lr-g", lr_g), ("--lr-d", lr_d)):
-        if not (value > 0 and math.isfinite(value)):
-            raise UsageError(f"{name} must be a positive number, got {value}")
-    if not 0.0 <= ema_decay < 1.0:
-        raise UsageError(f"--ema-decay must be in [0, 1), got {ema_decay}")
     if augment and not is_images:
-        raise UsageError("--augment applies to images; the data holds vectors")
+        raise OptionError("$augment applies to images; the data holds vectors", "augment")
     num_classes = data.num_classes or 0
     prior = None
     if conditional:
         if data.labels is None:
-            raise UsageError(f"--conditional needs labels, but {data.path} has none; drop --conditional "
-                             f"or import the data with labels")
+            raise OptionError(f"$conditional needs labels, but {OptionError.literal(data.path)} has none; drop $conditional "
+                              f"or import the data with labels", "conditional")
         if num_classes < 2:
-            raise UsageError(f"--conditional needs at least 2 classes, {data.path} has {num_classes}")
+            raise OptionError(f"$conditional needs at least 2 classes, {OptionError.literal(data.path)} has {num_classes}",
+                              "conditional")
         counts = np.bincount(data.labels, minlength=num_classes)
         prior = (counts / counts.sum()).tolist()
-    for name, value in (("--gp-weight", gp_weight), ("--clip", clip)):
-        if value is not None and not (value >= 0 and math.isfinite(value)):
-            raise UsageError(f"{name} must be a non-negative number, got {value}")
-    if class_loss_weight < 0:
-        raise UsageError(f"--class-loss-weight must be >= 0, got {class_loss_weight}")
     if is_images:
         scaling = {"kind": "none", "range": [-1.0, 1.0]}
     else:
@@ -119,22 +104,18 @@ def make_config(data, *, arch: str = "dcgan", net: str | None = None, norm: str 
     }
 
 
-# ---- distributed helpers ---------------------------------------------------------------------------
-
-
-# options that define the model or the training: (flag, where the checkpoint's config keeps the value)
+# options that define the model or the training: {parameter: where the checkpoint's config keeps it}
 RESUME_FIXED = {
-    "arch": ("--arch", "arch"), "net": ("--net", "net"), "norm": ("--norm", "norm"),
-    "conditional": ("--conditional", "conditional"), "class_loss_weight": ("--class-loss-weight", "class_loss_weight"),
-    "class_balanced": ("--class-balanced", "class_balanced"), "batch_size": ("--batch-size", "batch_size"),
-    "lr_g": ("--lr-g", "lr_g"), "lr_d": ("--lr-d", "lr_d"), "n_critic": ("--n-critic", "n_critic"),
-    "gp_weight": ("--gp-weight", "gp_weight"), "clip": ("--clip", "clip"), "latent_dim": ("--latent-dim", "latent_dim"),
-    "width": ("--width", "width"), "precision": ("--precision", "precision"), "augment": ("--augment", "augment"),
-    "ema": ("--ema", "ema"), "ema_decay": ("--ema-decay", "ema_decay"), "seed": ("--seed", "seed"),
-    "dp_epsilon": ("--dp-epsilon", "target_epsilon"), "dp_delta": ("--dp-delta", "delta"),
-    "max_grad_norm": ("--max-grad-norm", "max_grad_norm"),
+    "arch": "arch", "net": "net", "norm": "norm", "conditional": "conditional",
+    "class_loss_weight": "class_loss_weight", "class_balanced": "class_balanced", "batch_size": "batch_size",
+    "lr_g": "lr_g", "lr_d": "lr_d", "n_critic": "n_critic", "gp_weight": "gp_weight", "clip": "clip",
+    "latent_dim": "latent_dim", "width": "width", "precision": "precision", "augment": "augment",
+    "ema": "ema", "ema_decay": "ema_decay", "seed": "seed",
+    # DP-SGD: kept in the config's "dp" record
+    "dp_epsilon": "target_epsilon", "dp_delta": "delta", "max_grad_norm": "max_grad_norm",
 }
 RESUME_FREE = ("epochs", "steps")  # new totals: how a resumed run trains longer
+DP_OPTIONS = ("dp_epsilon", "dp_delta", "max_grad_norm")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -155,7 +136,8 @@ def _shown(v: Any) -> str:
 
 def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """The options in ``given`` (``make_config`` / DP keyword names: what the user asked for) whose
-    value differs from the checkpoint's ``config``, one phrase each.
+    value differs from the checkpoint's ``config``, one phrase each, naming the option as
+    ``$name`` (an :class:`~pgan_cli.params.OptionError` template).
 
     A resumed run is the saved run continued (``docs/train.md``, Resume): its model and its
     optimisation come from the checkpoint, so an option that would change them is refused rather
@@ -168,11 +150,11 @@ def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]
             continue
         if name not in RESUME_FIXED:
             raise TypeError(f"unknown training option {name!r}")
-        flag, key = RESUME_FIXED[name]
-        if name.startswith("dp_") or name == "max_grad_norm":
+        key = RESUME_FIXED[name]
+        if name in DP_OPTIONS:
             if dp is None:
                 if value is not None:
-                    out.append(f"{flag} {_shown(value)} differs from the checkpoint's none (trained without DP: "
+                    out.append(f"${name} {_shown(value)} differs from the checkpoint's none (trained without DP: "
                                f"its earlier steps are not private)")
                 continue
             stored = dp.get(key)
@@ -188,13 +170,13 @@ def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]
             if value == "batchnorm" and replaced.startswith("batchnorm ->"):
                 continue
         if not _same(value, stored):
-            out.append(f"{flag} {_shown(value)} differs from the checkpoint's {_shown(stored)}")
+            out.append(f"${name} {_shown(value)} differs from the checkpoint's {_shown(stored)}")
     return out
 
 
 def check_resume_options(config: dict[str, Any], given: dict[str, Any], resume: str | os.PathLike) -> None:
-    """Raise :class:`UsageError` naming every option of ``given`` that differs from the checkpoint."""
+    """Raise :class:`OptionError` naming every option of ``given`` that differs from the checkpoint."""
     bad = resume_conflicts(config, given)
     if bad:
-        raise UsageError(f"resuming {resume}: " + "; ".join(bad)
-                         + f"; drop {'it' if len(bad) == 1 else 'them'} or start a new run")
+        raise OptionError(f"resuming {OptionError.literal(resume)}: " + "; ".join(bad)
+                          + f"; drop {'it' if len(bad) == 1 else 'them'} or start a new run", *RESUME_FIXED)

@@ -44,6 +44,7 @@ import torch
 
 from pgan_cli import console
 from pgan_cli.errors import UsageError
+from pgan_cli.params import OptionError
 from pgan_cli.training.loop import Trainer, grad_norm
 
 DP_ARCHS = ("dcgan", "wgan")
@@ -63,11 +64,11 @@ def default_delta(n: int) -> float:
 def check_dp_options(epsilon: float, delta: float | None, max_grad_norm: float) -> None:
     """Refuse impossible DP settings before any data is read."""
     if epsilon is None or not (math.isfinite(epsilon) and epsilon > 0):
-        raise UsageError(f"--dp-epsilon must be a positive finite number, got {epsilon}")
+        raise OptionError(f"$dp_epsilon must be a positive finite number, got {epsilon}", "dp_epsilon")
     if delta is not None and not (math.isfinite(delta) and 0 < delta < 1):
-        raise UsageError(f"--dp-delta must lie strictly between 0 and 1 (and below 1/N), got {delta}")
+        raise OptionError(f"$dp_delta must lie strictly between 0 and 1 (and below 1/N), got {delta}", "dp_delta")
     if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
-        raise UsageError(f"--max-grad-norm must be a positive number, got {max_grad_norm}")
+        raise OptionError(f"$max_grad_norm must be a positive number, got {max_grad_norm}", "max_grad_norm")
 
 
 def compute_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float,
@@ -132,17 +133,19 @@ class DPTrainer(Trainer):
         n = int(np.asarray(samples).shape[0])
         arch = config["arch"]
         if arch not in DP_ARCHS:
-            raise UsageError(f"DP-SGD does not support --arch {arch}: the gradient penalty's double backward breaks "
-                             f"Opacus's per-sample gradients; use --arch {' or '.join(DP_ARCHS)} with --dp-epsilon")
+            raise OptionError(f"DP-SGD does not support $arch {arch}: the gradient penalty's double backward breaks "
+                              f"Opacus's per-sample gradients; use $arch {' or '.join(DP_ARCHS)} with $dp_epsilon",
+                              "arch", "dp_epsilon")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UsageError("DP-SGD training runs in one process; run it without torchrun")
         if config["precision"] != "fp32":
-            raise UsageError(f"DP-SGD needs --precision fp32 (per-sample gradients in {config['precision']} "
-                             f"are not supported here)")
+            raise OptionError(f"DP-SGD needs $precision fp32 (per-sample gradients in {config['precision']} "
+                              f"are not supported here)", "precision")
         delta = default_delta(n) if dp_delta is None else float(dp_delta)
         if delta >= 1.0 / n:
-            raise UsageError(f"--dp-delta {delta:g} is not below 1/N = {1.0 / n:.3g} for the {n} training records; "
-                             f"such a delta allows publishing a record outright (use e.g. {default_delta(n):.1g})")
+            raise OptionError(f"$dp_delta {delta:g} is not below 1/N = {1.0 / n:.3g} for the {n} training records; "
+                              f"such a delta allows publishing a record outright (use e.g. {default_delta(n):.1g})",
+                              "dp_delta")
         prior = (resume or {}).get("config", {})
         prior_dp = prior.get("dp") if isinstance(prior, dict) else None
         if config["norm"] == "batchnorm":
@@ -322,7 +325,7 @@ class DPTrainer(Trainer):
 
 def dp_trainer(dp_epsilon: float | None, dp_delta: float | None = None, max_grad_norm: float | None = None,
                resume: str | os.PathLike | None = None):
-    """The ``trainer_cls`` for :func:`pgan_cli.training.loop.train_file`, or None for plain training.
+    """The ``trainer_cls`` for :func:`pgan_cli.training.run.train_file`, or None for plain training.
 
     A resumed DP run keeps its DP settings (given again or not); DP cannot be switched on or off
     in the middle of a run (the earlier steps' privacy loss is already spent or unbounded).
@@ -334,15 +337,16 @@ def dp_trainer(dp_epsilon: float | None, dp_delta: float | None = None, max_grad
         prior = (read_checkpoint_file(resume).get("config") or {}).get("dp")
     if prior is not None:
         if dp_epsilon is not None and abs(dp_epsilon - prior["target_epsilon"]) > 1e-12:
-            raise UsageError(f"{resume} was trained with --dp-epsilon {prior['target_epsilon']:g}; a resumed run keeps it")
+            raise OptionError(f"{OptionError.literal(resume)} was trained with $dp_epsilon {prior['target_epsilon']:g}; "
+                              f"a resumed run keeps it", "dp_epsilon")
         dp_epsilon, dp_delta = prior["target_epsilon"], prior["delta"]
         max_grad_norm = prior["max_grad_norm"]
     elif resume is not None and dp_epsilon is not None:
-        raise UsageError(f"{resume} was trained without DP; its earlier steps are not private, so DP cannot be "
-                         f"switched on now. Start a new run with --dp-epsilon")
+        raise OptionError(f"{OptionError.literal(resume)} was trained without DP; its earlier steps are not private, "
+                          f"so DP cannot be switched on now. Start a new run with $dp_epsilon", "dp_epsilon")
     if dp_epsilon is None:
         if dp_delta is not None or max_grad_norm is not None:
-            raise UsageError("--dp-delta and --max-grad-norm need --dp-epsilon")
+            raise OptionError("$dp_delta and $max_grad_norm need $dp_epsilon", "dp_delta", "max_grad_norm", "dp_epsilon")
         return None
     max_grad_norm = DEFAULT_MAX_GRAD_NORM if max_grad_norm is None else max_grad_norm
     check_dp_options(dp_epsilon, dp_delta, max_grad_norm)

@@ -43,13 +43,13 @@ import torch
 from torch import nn
 
 from pgan_cli import console
-from pgan_cli.checkpoint import (build_networks, get_rng_state, read_checkpoint_file, save_checkpoint,
-                                 set_rng_state, unwrap)
-from pgan_cli.errors import InputError, UsageError
+from pgan_cli.checkpoint import build_networks, get_rng_state, save_checkpoint, set_rng_state, unwrap
+from pgan_cli.errors import InputError
+from pgan_cli.params import OptionError
 from pgan_cli.training import losses
 from pgan_cli.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
                                          TrainingLog)
-from pgan_cli.training.config import check_resume_options, make_config
+from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
 from pgan_cli.training.distributed import Dist
 
 
@@ -74,8 +74,8 @@ class Trainer:
 
     def __init__(self, config: dict[str, Any], samples: np.ndarray, labels: np.ndarray | None, *,
                  device: str = "cpu", output: str | os.PathLike | None = None,
-                 log_path: str | os.PathLike | None = None, checkpoint_every: int = 500,
-                 log_every: int = 50, sample_every: int = 0, sample_dir: str | os.PathLike | None = None,
+                 log_path: str | os.PathLike | None = None, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+                 log_every: int = DEFAULT_LOG_EVERY, sample_every: int = 0, sample_dir: str | os.PathLike | None = None,
                  resume: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
                  progress: bool = True):
         self.config = config
@@ -108,20 +108,21 @@ class Trainer:
         self.n = int(self.data.shape[0])
         per_rank = int(config["batch_size"]) // self.dist.world
         if per_rank < 1:
-            raise UsageError(f"--batch-size {config['batch_size']} is smaller than the {self.dist.world} processes")
+            raise OptionError(f"$batch_size {config['batch_size']} is smaller than the {self.dist.world} processes",
+                              "batch_size")
         local_n = self.n // self.dist.world
         if local_n < 1:
             raise InputError(f"{self.n} training samples cannot be shared by {self.dist.world} processes")
         self.batch = min(per_rank, local_n)
         if self.batch < per_rank and self.dist.main:
-            console.warn(f"--batch-size {config['batch_size']} is larger than the data ({self.n} rows); "
+            console.warn(f"the batch size {config['batch_size']} is larger than the data ({self.n} rows); "
                          f"using batches of {self.batch * self.dist.world}")
         self.batches_per_epoch = local_n // self.batch
 
         # precision
         precision = config["precision"]
         if precision == "fp16" and self.device.type != "cuda":
-            raise UsageError("--precision fp16 needs a GPU; use --precision bf16 on CPU")
+            raise OptionError("$precision fp16 needs a GPU; use $precision bf16 on CPU", "precision")
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.channels_last = self.is_conv and (precision != "fp32" or self.device.type == "cuda")
@@ -159,7 +160,6 @@ class Trainer:
         if self.dist.enabled and self.dist.rank > 0:
             torch.manual_seed(int(config["seed"]) + 7919 * self.dist.rank + 104729 * self.step)
         self._fake_for_g = None
-        self._fixed = None
         self._want_stats = True  # gradient norms are computed only for the steps that get logged
 
     # ---- overridable construction hooks -------------------------------------------------------
@@ -402,32 +402,6 @@ class Trainer:
         rec["epoch"] = self.epoch + self.batch_index / max(1, self.batches_per_epoch)
         rec["wall_time"] = self.wall_offset + (time.perf_counter() - self._t0)
 
-    @torch.no_grad()
-    def write_sample_grid(self, path: Path) -> Path:
-        """A picture of G's samples on a fixed noise batch (scatter plot for vectors)."""
-        from pgan_cli.imaging import make_grid, save_png
-        from pgan_cli.sampling import save_scatter
-
-        n = 64 if self.is_conv or len(self.shape) == 3 else 512
-        if self._fixed is None:
-            g = torch.Generator().manual_seed(int(self.config["seed"]) + 1)
-            z = torch.randn(n, int(self.config["latent_dim"]), generator=g).to(self.device)
-            y = (torch.arange(n) % self.num_classes).to(self.device) if self.conditional else None
-            self._fixed = (z, y)
-        z, y = self._fixed
-        gen = self.G_ema if self.G_ema is not None else unwrap(self.G)
-        was_training = gen.training
-        gen.eval()
-        x = (gen(z, y) if self.conditional else gen(z)).float().cpu()
-        gen.train(was_training)
-        if len(self.shape) == 3:
-            return save_png(make_grid(x.numpy(), ncol=8, pad=1, background=0), path,
-                            scale=max(1, 128 // self.shape[1]))
-        sc = self.config["data_scaling"]
-        mean, std = np.asarray(sc["mean"]), np.asarray(sc["std"])
-        real = self.data[:2000].cpu().numpy() * std + mean
-        return save_scatter(path, x.numpy() * std + mean, real)
-
     # ---- the loop ----------------------------------------------------------------------------------------
     def total_steps(self) -> int:
         if self.config.get("steps"):
@@ -518,59 +492,3 @@ class Trainer:
             if k in self.last_record:
                 summary[k] = self.last_record[k]
         return summary
-
-
-def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
-               resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
-               checkpoint_every: int = 500, log_every: int = 50, sample_every: int = 0,
-               sample_dir: str | os.PathLike | None = None, progress: bool = True,
-               trainer_cls: type[Trainer] = Trainer, callbacks: list[TrainingCallback] | None = None,
-               **options: Any) -> dict[str, Any]:
-    """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
-
-    ``options`` are :func:`make_config`'s keyword arguments. With ``resume``, the model options
-    come from that checkpoint and only ``epochs``/``steps`` (the new totals) are taken from
-    ``options``: any other option given must equal the checkpoint's (:func:`resume_conflicts`;
-    pass only what the user asked for); the data must be the same file contents (SHA-256) the
-    run started with.
-    """
-    from pgan_cli.dataset import read_dataset
-    from pgan_cli.files import sha256_file
-    from pgan_cli.provenance import make_provenance
-
-    data = read_dataset(data_path)
-    digest = sha256_file(data_path)
-    blob = None
-    if resume is not None:
-        blob = read_checkpoint_file(resume)
-        config = dict(blob["config"])
-        check_resume_options(config, options, resume)
-        if config.get("data_sha256") != digest:
-            was = str(config.get("data_sha256") or "none")
-            raise UsageError(f"{data_path} is not the data {resume} was trained on (SHA-256 {digest[:12]}... "
-                             f"differs from the checkpoint's {was[:12]}...); resume with the same file")
-        epochs, steps = options.get("epochs"), options.get("steps")
-        if epochs is not None and steps is not None:
-            raise UsageError("give --epochs or --steps, not both")
-        if epochs is not None or steps is not None:
-            config["epochs"], config["steps"] = epochs, steps
-    else:
-        config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
-    if sample_every and sample_dir is None:
-        raise UsageError("--sample-every needs --sample-dir DIR for the pictures")
-    if sample_every < 0 or checkpoint_every < 0 or log_every < 1:
-        raise UsageError("--sample-every and --checkpoint-every must be >= 0 and --log-every >= 1")
-    prov = make_provenance([data_path], seed=config["seed"], device=device,
-                           **{k: config[k] for k in ("arch", "net", "norm", "epochs", "steps", "batch_size",
-                                                     "conditional", "precision")},
-                           resumed_from=str(resume) if resume else None)
-    trainer = trainer_cls(config, data.samples, data.labels, device=device, output=output, log_path=log_path,
-                          checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
-                          sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
-    try:
-        if trainer.finished():
-            raise UsageError(f"{resume} already reached {trainer.step} steps / {trainer.epoch} epochs; "
-                             f"ask for more with --epochs or --steps (totals, not increments)")
-        return trainer.train(callbacks)
-    finally:
-        trainer.dist.close()

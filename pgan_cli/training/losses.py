@@ -16,19 +16,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-ARCHS = ("dcgan", "wgan", "wgan-gp")
-
-# The published defaults of each arch: optimiser, learning rates, betas, critic steps.
-ARCH_DEFAULTS = {
-    "dcgan": {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-              "norm": "batchnorm"},
-    "wgan": {"optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5, "betas": None, "n_critic": 5,
-             "norm": "batchnorm", "clip": 0.01},
-    "wgan-gp": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "n_critic": 5,
-                "norm": "none", "gp_weight": 10.0},
-}
-
-
 def d_loss(arch: str, real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """The discriminator/critic loss (without gradient penalty) for ``arch``."""
     real_logit, fake_logit = real_logit.float(), fake_logit.float()

@@ -1,0 +1,71 @@
+"""``pgan train``'s file job: read the dataset, resolve the options (a new run's config, or the
+checkpoint's when resuming), record provenance and run the :class:`~pgan_cli.training.loop.Trainer`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pgan_cli.checkpoint import read_checkpoint_file
+from pgan_cli.errors import InputError
+from pgan_cli.params import Interval, OptionError, constrained
+from pgan_cli.training.callbacks import TrainingCallback
+from pgan_cli.training.config import check_resume_options, make_config
+from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
+from pgan_cli.training.loop import Trainer
+
+
+@constrained(checkpoint_every=Interval(0, None), log_every=Interval(1, None), sample_every=Interval(0, None))
+def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
+               resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
+               checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, log_every: int = DEFAULT_LOG_EVERY,
+               sample_every: int = 0, sample_dir: str | os.PathLike | None = None, progress: bool = True,
+               trainer_cls: type[Trainer] = Trainer, callbacks: list[TrainingCallback] | None = None,
+               **options: Any) -> dict[str, Any]:
+    """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
+
+    ``options`` are :func:`~pgan_cli.training.config.make_config`'s keyword arguments. With
+    ``resume``, the model options come from that checkpoint and only ``epochs``/``steps`` (the new
+    totals) are taken from ``options``: any other option given must equal the checkpoint's
+    (:func:`~pgan_cli.training.config.resume_conflicts`; pass only what the user asked for); the
+    data must be the same file contents (SHA-256) the run started with.
+    """
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.files import sha256_file
+    from pgan_cli.provenance import make_provenance
+
+    if sample_every and sample_dir is None:
+        raise OptionError("$sample_every needs $sample_dir (the folder for the pictures)", "sample_every", "sample_dir")
+    data = read_dataset(data_path)
+    digest = sha256_file(data_path)
+    blob = None
+    if resume is not None:
+        blob = read_checkpoint_file(resume)
+        config = dict(blob["config"])
+        check_resume_options(config, options, resume)
+        if config.get("data_sha256") != digest:
+            was = str(config.get("data_sha256") or "none")
+            raise InputError(f"{data_path} is not the data {resume} was trained on (SHA-256 {digest[:12]}... "
+                             f"differs from the checkpoint's {was[:12]}...); resume with the same file")
+        epochs, steps = options.get("epochs"), options.get("steps")
+        if epochs is not None and steps is not None:
+            raise OptionError("give $epochs or $steps, not both", "epochs", "steps")
+        if epochs is not None or steps is not None:
+            config["epochs"], config["steps"] = epochs, steps
+    else:
+        config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
+    prov = make_provenance([data_path], seed=config["seed"], device=device,
+                           **{k: config[k] for k in ("arch", "net", "norm", "epochs", "steps", "batch_size",
+                                                     "conditional", "precision")},
+                           resumed_from=str(resume) if resume else None)
+    trainer = trainer_cls(config, data.samples, data.labels, device=device, output=output, log_path=log_path,
+                          checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
+                          sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
+    try:
+        if trainer.finished():
+            raise OptionError(f"{OptionError.literal(resume)} already reached {trainer.step} steps / "
+                              f"{trainer.epoch} epochs; ask for more with $epochs or $steps (totals, not "
+                              f"increments)", "epochs", "steps")
+        return trainer.train(callbacks)
+    finally:
+        trainer.dist.close()
