@@ -15,7 +15,7 @@ _pgan() {
 _pgan_words() {
     local words
     case "$1" in
-        "") words="attack audit completions data embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
+        "") words="attack audit completions data dp-audit embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
         "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
         "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
         "completions") words="--write --help" ;;
@@ -28,6 +28,7 @@ _pgan_words() {
         "data info") words="--json --help" ;;
         "data leak") words="--members --population --output -o --fraction --noise -n --seed --json --help" ;;
         "data split") words="--out-dir --fractions --names --seed --json --help" ;;
+        "dp-audit") words="--canary-source --score --confidence --guesses --delta --seed --device --json --output -o --help" ;;
         "embed") words="--method -m --out-dir --output -o --fit-on --dim --model --save-model --resize --checkpoint --weights --epochs --batch-size --seed --device --json --help" ;;
         "env") words="--json --help" ;;
         "fidelity") words="--k --metrics --c2st-classifier --seed --json --output -o --help" ;;
@@ -36,7 +37,7 @@ _pgan_words() {
         "privatize") words="--output -o --mechanism -m --epsilon --delta --clip --calibration --threshold --rr-p --rr-q --labels-epsilon --keep-raw-labels --seed --json --help" ;;
         "report") words="--output -o --summary --gate --preset --members --synthetic --holdout --show-real-images --map --title --seed --json --help" ;;
         "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;
-        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --seed --device --json --help" ;;
+        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --audit-canaries --canary-source --seed --device --json --help" ;;
         "utility") words="--synthetic --members --holdout --classifier --permutations --kmeans --epochs --seed --json --output -o --help" ;;
         *) return 1 ;;
     esac

@@ -5,6 +5,7 @@ complete -c pgan -n '__fish_use_subcommand' -a attack -d 'Membership-inference a
 complete -c pgan -n '__fish_use_subcommand' -a audit -d 'Audit a synthetic set - embed, knn, mmd, fidelity, utility, attack and report in'
 complete -c pgan -n '__fish_use_subcommand' -a completions -d 'Print (or write) shell completion scripts for bash, zsh or fish.'
 complete -c pgan -n '__fish_use_subcommand' -a data -d 'Create, import, split, inspect and export dataset files (.h5).'
+complete -c pgan -n '__fish_use_subcommand' -a dp-audit -d 'Audit a runs DP claim with its canaries - an empirical lower bound on epsilon.'
 complete -c pgan -n '__fish_use_subcommand' -a embed -d 'Embed sets into one feature space (pixel, pca, umap, autoencoder, discriminator,'
 complete -c pgan -n '__fish_use_subcommand' -a env -d 'Print versions of Python, torch, faiss, CUDA and the GPUs (for bug reports).'
 complete -c pgan -n '__fish_use_subcommand' -a fidelity -d 'Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance'
@@ -124,6 +125,18 @@ complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from data and __fish_seen_subcommand_from split' -F
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l canary-source -d 'The held-out file the canaries came from (default - the path recorded at trainin' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l score -d 'How each canary is scored - logan (the discriminators logit) or gan-leaks (minus' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l confidence -d 'Confidence of the lower bound (1 - beta), in (0.5, 1).' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l guesses -d 'One pre-registered test - K+ or K+,K- (guess in for the K+ highest scores, out f' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l delta -d 'Delta of the bound (default - the runs claimed delta; 1e-5 without DP).' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l output -d 'Output file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -F
 complete -c pgan -n '__fish_seen_subcommand_from embed' -l method -d 'pixel, pca, umap, autoencoder, discriminator or torchvision -NAME (e.g. torchvis' -r
 complete -c pgan -n '__fish_seen_subcommand_from embed' -s m -d 'pixel, pca, umap, autoencoder, discriminator or torchvision -NAME (e.g. torchvis'
 complete -c pgan -n '__fish_seen_subcommand_from embed' -l out-dir -d 'Folder for DIR/<input stem>.npy and .json.' -r
@@ -262,6 +275,8 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l sample-dir -d 'Folder
 complete -c pgan -n '__fish_seen_subcommand_from train' -l dp-epsilon -d 'Train D with DP-SGD (Opacus, PRV accountant) to this epsilon; G is private by po' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l dp-delta -d 'DP delta; must be below 1/N (default - min(1e-5, 1/(10 N))).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l max-grad-norm -d 'DP-SGD per-sample gradient clipping norm C (default - 1.0).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l audit-canaries -d 'Add M audit canaries, each trained on with probability 1/2, for `pgan dp-audit` ' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l canary-source -d 'Held-out dataset file the canaries are drawn from (default - crafted noise canar' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the result as JSON on stdout.' -r

@@ -25,7 +25,7 @@ from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
 
 PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
-                  "privatize", "report", "audit", "env", "completions"]
+                  "dp-audit", "privatize", "report", "audit", "env", "completions"]
 
 
 class PipelineOrderGroup(TyperGroup):

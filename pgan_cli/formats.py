@@ -14,6 +14,7 @@ stamp they do not know with one line. Each format has one module that writes and
   ``pgan-attack-scores`` (``--scores``): :mod:`pgan_cli.attacks.suite`;
 - ``pgan-mmd``, ``pgan-fidelity``, ``pgan-utility``: :mod:`pgan_cli.metrics.mmd`,
   :mod:`pgan_cli.metrics.fidelity`, :mod:`pgan_cli.metrics.utility`;
+- ``pgan-dp-audit``, ``pgan dp-audit --json``: :mod:`pgan_cli.privacy.one_run_audit`;
 - ``pgan-summary``, ``summary.json``: :mod:`pgan_cli.report.summary` (read by
   :mod:`pgan_cli.report.results` with the other results);
 - the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.training.callbacks`.
@@ -33,13 +34,14 @@ MMD = "pgan-mmd"
 FIDELITY = "pgan-fidelity"
 UTILITY = "pgan-utility"
 SUMMARY = "pgan-summary"
+DP_AUDIT = "pgan-dp-audit"
 KNN = "pgan-knn"
 CHECKPOINT = "pgan-checkpoint"
 EMBEDDING_MODEL = "pgan-embedding"
 EMBEDDED_SET = "pgan-embedded-set"  # the JSON sidecar of an embedded set's NPY file
 RESULT_VERSION = 1  # the layout version of the JSON results above
 
-JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY)
+JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY, DP_AUDIT)
 KEY_FORMAT, KEY_FORMAT_VERSION = "format", "format_version"
 
 
@@ -55,7 +57,7 @@ def stamp_of(data: Any, where: str, known: tuple[str, ...] = JSON_RESULTS) -> st
     if fmt not in known:
         what = f"'format': {fmt!r}" if fmt is not None else "no 'format' stamp"
         raise FormatError(f"{where} is not a pgan result ({what}); pgan reads the --json output of "
-                          f"pgan attack, mmd, fidelity or utility and summary.json (written by this pgan: "
+                          f"pgan attack, mmd, fidelity, utility or dp-audit and summary.json (written by this pgan: "
                           f"re-run the command that made it)")
     version = data.get(KEY_FORMAT_VERSION)
     if version != RESULT_VERSION:

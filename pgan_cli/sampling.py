@@ -109,6 +109,8 @@ def write_samples(ck, output: str | os.PathLike, n: int, seed: int = 0, batch_si
     if n <= 0:
         raise InputError(f"-n must be a positive number of samples, got {n}")
     attrs = dict(ck.config.get("data_attrs") or {})
+    if ck.config.get("audit_canaries"):
+        attrs["audit_canaries"] = {k: ck.config["audit_canaries"].get(k) for k in ("m", "source", "seed")}
     attrs["generator"] = {"arch": ck.config.get("arch"), "net": ck.config.get("net"),
                           "checkpoint_sha256": ck.sha256, "data_sha256": ck.data_sha256,
                           "step": ck.step, "conditional": ck.conditional}
@@ -218,6 +220,12 @@ def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, cl
     if classes_from is not None:
         check_input(classes_from, "dataset file")
     ck = load_checkpoint(checkpoint, device)
+    if ck.config.get("audit_canaries"):
+        from pgan_cli import console
+
+        console.warn(f"{checkpoint} was trained with {ck.config['audit_canaries'].get('m')} audit canaries "
+                     f"(pgan train --audit-canaries): its samples are for the privacy audit, not for release; "
+                     f"the output records this (attribute audit_canaries)")
     probs = class_probabilities(ck, class_name, classes_from, uniform_classes)
     prov = make_provenance([checkpoint] + ([classes_from] if classes_from else []), seed=seed, device=device,
                            n=n, batch_size=batch_size, checkpoint_sha256=ck.sha256, data_sha256=ck.data_sha256,

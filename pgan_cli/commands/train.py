@@ -47,6 +47,8 @@ def train_cmd(
     dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train D with DP-SGD (Opacus, PRV accountant) to this epsilon; G is private by post-processing. dcgan and wgan.")] = None,
     dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="DP delta; must be below 1/N [default: min(1e-5, 1/(10 N))].")] = None,
     max_grad_norm: Annotated[Optional[float], typer.Option("--max-grad-norm", help="DP-SGD per-sample gradient clipping norm C [default: 1.0].")] = None,
+    audit_canaries: Annotated[int, typer.Option("--audit-canaries", help="Add M audit canaries, each trained on with probability 1/2, for `pgan dp-audit` (0: none). Not for a release.")] = 0,
+    canary_source: Annotated[Optional[Path], typer.Option("--canary-source", help="Held-out dataset file the canaries are drawn from (default: crafted noise canaries).", dir_okay=False)] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -59,6 +61,7 @@ def train_cmd(
 
     Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
     Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt
+    Example: pgan train splits/train.h5 --dp-epsilon 4 --audit-canaries 200 --canary-source splits/reference.h5 -o audit.pt
     """
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
@@ -93,7 +96,8 @@ def train_cmd(
     dev = resolve_device(device)
     summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,
                          log_every=log_every, sample_every=sample_every, sample_dir=sample_dir,
-                         progress=not console.state.quiet, **options,
+                         progress=not console.state.quiet, audit_canaries=audit_canaries,
+                         canary_source=canary_source, **options,
                          **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 

@@ -11,7 +11,7 @@ from pgan_cli.errors import UsageError
 from pgan_cli.console import to_json
 from pgan_cli.files import atomic_path, check_paths
 from pgan_cli.report import gates as G
-from pgan_cli.report.results import PRIVACY_KINDS, load_result
+from pgan_cli.report.results import KIND_DP_AUDIT, PRIVACY_KINDS, load_result
 from pgan_cli.report.summary import KEY_GATES, KEY_VERDICT, build_summary
 
 MAP_METHODS = ("pca", "umap")
@@ -51,7 +51,8 @@ def make_report(results: list[str | os.PathLike], output: str | os.PathLike | No
     # when they hold no attack at all; a gated figure that is missing is a failed gate.
     has_privacy = any(r.kind in PRIVACY_KINDS for r in loaded)
     preset_used = G.implied_preset(preset, has_privacy, bool(gate_list))
-    all_gates = G.preset_gates(preset_used) + gate_list
+    has_dp_audit = any(r.kind == KIND_DP_AUDIT for r in loaded)
+    all_gates = G.preset_gates(preset_used) + G.dp_audit_gates(preset, has_dp_audit) + gate_list
     results_g = G.evaluate(summary, all_gates)
     if all_gates and not results_g:  # evaluate gives every gate a result; never let a gate vanish
         raise AssertionError("gates were given but none was evaluated")

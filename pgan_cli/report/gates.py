@@ -260,7 +260,10 @@ def implied_preset(preset: str | None, has_privacy: bool, has_gates: bool) -> st
     return "default" if (has_privacy and not has_gates) else "none"
 
 
-def collect_gates(gate_texts: list[str] | None, preset: str | None, has_privacy: bool) -> list[Gate]:
-    """Gates from ``--preset`` (or the implied one, :func:`implied_preset`) then ``--gate`` options."""
-    gates = [parse_gate(t) for t in gate_texts or []]
-    return preset_gates(implied_preset(preset, has_privacy, bool(gates))) + gates
+def dp_audit_gates(preset: str | None, has_dp_audit: bool) -> list[Gate]:
+    """A one-run DP audit that proves more privacy loss than the training claimed is a failed claim
+    (docs/dp.md, "Auditing the claim"): gated whenever a ``pgan dp-audit`` result is given, unless
+    ``--preset none`` says to gate nothing."""
+    if not has_dp_audit or preset == "none":
+        return []
+    return [Gate(f"{KEY_PRIVACY}.dp_audit*.exceeds_claim", "==", 0, source="dp-audit result")]

@@ -28,6 +28,7 @@ SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fi
             "provenance")
 SECTION_PAIRS = "closest-pairs"
 SECTION_COMPARISON = "comparison"
+SECTION_DP_AUDIT = "dp-audit"
 GRID_PER_CLASS = 8
 MAX_GRID_CLASSES = 10
 
@@ -367,6 +368,20 @@ def comparison_section(summary: dict[str, Any]) -> str:
                    + table(rows, ["audit", "epsilon", "delta", "utility", "attack AUC"]))
 
 
+def dp_audit_section(summary: dict[str, Any]) -> str:
+    """The claimed epsilon beside the one-run audit's lower bound (one row per dp-audit result)."""
+    audits = {k: v for k, v in (summary.get(KEY_PRIVACY) or {}).items() if k.startswith("dp_audit")}
+    rows = []
+    for key, a in audits.items():
+        verdict = ("EXCEEDS THE CLAIM" if a.get("exceeds_claim") else
+                   "below the claim" if a.get("claimed_epsilon") is not None else "no claim (trained without DP)")
+        rows.append([key, a.get("claimed_epsilon"), a.get("claimed_delta"), a.get("epsilon_lower_bound"),
+                     a.get("confidence"), f"{a.get('correct')} of {a.get('guesses')}", a.get("canaries"),
+                     a.get("score"), verdict])
+    return section(SECTION_DP_AUDIT, table(rows, ["audit", "claimed epsilon", "claimed delta", "audited epsilon >=",
+                                                   "confidence", "correct guesses", "canaries", "score", "result"]))
+
+
 def pairs_section(page: PageData, members, synthetic) -> str:
     if page.pairs is None:
         return section(SECTION_PAIRS, na(page.pairs_unavailable or "not measured"))
@@ -396,6 +411,8 @@ def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *
              provenance_section(summary, results)]
     if show_real_images and members is not None and synthetic is not None:
         parts.insert(5, pairs_section(page, members, synthetic))
+    if any(k.startswith("dp_audit") for k in summary.get(KEY_PRIVACY) or {}):
+        parts.insert(2, dp_audit_section(summary))
     if summary.get("comparison"):
         parts.insert(1, comparison_section(summary))
     from pgan_cli import __version__

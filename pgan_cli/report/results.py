@@ -1,6 +1,6 @@
 """Reading the results of pgan's measuring commands for the report: each file is recognised by its
 stamp (:mod:`pgan_cli.formats`): the ``format`` of a JSON result (``pgan-attack``, ``pgan-mmd``,
-``pgan-fidelity``, ``pgan-utility``, ``pgan-summary``) or of an HDF5 result (``pgan-knn``,
+``pgan-fidelity``, ``pgan-utility``, ``pgan-dp-audit``, ``pgan-summary``) or of an HDF5 result (``pgan-knn``,
 ``pgan-attack-scores``); a training log is read by its owner (:mod:`pgan_cli.training.callbacks`).
 Attack results are checked so that no gate can misread them (docs/report.md, "Fail closed").
 """
@@ -30,14 +30,15 @@ KIND_TRAIN_LOG = "train-log"
 KIND_KNN = "knn"
 KIND_SCORES = "scores"
 KIND_SUMMARY = "summary"  # summary.json of another report/audit: the runs of a comparison
-JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY)
+KIND_DP_AUDIT = "dp-audit"
+JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY, KIND_DP_AUDIT)
 # Privacy results: given any of these and no --gate, the default preset applies (docs/report.md,
 # "Fail closed"), even when they hold no attack at all.
 PRIVACY_KINDS = (KIND_ATTACK, KIND_KNN, KIND_SCORES)
 KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 _KIND_OF_STAMP = {formats.ATTACK: KIND_ATTACK, formats.MMD: KIND_MMD, formats.FIDELITY: KIND_FIDELITY,
-                  formats.UTILITY: KIND_UTILITY, formats.SUMMARY: KIND_SUMMARY}
+                  formats.UTILITY: KIND_UTILITY, formats.SUMMARY: KIND_SUMMARY, formats.DP_AUDIT: KIND_DP_AUDIT}
 
 
 @dataclass
@@ -81,6 +82,8 @@ def _load_json(path: Path) -> ResultFile:
     kind = _KIND_OF_STAMP[formats.stamp_of(data, str(path))]
     if kind == KIND_ATTACK:
         _check_attack(path, data)
+    elif kind == KIND_DP_AUDIT:
+        _check_dp_audit(path, data)
     return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
 
 
@@ -93,6 +96,17 @@ _DISTANCE_NUMBERS = ("dcr_share", "nnaa_privacy_loss", "authenticity", "data_cop
 
 def _is_number(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_dp_audit(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a DP-audit result whose gated figures a gate could misread."""
+    audited, claimed = data.get("audited"), data.get("claimed")
+    ok = (isinstance(audited, dict) and _is_number(audited.get("epsilon_lower_bound"))
+          and audited.get("epsilon_lower_bound") is not None and isinstance(data.get("exceeds_claim"), bool)
+          and (claimed is None or (isinstance(claimed, dict) and _is_number(claimed.get("epsilon")))))
+    if not ok:
+        raise FormatError(f"{path}: not a well-formed pgan dp-audit result (audited.epsilon_lower_bound, "
+                          f"exceeds_claim, claimed); give the --json output of pgan dp-audit unchanged")
 
 
 def _check_attack(path: Path, data: dict[str, Any]) -> None:

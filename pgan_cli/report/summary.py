@@ -19,7 +19,7 @@ from pgan_cli.attacks.evaluation import auc as attack_auc
 from pgan_cli.dataset import decode_attr
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import sha256_file
-from pgan_cli.report.results import (KIND_ATTACK, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES, KIND_SUMMARY,
+from pgan_cli.report.results import (KIND_ATTACK, KIND_DP_AUDIT, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES, KIND_SUMMARY,
                                      KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, _command_of, knn_pair,
                                      near_copy_count)
 
@@ -255,6 +255,18 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                 training.update(entry)
             else:
                 training[key] = entry
+            res.name = key
+        elif res.kind == KIND_DP_AUDIT:
+            a, c = res.data["audited"], res.data.get("claimed")
+            key = _unique("dp_audit", taken["attack"], res)
+            taken["attack"].add(key)
+            privacy[key] = {"claimed_epsilon": _num(c.get("epsilon")) if c else None,
+                            "claimed_delta": _num(c.get("delta")) if c else None,
+                            "epsilon_lower_bound": _num(a["epsilon_lower_bound"]),
+                            "confidence": _num(a.get("confidence")), "guesses": _num(a.get("guesses")),
+                            "correct": _num(a.get("correct")), "auc": _num(a.get("auc")),
+                            "canaries": _num((res.data.get("canaries") or {}).get("m")),
+                            "score": res.data.get("score"), "exceeds_claim": int(bool(res.data["exceeds_claim"]))}
             res.name = key
         elif res.kind == KIND_SUMMARY:
             res.name = res.path.parent.name if res.path.name == "summary.json" else res.path.stem

@@ -9,18 +9,42 @@ from typing import Any
 from pgan_cli.checkpoint import read_checkpoint_file
 from pgan_cli.errors import InputError
 from pgan_cli.params import Interval, OptionError, constrained
+from pgan_cli.privacy import canaries
 from pgan_cli.training.callbacks import TrainingCallback
 from pgan_cli.training.config import check_resume_options, make_config
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
 from pgan_cli.training.loop import Trainer
 
+MAX_CANARIES = 100_000
 
-@constrained(checkpoint_every=Interval(0, None), log_every=Interval(1, None), sample_every=Interval(0, None))
+
+def _add_canaries(config: dict[str, Any], data, m: int, source, resume) -> tuple[Any, Any]:
+    """The training records with the run's audit canaries: a new design (recorded in ``config``)
+    or, when resuming, the checkpoint's, regenerated."""
+    if resume is None:
+        if m > data.n:
+            from pgan_cli import console
+
+            console.warn(f"{m} audit canaries for {data.n} training records: about {m // 2} canaries will be "
+                         f"trained on, a large share of the data")
+        design, x, y = canaries.design_canaries(data, config, m, int(config["seed"]), source)
+        config[canaries.CONFIG_KEY] = design.record()
+    else:
+        design = canaries.CanaryDesign.from_record(config[canaries.CONFIG_KEY], str(resume))
+        x, y = canaries.canary_records(design, config, source, where=str(resume))
+    samples, labels = canaries.with_canaries(data.samples, data.labels, design, x, y)
+    config["data_n"] = int(len(samples))
+    return samples, labels
+
+
+@constrained(checkpoint_every=Interval(0, None), log_every=Interval(1, None), sample_every=Interval(0, None),
+             audit_canaries=Interval(0, MAX_CANARIES))
 def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
                resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
                checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, log_every: int = DEFAULT_LOG_EVERY,
                sample_every: int = 0, sample_dir: str | os.PathLike | None = None, progress: bool = True,
                trainer_cls: type[Trainer] = Trainer, callbacks: list[TrainingCallback] | None = None,
+               audit_canaries: int = 0, canary_source: str | os.PathLike | None = None,
                **options: Any) -> dict[str, Any]:
     """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
 
@@ -29,11 +53,18 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     totals) are taken from ``options``: any other option given must equal the checkpoint's
     (:func:`~pgan_cli.training.config.resume_conflicts`; pass only what the user asked for); the
     data must be the same file contents (SHA-256) the run started with.
+
+    ``audit_canaries`` M > 0 adds M audit canaries, each trained on with probability 1/2, drawn from
+    ``canary_source`` (a held-out dataset file) or crafted (:mod:`pgan_cli.privacy.canaries`), for
+    ``pgan dp-audit``; a resumed run keeps the canaries it started with.
     """
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import sha256_file
     from pgan_cli.provenance import make_provenance
 
+    if canary_source is not None and not audit_canaries and resume is None:
+        raise OptionError("$canary_source needs $audit_canaries M (the number of canaries)",
+                          "canary_source", "audit_canaries")
     if sample_every and sample_dir is None:
         raise OptionError("$sample_every needs $sample_dir (the folder for the pictures)", "sample_every", "sample_dir")
     data = read_dataset(data_path)
@@ -52,13 +83,21 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
             raise OptionError("give $epochs or $steps, not both", "epochs", "steps")
         if epochs is not None or steps is not None:
             config["epochs"], config["steps"] = epochs, steps
+        if audit_canaries:
+            raise OptionError("a resumed run keeps the canaries it started with; drop $audit_canaries",
+                              "audit_canaries")
     else:
         config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
-    prov = make_provenance([data_path], seed=config["seed"], device=device,
+    samples, labels, inputs = data.samples, data.labels, [data_path]
+    if audit_canaries or config.get(canaries.CONFIG_KEY):
+        samples, labels = _add_canaries(config, data, audit_canaries, canary_source, resume)
+        if canary_source is not None or config[canaries.CONFIG_KEY]["source"] == canaries.SOURCE_FILE:
+            inputs.append(canary_source or config[canaries.CONFIG_KEY]["source_path"])
+    prov = make_provenance(inputs, seed=config["seed"], device=device,
                            **{k: config[k] for k in ("arch", "net", "norm", "epochs", "steps", "batch_size",
                                                      "conditional", "precision")},
                            resumed_from=str(resume) if resume else None)
-    trainer = trainer_cls(config, data.samples, data.labels, device=device, output=output, log_path=log_path,
+    trainer = trainer_cls(config, samples, labels, device=device, output=output, log_path=log_path,
                           checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
                           sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
     try:
@@ -66,6 +105,10 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
             raise OptionError(f"{OptionError.literal(resume)} already reached {trainer.step} steps / "
                               f"{trainer.epoch} epochs; ask for more with $epochs or $steps (totals, not "
                               f"increments)", "epochs", "steps")
-        return trainer.train(callbacks)
+        summary = trainer.train(callbacks)
     finally:
         trainer.dist.close()
+    if config.get(canaries.CONFIG_KEY):
+        rec = config[canaries.CONFIG_KEY]
+        summary["audit_canaries"] = {"m": rec["m"], "included": int(sum(rec["included"])), "source": rec["source"]}
+    return summary

@@ -1,0 +1,164 @@
+"""Audit canaries: records added to a training run, each with probability 1/2, so that one run can
+be audited for its differential-privacy claim (Steinke, Nasr & Jagielski, "Privacy auditing with
+one (1) training run", NeurIPS 2023; docs/dp.md, "Auditing the claim").
+
+A run with ``pgan train --audit-canaries M`` draws M canaries, either rows of a held-out dataset
+file (``--canary-source``: in-distribution records, as a real patient would be) or crafted ones
+(uniform noise over the model's input range: [-1, 1] per pixel for images, [-3, 3] standard
+deviations per feature for vectors; out-of-distribution records, the easiest to memorise and so
+the strongest audit), and includes each independently with probability 1/2. The design (the
+canaries' origin, which were included, the seed) is recorded in the checkpoint's config under
+``audit_canaries``, never the records themselves: the audit regenerates crafted canaries from
+the seed and re-reads held-out ones from their file, checked by its SHA-256. The canaries do not
+enter the data scaling (``data_scaling`` is computed on the training data alone).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgan_cli.errors import FormatError, InputError
+
+CONFIG_KEY = "audit_canaries"
+CRAFTED = "crafted"
+SOURCE_FILE = "file"
+_STREAM = 0xCA7A  # a separate random stream: the canaries do not change the run's other draws
+
+
+@dataclass(frozen=True)
+class CanaryDesign:
+    """Which canaries a run was given and which of them it trained on."""
+
+    m: int
+    seed: int
+    source: str                       # CRAFTED or SOURCE_FILE
+    included: tuple[bool, ...]
+    source_path: str | None = None    # SOURCE_FILE: the held-out file, as given
+    source_sha256: str | None = None
+    rows: tuple[int, ...] | None = None  # SOURCE_FILE: the rows of that file
+    label_classes: int = 0            # CRAFTED: classes drawn uniformly for them (0: no labels)
+
+    @property
+    def n_included(self) -> int:
+        return int(sum(self.included))
+
+    def record(self) -> dict[str, Any]:
+        """The design as stored in the checkpoint's config (plain JSON types)."""
+        return {"m": self.m, "seed": self.seed, "source": self.source, "included": [bool(b) for b in self.included],
+                "source_path": self.source_path, "source_sha256": self.source_sha256,
+                "rows": None if self.rows is None else [int(r) for r in self.rows],
+                "label_classes": self.label_classes, "inclusion_probability": 0.5}
+
+    @classmethod
+    def from_record(cls, rec: Any, where: str) -> CanaryDesign:
+        """The design stored by :meth:`record`, checked (a checkpoint is untrusted input)."""
+        try:
+            m, seed, source = int(rec["m"]), int(rec["seed"]), str(rec["source"])
+            included = tuple(bool(b) for b in rec["included"])
+            rows = None if rec.get("rows") is None else tuple(int(r) for r in rec["rows"])
+            label_classes = int(rec.get("label_classes") or 0)
+            ok = (m >= 1 and label_classes >= 0 and len(included) == m and source in (CRAFTED, SOURCE_FILE)
+                  and (source == CRAFTED or (rows is not None and len(rows) == m and min(rows) >= 0)))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise FormatError(f"{where}: its audit-canary record is malformed; re-run pgan train --audit-canaries")
+        return cls(m=m, seed=seed, source=source, included=included, source_path=rec.get("source_path"),
+                   source_sha256=rec.get("source_sha256"), rows=rows, label_classes=label_classes)
+
+
+def _rng(seed: int, part: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, _STREAM, part])
+
+
+CRAFTED_RANGE = {"images": 1.0, "vectors": 3.0}  # half-width of the box, in model units
+
+
+def crafted_canaries(design: CanaryDesign, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The crafted canaries of ``design`` in data space: uniform over the model-space box (see the
+    module doc), mapped back with the run's ``data_scaling``; a function of the seed and config."""
+    shape = tuple(int(s) for s in config["sample_shape"])
+    rng = _rng(design.seed, 1)
+    half = CRAFTED_RANGE["images" if config.get("kind", "images") == "images" else "vectors"]
+    x = rng.uniform(-half, half, size=(design.m, *shape))
+    sc = config.get("data_scaling") or {}
+    if sc.get("kind") == "standardize":
+        x = x * np.asarray(sc["std"], dtype=np.float64).reshape(shape) + np.asarray(sc["mean"]).reshape(shape)
+    y = rng.integers(0, design.label_classes, size=design.m) if design.label_classes else None
+    return x.astype(np.float32), y
+
+
+def design_canaries(data, config: dict[str, Any], m: int, seed: int, source: str | os.PathLike | None = None):
+    """Draw ``m`` canaries for a run on ``data`` (a :class:`~pgan_cli.dataset.DataBundle`) with
+    ``config`` (:func:`~pgan_cli.training.config.make_config` on ``data``) and decide, each with
+    probability 1/2, which enter training.
+
+    Returns ``(design, samples, labels)``: the canaries' records (all ``m``, in design order).
+    Held-out canaries must share no record with ``data`` (checked by row hashes).
+    """
+    include = tuple(bool(b) for b in _rng(seed, 0).random(m) < 0.5)
+    if source is None:
+        classes = int(config.get("num_classes") or 0) if data.labels is not None else 0
+        design = CanaryDesign(m=m, seed=seed, source=CRAFTED, included=include, label_classes=classes)
+        return (design, *crafted_canaries(design, config))
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.files import sha256_file
+    from pgan_cli.split import require_disjoint
+
+    held = read_dataset(source)
+    if held.samples.shape[1:] != data.samples.shape[1:]:
+        raise InputError(f"canary source {source} holds records of shape {held.samples.shape[1:]}, the training "
+                         f"data {data.samples.shape[1:]}")
+    if held.n < m:
+        raise InputError(f"canary source {source} has {held.n} records, fewer than the {m} canaries asked for")
+    if data.labels is not None and held.labels is None:
+        raise InputError(f"canary source {source} has no labels but the training data has; give a labelled "
+                         f"held-out file (e.g. the holdout of `pgan data split`)")
+    require_disjoint([("training data", data.path or "", data.samples), ("canary source", source, held.samples)],
+                     "audit canaries")
+    rows = tuple(int(r) for r in np.sort(_rng(seed, 2).choice(held.n, size=m, replace=False)))
+    design = CanaryDesign(m=m, seed=seed, source=SOURCE_FILE, included=include, source_path=str(source),
+                          source_sha256=sha256_file(source), rows=rows)
+    y = held.labels[list(rows)] if data.labels is not None else None
+    return design, held.samples[list(rows)].astype(np.float32), y
+
+
+def canary_records(design: CanaryDesign, config: dict[str, Any], source: str | os.PathLike | None = None,
+                   where: str = "the checkpoint") -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``m`` canaries of a recorded design, regenerated (crafted) or re-read (held out; from
+    ``source``, default the recorded path, which must have the recorded SHA-256)."""
+    if design.source == CRAFTED:
+        return crafted_canaries(design, config)
+    from pgan_cli.dataset import read_dataset
+    from pgan_cli.files import check_input, sha256_file
+
+    path = Path(source if source is not None else (design.source_path or ""))
+    check_input(path, "canary source (the held-out file the run's canaries came from)")
+    digest = sha256_file(path)
+    if digest != design.source_sha256:
+        raise InputError(f"{path} is not the canary source {where} was trained with (SHA-256 {digest[:12]}... "
+                         f"differs from the recorded {str(design.source_sha256)[:12]}...); give that file "
+                         f"with --canary-source")
+    held = read_dataset(path)
+    shape = tuple(int(s) for s in config["sample_shape"])
+    if max(design.rows) >= held.n or held.samples.shape[1:] != shape:
+        raise InputError(f"{path} does not hold the recorded canary rows; give the run's canary source")
+    rows = list(design.rows)
+    return held.samples[rows].astype(np.float32), (held.labels[rows] if held.labels is not None else None)
+
+
+def with_canaries(samples: np.ndarray, labels: np.ndarray | None, design: CanaryDesign, canaries: np.ndarray,
+                  canary_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training set: the data plus the included canaries (appended; every epoch is shuffled)."""
+    keep = np.asarray(design.included, dtype=bool)
+    x = np.concatenate([np.asarray(samples, dtype=np.float32), np.asarray(canaries, dtype=np.float32)[keep]])
+    if labels is None:
+        return x, None
+    if canary_labels is None:
+        raise InputError("the canaries have no labels but the training data has")
+    return x, np.concatenate([labels, np.asarray(canary_labels, dtype=labels.dtype)[keep]])
