@@ -237,6 +237,9 @@ CLOBBER = [
                                    "--synthetic", "syn.h5", "--scores", "{O}"]),
     ("embed-output", "train.npy", ["embed", "train.npy", "--method", "pixel", "-o", "{O}"]),
     ("report-output", "attack.json", ["report", "attack.json", "-o", "{O}"]),
+    ("dp-audit-output", "gen.pt", ["dp-audit", "gen.pt", "-o", "{O}"]),
+    ("train-canary-source", "holdout.h5", ["train", "train.h5", "--steps", "1", "--audit-canaries", "5",
+                                           "--canary-source", "holdout.h5", "-o", "{O}"]),
     ("report-summary", "attack.json", ["report", "attack.json", "-o", "r.html", "--summary", "{O}"]),
     ("train-output", "train.h5", ["train", "train.h5", "--steps", "1", "-o", "{O}"]),
     ("train-log", "train.h5", ["train", "train.h5", "--steps", "1", "-o", "g2.pt", "--log", "{O}"]),
@@ -371,7 +374,7 @@ for kind in ("not-json", "non-utf8", "deep", "top-list", "attacks-list", "empty"
 # usage errors: unknown options, seeds, resampling counts, counts
 COMMANDS = [["data", "digits"], ["data", "split"], ["data", "info"], ["data", "export"], ["data", "import"],
             ["data", "leak"], ["train"], ["sample"], ["embed"], ["knn"], ["mmd"], ["fidelity"], ["utility"],
-            ["attack"], ["privatize"], ["report"], ["audit"]]
+            ["attack"], ["dp-audit"], ["privatize"], ["report"], ["audit"]]
 for cmd in COMMANDS:
     CASES.append(Case(f"usage-bogus-{'-'.join(cmd)}", lambda f, w, cmd=cmd: [*cmd, "--bogus"],
                       ("--bogus", "--help"), copy=()))
