@@ -11,10 +11,12 @@ is cheap, and it sets the exit code).
 Layout of DIR::
 
     inputs/{members,holdout,synthetic,reference}.h5, generator.pt, train.jsonl   (symlinks)
+    inputs/canary-source.h5                       (a generator trained with held-out audit canaries)
     embed/<space>/<set>.npy + .json       pgan embed (not for the pixel space)
     knn/<space>/{synthetic,holdout}_members.h5                  pgan knn
     attack/<space>/attack.json, attack/<space>/scores.h5        pgan attack
     mmd.json, fidelity.json, utility.json                       (first space)
+    dp-audit.json                 pgan dp-audit (a generator trained with --audit-canaries)
     report.html, summary.json, commands.sh, audit-state.json
 """
 
@@ -83,12 +85,13 @@ def _space_dir(method: str) -> str:
 def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, generator: str | None,
          train_log: str | None, gates: list[str], preset: str | None, show_real_images: bool,
          labelled: bool, pixel_dim: int = 0, bootstrap: int | None = None,
-         attacks: str = "all") -> tuple[list[Step], dict[str, str]]:
+         attacks: str = "all", dp_audit: str | None = None) -> tuple[list[Step], dict[str, str]]:
     """The steps of an audit (paths relative to DIR), and the steps left out with the reason.
 
     Each step holds the equivalent command line (``argv``, what ``commands.sh`` runs) and the
     library call that does the same work (``call``: given a function that turns a path relative
-    to DIR into one to use, it returns the step's exit code).
+    to DIR into one to use, it returns the step's exit code). ``dp_audit`` adds ``pgan dp-audit``
+    of the generator: ``""`` for crafted canaries, else the canary source (relative to DIR).
     """
     from pgan_cli.attacks.evaluation import N_BOOTSTRAP
     from pgan_cli.files import write_json
@@ -197,6 +200,20 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
                           inputs=[sets["synthetic"], sets["members"], sets["holdout"]],
                           outputs=["utility.json"], stdout_to="utility.json", call=utility))
         report_inputs.append("utility.json")
+    if dp_audit is not None and generator:
+        def audit_canaries(at, source=dp_audit):
+            from pgan_cli.devices import torch_device
+            from pgan_cli.privacy.one_run_audit import dp_audit_file
+
+            write_json(at("dp-audit.json"), dp_audit_file(at(generator), canary_source=at(source) if source else None,
+                                                          seed=seed, device=torch_device("auto")))
+            return 0
+
+        extra = ["--canary-source", dp_audit] if dp_audit else []
+        steps.append(Step("dp-audit", ["dp-audit", generator, *extra, "--seed", str(seed), "--json"],
+                          inputs=[generator, *extra[1:]], outputs=["dp-audit.json"], stdout_to="dp-audit.json",
+                          call=audit_canaries))
+        report_inputs.append("dp-audit.json")
     if train_log:
         report_inputs.append(train_log)
     argv = ["report", *report_inputs, "--members", sets["members"], "--synthetic", sets["synthetic"],
@@ -365,6 +382,10 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
             links[gen_rel] = Path(generator).resolve()
         if train_log:
             links[log_rel] = Path(train_log).resolve()
+        dp_audit, why = _canary_source(generator) if generator else (None, None)
+        if dp_audit:
+            links["inputs/canary-source.h5"] = Path(dp_audit).resolve()
+            dp_audit = "inputs/canary-source.h5"
         for rel, target in links.items():
             _link(target, work / rel)
 
@@ -372,13 +393,36 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
                               train_log=log_rel, gates=list(gates or []), preset=preset,
                               show_real_images=show_real_images, labelled=labelled,
                               pixel_dim=shapes["members"], bootstrap=bootstrap,
-                              attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all")
+                              attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all",
+                              dp_audit=dp_audit)
+        if why:
+            skipped["dp-audit"] = why
         result = AuditResult(dir=dir_, steps_skipped=skipped)
         audit_line = _audit_line()
         if "audit" not in sys.argv[1:]:  # called from Python, not the command line
             audit_line = f"run_audit({str(output_dir)!r}, ...)"
         _run_steps(work, steps, skipped, links, audit_line, result, force)
     return result
+
+
+def _canary_source(generator: str | os.PathLike) -> tuple[str | None, str | None]:
+    """Whether the audit can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
+    canaries, ``(path, None)`` for held-out ones whose recorded file is still there (same
+    SHA-256), ``(None, why)`` when it cannot, ``(None, None)`` for a run without canaries."""
+    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.privacy import canaries
+
+    rec = read_checkpoint_file(generator)["config"].get(canaries.CONFIG_KEY)
+    if not rec:
+        return None, None
+    design = canaries.CanaryDesign.from_record(rec, str(generator))
+    if design.source == canaries.CRAFTED:
+        return "", None
+    src = Path(design.source_path or "")
+    if not src.is_file() or sha256_file(src) != design.source_sha256:
+        return None, (f"the canary source {design.source_path} recorded in the generator is not here (or changed); "
+                      f"run pgan dp-audit with --canary-source")
+    return str(src), None
 
 
 def _run_steps(work: Path, steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,

@@ -77,3 +77,24 @@ def _same(a, b, where: str) -> None:
         assert a == pytest.approx(b, rel=1e-6, abs=1e-9), where
     else:
         assert a == b, where
+
+
+def test_audit_runs_dp_audit_for_a_generator_with_canaries(tmp_path, digits_splits):
+    """A generator trained with audit canaries gets a dp-audit step: its result reaches the
+    summary and commands.sh names it."""
+    gen, syn = tmp_path / "g.pt", tmp_path / "s.h5"
+    r = run_pgan("train", digits_splits["train"], "--net", "mlp", "--width", "8", "--latent-dim", "8", "--epochs", "1",
+                 "--audit-canaries", "20", "-o", gen, "-q")
+    assert r.exit_code == 0, r
+    assert run_pgan("sample", gen, "-n", "200", "-o", syn, "-q").exit_code == 0
+    audit = tmp_path / "audit"
+    r = run_pgan("audit", "--members", digits_splits["train"], "--holdout", digits_splits["holdout"],
+                 "--synthetic", syn, "--generator", gen, "--attacks", "dcr", "--bootstrap", "20", "--out-dir", audit, "-q")
+    assert r.exit_code in (0, 1), r
+    result = json.loads((audit / "dp-audit.json").read_text())
+    assert result["format"] == "pgan-dp-audit" and result["canaries"]["m"] == 20
+    assert result["provenance"]["command"].startswith("pgan dp-audit inputs/generator.pt")
+    summary = json.loads((audit / "summary.json").read_text())
+    assert summary["privacy"]["dp_audit"]["canaries"] == 20
+    assert any(g["path"] == "privacy.dp_audit.exceeds_claim" for g in summary["gates"])
+    assert "pgan dp-audit inputs/generator.pt --seed 0 --json > dp-audit.json" in (audit / "commands.sh").read_text()
