@@ -278,3 +278,60 @@ def test_shared_passes_random_shapes(na, nb, d, k, block):
     if na > 1:
         own = knn_self(a, min(k, na - 1), block=block)
         assert_matches_brute(own, a, a, min(k, na - 1), "l2", exclude_self=True)
+
+
+def _brute_force(q, ref, k, metric, exclude_self=False):
+    """Every distance in float64, sorted by (distance, reference row): the documented tie rule."""
+    q64, r64 = q.astype(np.float64), ref.astype(np.float64)
+    if metric == "l2":
+        d = np.sqrt(((q64[:, None, :] - r64[None, :, :]) ** 2).sum(-1))
+    else:
+        qn = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+        rn = r64 / np.linalg.norm(r64, axis=1, keepdims=True)
+        d = 1 - qn @ rn.T
+    if exclude_self:
+        d[np.arange(len(q)), np.arange(len(q))] = np.inf
+    cols = np.arange(d.shape[1])
+    order = np.array([np.lexsort((cols, row))[:k] for row in d])
+    return np.take_along_axis(d, order, 1), order, d
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
+    """The blocked GEMM engine (pgan_cli.neighbors.gemm) finds the exact neighbours with the
+    documented tie rule (lower reference row first) where faiss.knn's heap does not: 11 duplicate
+    rows, more than the candidates fetched; reference chunks merged, several workers, exclude_self."""
+    import torch
+
+    from pgan_cli.neighbors import gemm, search
+    from pgan_cli.neighbors.search import NeighborIndex, knn
+
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((700, 24)).astype(np.float32)
+    ref[100:110] = ref[5]  # exact ties
+    q = np.concatenate([rng.standard_normal((300, 24)).astype(np.float32), ref[:40]])
+    monkeypatch.setattr(gemm, "REF_CHUNK", 128)  # several reference chunks, merged
+    monkeypatch.setattr(gemm, "MIN_BLOCK_ROWS", 16)
+    monkeypatch.setattr(gemm, "BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
+    monkeypatch.setattr(search, "CPU_ENGINE", "gemm")
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)  # two workers
+    try:
+        for k, ex in ((1, False), (7, False), (5, True)):
+            qq = ref if ex else q
+            got = knn(qq, ref, k, metric=metric, exclude_self=ex)
+            want_d, want_i, full = _brute_force(qq, ref, k, metric, ex)
+            np.testing.assert_allclose(got.distances, want_d, rtol=1e-4, atol=1e-5)
+            # a different row only where float32 cannot tell two distances apart
+            rows, cols = np.nonzero(got.indices != want_i)
+            assert np.allclose(full[rows, got.indices[rows, cols]], want_d[rows, cols], rtol=1e-5, atol=1e-6)
+            assert len(rows) <= 2
+            # the 11 copies of row 5: the lower rows first, however many were fetched
+            dup = 5 if ex else 305
+            copies = [5, *range(100, 110)]
+            if ex:
+                copies.remove(5)
+            assert list(got.indices[dup][:min(k, len(copies))]) == copies[:k]
+        assert NeighborIndex(ref, metric).engine == "gemm"
+    finally:
+        torch.set_num_threads(old)

@@ -22,6 +22,10 @@ RECALL_SAMPLE = 1000  # queries compared with exact search by the recall check
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 _REFINE_BYTES = 64 << 20
+# exact CPU search (flat index, l2 or cosine): blocked torch GEMM + top-k (pgan_cli.neighbors.gemm),
+# or faiss.knn; linf, GPUs and the approximate indexes always use FAISS
+CPU_ENGINES = ("gemm", "faiss")
+CPU_ENGINE = "gemm"
 
 
 @dataclass
@@ -110,7 +114,7 @@ class NeighborIndex:
 
     def __init__(self, ref: np.ndarray, metric: str = "l2", index: str = "flat", device: str = "cpu",
                  k: int = 1, nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = HNSW_M,
-                 ef_search: int | None = None, seed: int = 0, in_place: bool = False):
+                 ef_search: int | None = None, seed: int = 0, in_place: bool = False, engine: str | None = None):
         from pgan_cli import console
 
         if metric not in METRICS:
@@ -119,8 +123,11 @@ class NeighborIndex:
             raise InputError(f"unknown index {index!r}; use one of {', '.join(INDEXES)}")
         if metric == "linf" and index != "flat":
             raise UsageError(f"--metric linf works with the exact flat index only, not {index}")
+        if engine not in (None,) + CPU_ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; one of {CPU_ENGINES}")
         self.faiss = faiss = _faiss()
         self.ref, self.metric, self.kind = ref, metric, index
+        self.engine = "faiss"
         self.device = resolve_knn_device(device)
         if self.device != "cpu" and (metric == "linf" or index == "hnsw"):
             console.warn(f"{'--metric linf' if metric == 'linf' else 'the hnsw index'} runs on the CPU "
@@ -152,9 +159,15 @@ class NeighborIndex:
         self._gpu_res = None
         self._base = None
         self.params: dict[str, Any] = {}
+        self._gemm = None
         if index == "flat":
             if self.device == "cpu" and metric != "linf":
-                self._base, self._index = base, None  # faiss.knn: no copy of the reference
+                self._base, self._index = base, None  # no copy of the reference
+                self.engine = engine or CPU_ENGINE
+                if self.engine == "gemm":
+                    from pgan_cli.neighbors.gemm import GemmSearch
+
+                    self._gemm = GemmSearch(base, metric)
                 return
             idx = faiss.IndexFlat(d, fmetric)
             idx.add(base)
@@ -217,6 +230,8 @@ class NeighborIndex:
         """Candidate reference rows (int64, -1 where none) for each query row, best first."""
         qp = q if prepared else self.prepare(q)
         kk = min(kk, len(self.ref))
+        if self._gemm is not None:
+            return self._gemm.search(qp, kk)
         if self._index is None:
             _, idx = self.faiss.knn(qp, self._base, kk, metric=self._fmetric)
         else:

@@ -1,0 +1,125 @@
+"""Exact candidate search on the CPU as blocked matrix products: for a block of queries Q and the
+(centred or normalised) reference R, ``||r||² - 2 Q·Rᵀ`` (L2) or ``-Q·Rᵀ`` (cosine) by one torch
+GEMM, then the ``kk`` smallest per row by ``torch.topk``; the caller re-ranks them with exact
+distances (:mod:`pgan_cli.neighbors`, "Exactness").
+
+Why not ``faiss.knn``: on the CPU, FAISS's exhaustive search multiplies small blocks (1,024
+references) with BLAS inside an OpenMP loop, so its threads and the BLAS threads oversubscribe
+the cores and each product is too thin to run at the GEMM rate (BENCHMARKS.md, "Exact k-NN":
+measured side by side, FAISS reached a fraction of the rate of this engine at every shape).
+
+Blocks: each block's score matrix is kept near ``BLOCK_BYTES`` (it stays in the caches between
+the product and the selection; a score matrix of all queries at once would be written to and
+read back from memory), with at least ``MIN_BLOCK_ROWS`` queries so the product is not too
+thin; references beyond ``REF_CHUNK`` rows are taken in chunks whose candidates are merged.
+Blocks run on ``threads`` single-threaded workers (one per core torch may use), the parallelism
+that does not oversubscribe: every worker does its own GEMM and its own selection.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
+MIN_BLOCK_ROWS = 64     # queries per block at least
+MAX_BLOCK_ROWS = 4096
+REF_CHUNK = 1 << 16     # references per chunk (candidates merged across chunks)
+
+
+class GemmSearch:
+    """Candidate rows (the ``kk`` best by GEMM score) for query batches against a fixed reference.
+
+    ``base`` is the reference as the index holds it: centred (``l2``) or row-normalised
+    (``cosine``), float32, C-contiguous; it is shared, not copied.
+    """
+
+    def __init__(self, base: np.ndarray, metric: str, threads: int | None = None):
+        import torch
+
+        if metric not in ("l2", "cosine"):
+            raise ValueError(f"the GEMM engine handles l2 and cosine, not {metric}")
+        self.metric = metric
+        self.ref = torch.from_numpy(base)
+        self.norms = (self.ref * self.ref).sum(1) if metric == "l2" else None
+        self.threads = max(1, int(threads or torch.get_num_threads()))
+
+    def block_rows(self, n_ref: int) -> int:
+        return int(min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, BLOCK_BYTES // (4 * max(1, n_ref)))))
+
+    def _block(self, q, kk: int):
+        """(scores, rows) of the ``kk`` best references for each row of ``q`` (a torch tensor)."""
+        import torch
+
+        best_s = best_i = None
+        n = self.ref.shape[0]
+        for a in range(0, n, REF_CHUNK):
+            b = min(n, a + REF_CHUNK)
+            r = self.ref[a:b]
+            if self.metric == "l2":
+                s = torch.addmm(self.norms[a:b], q, r.T, beta=1.0, alpha=-2.0)
+            else:
+                s = torch.mm(q, r.T).neg_()
+            vals, idx = _smallest(s, min(kk, b - a))
+            idx += a
+            if best_s is None:
+                best_s, best_i = vals, idx
+            else:
+                best_s, best_i = _first(torch.cat([best_s, vals], 1), torch.cat([best_i, idx], 1), kk)
+        return best_s, best_i
+
+    def search(self, q: np.ndarray, kk: int) -> np.ndarray:
+        """int64 candidate rows (Nq, kk), best first by score (exact order is the caller's job)."""
+        import torch
+
+        kk = min(kk, self.ref.shape[0])
+        qt = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32))
+        out = np.empty((len(q), kk), dtype=np.int64)
+        step = self.block_rows(min(self.ref.shape[0], REF_CHUNK))
+        starts = range(0, len(q), step)
+
+        def run(a: int) -> None:
+            s, i = self._block(qt[a:a + step], kk)
+            out[a:a + step] = _first(s, i, kk)[1].numpy()
+
+        if self.threads == 1 or len(starts) == 1:
+            for a in starts:
+                run(a)
+            return out
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core per worker: no oversubscription
+        try:
+            with ThreadPoolExecutor(self.threads) as pool:
+                for f in [pool.submit(run, a) for a in starts]:
+                    f.result()
+        finally:
+            torch.set_num_threads(old)
+        return out
+
+
+def _smallest(s, kk: int):
+    """The ``kk`` smallest scores of each row of ``s`` and their columns; among equal scores the
+    lower columns, as a scan in row order would keep them (the tie rule of the exact re-ranking:
+    lower reference rows first). ``torch.topk`` leaves ties in any order, so the rare rows with
+    more entries at or below their kk-th score than kk are selected again in (score, column) order."""
+    import torch
+
+    vals, idx = torch.topk(s, kk, dim=1, largest=False, sorted=False)
+    kth = vals.max(1, keepdim=True).values
+    for r in ((s <= kth).sum(1) > kk).nonzero().flatten().tolist():
+        row = s[r].numpy()
+        cols = np.lexsort((np.arange(len(row)), row))[:kk]
+        idx[r] = torch.from_numpy(cols)
+        vals[r] = s[r, idx[r]]
+    return vals, idx
+
+
+def _first(vals, idx, kk: int):
+    """The ``kk`` first candidates of each row in (score, row) order."""
+    import torch
+
+    o = torch.argsort(idx, dim=1, stable=True)
+    vals, idx = vals.gather(1, o), idx.gather(1, o)
+    o = torch.argsort(vals, dim=1, stable=True)[:, :kk]
+    return vals.gather(1, o), idx.gather(1, o)
