@@ -20,7 +20,13 @@ class Dist:
         self.enabled = self.world > 1
         self._owns = False
         if self.enabled and not td.is_initialized():
-            td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+            if device.startswith("cuda"):
+                # one GPU per rank, bound before the group exists, so NCCL's communicator and every
+                # barrier use this rank's GPU (torch.distributed docs: init_process_group device_id)
+                torch.cuda.set_device(self.local_rank)
+                td.init_process_group(backend="nccl", device_id=torch.device("cuda", self.local_rank))
+            else:
+                td.init_process_group(backend="gloo")
             self._owns = True
 
     @property
