@@ -20,14 +20,21 @@ class Dist:
         self.enabled = self.world > 1
         self._owns = False
         if self.enabled and not td.is_initialized():
-            if device.startswith("cuda"):
-                # one GPU per rank, bound before the group exists, so NCCL's communicator and every
-                # barrier use this rank's GPU (torch.distributed docs: init_process_group device_id)
-                torch.cuda.set_device(self.local_rank)
-                td.init_process_group(backend="nccl", device_id=torch.device("cuda", self.local_rank))
-            else:
-                td.init_process_group(backend="gloo")
+            self._init_group(device, self.local_rank)
             self._owns = True
+
+    @staticmethod
+    def _init_group(device: str, local_rank: int) -> None:
+        """The process group: NCCL on GPUs (one GPU per rank, bound before the group exists, so
+        NCCL's communicator and every barrier use this rank's GPU: torch.distributed docs,
+        ``init_process_group(device_id=...)``), gloo on CPU."""
+        import torch.distributed as td
+
+        if device.startswith("cuda"):
+            torch.cuda.set_device(local_rank)
+            td.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+        else:
+            td.init_process_group(backend="gloo")
 
     @property
     def main(self) -> bool:
