@@ -936,15 +936,17 @@ def _knn_sizes() -> dict[str, dict[str, dict]]:
 
 
 def _train_sizes() -> dict[str, dict[str, dict]]:
+    # small: the gradient penalty's double backward under autocast/GradScaler, with labels;
+    # large: dcgan (whose first logged step is one forward pass: compared tightly with the CPU) and EMA
     return _sizes(
-        {"small": {"data": "digits16", "arch": "dcgan", "extra": ["--conditional"], "steps": 20, "batch": 64,
-                   "width": 32, "latent": 64, "est": 30, "label": "16px dcgan cond., 20+20 steps"},
-         "large": {"data": "digits32", "arch": "wgan-gp", "extra": ["--ema"], "steps": 10, "batch": 128,
-                   "width": 64, "latent": 100, "est": 60, "label": "32px wgan-gp EMA, 10+10 steps"}},
-        {"small": {"data": "digits8", "arch": "dcgan", "extra": ["--conditional"], "steps": 3, "batch": 32,
-                   "width": 8, "latent": 8, "est": 4, "label": "8px dcgan cond., 3+3 steps"},
-         "large": {"data": "digits8", "arch": "wgan-gp", "extra": ["--ema"], "steps": 2, "batch": 32,
-                   "width": 8, "latent": 8, "est": 4, "label": "8px wgan-gp EMA, 2+2 steps"}})
+        {"small": {"data": "digits16", "arch": "wgan-gp", "extra": ["--conditional"], "steps": 4, "batch": 64,
+                   "width": 32, "latent": 64, "est": 20, "label": "16px wgan-gp cond., 4+4 steps"},
+         "large": {"data": "digits32", "arch": "dcgan", "extra": ["--ema"], "steps": 20, "batch": 128,
+                   "width": 64, "latent": 100, "est": 45, "label": "32px dcgan EMA, 20+20 steps"}},
+        {"small": {"data": "digits8", "arch": "wgan-gp", "extra": ["--conditional"], "steps": 2, "batch": 32,
+                   "width": 8, "latent": 8, "est": 4, "label": "8px wgan-gp cond., 2+2 steps"},
+         "large": {"data": "digits8", "arch": "dcgan", "extra": ["--ema"], "steps": 3, "batch": 32,
+                   "width": 8, "latent": 8, "est": 4, "label": "8px dcgan EMA, 3+3 steps"}})
 
 
 CHECKS: list[Check] = [
@@ -970,16 +972,16 @@ CHECKS: list[Check] = [
         {"small": {"data": "digits16", "n": 4096, "width": 32, "latent": 64, "est": 12, "label": "4096 x 16px cond."}},
         {"small": {"data": "digits8:members", "n": 64, "width": 8, "latent": 8, "est": 3, "label": "64 x 8px cond."}})),
     Check("dist-probe", check_dist_probe, _sizes(
-        {"small": {"nproc": 2, "est": 25, "label": "Dist: broadcast, all-reduce"}},
+        {"small": {"nproc": 2, "est": 15, "label": "Dist: broadcast, all-reduce"}},
         {"small": {"nproc": 1, "est": 8, "label": "Dist: broadcast, all-reduce (gloo, 1 rank)"}})),
     Check("torchrun-train", check_torchrun_train, _sizes(
-        {"small": {"data": "digits16", "nproc": 2, "steps": 10, "batch": 64, "width": 32, "latent": 64, "est": 45,
+        {"small": {"data": "digits16", "nproc": 2, "steps": 10, "batch": 64, "width": 32, "latent": 64, "est": 30,
                    "label": "16px dcgan, 10+10 steps"}},
         {"small": {"data": "digits8", "nproc": 1, "steps": 2, "batch": 32, "width": 8, "latent": 8, "est": 15,
                    "label": "8px dcgan, 2+2 steps, 1 rank"}})),
     Check("attack", check_attack, _sizes(
         {"small": {"data": "digits8", "fractions": "0.2,0.2,0.2,0.4", "n_synthetic": 1000, "train_steps": 20,
-                   "width": 32, "latent": 64, "est": 45, "label": "digits 8px, 360 + 360 candidates"},
+                   "width": 32, "latent": 64, "est": 30, "label": "digits 8px, 360 + 360 candidates"},
          "large": {"data": "digits16", "fractions": "0.5,0.25,0.25", "n_synthetic": 4000, "train_steps": 20,
                    "width": 32, "latent": 64, "est": 90, "label": "digits 16px, 450 + 450 candidates"}},
         {"small": {"data": "digits8", "fractions": SMALL_SPLIT, "n_synthetic": 90, "train_steps": 3,
@@ -1180,8 +1182,8 @@ def _json_default(o: Any) -> Any:
 
 
 def estimate(check: Check, mode: str, size: str, done: dict[tuple[str, str], float]) -> float:
-    """Seconds a check is expected to take: its stated estimate, scaled up by how much slower than
-    its estimate the same check ran at a smaller size (a slower machine, a busier GPU)."""
+    """Seconds a check is expected to take: its stated estimate, scaled by how the same check's
+    smaller size ran against its estimate (a slower machine, a busier GPU; at most halved)."""
     est = float(check.params(mode, size).get("est", 10))
     for s in SIZES:
         if s == size:
@@ -1189,7 +1191,7 @@ def estimate(check: Check, mode: str, size: str, done: dict[tuple[str, str], flo
         took = done.get((check.name, s))
         if took is not None:
             prior = float(check.params(mode, s).get("est", 10))
-            est *= max(1.0, took / prior)
+            est *= max(0.5, took / prior)
     return est
 
 
@@ -1378,6 +1380,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> int:
+    started = time.time()
     args = parse_args(argv)
     if args.worker is not None:
         return worker_main(args.worker, args.result_fd)
@@ -1414,7 +1417,6 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
     sizes = tuple(s for s in (x.strip() for x in args.sizes.split(",")) if s in SIZES)
     isolate = (mode == "gpu") if args.isolate is None else args.isolate
     cli_mode = args.cli or ("subprocess" if mode == "gpu" else "inprocess")
-    started = time.time()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="pgan-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     from pgan_cli import console

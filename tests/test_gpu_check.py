@@ -78,7 +78,8 @@ def test_dry_run_every_check_present_and_passing(tmp_path):
     assert knn["detail"]["indices_equal"] and knn["speedup"] > 0 and 0 < knn["fraction_of_gemm"]
     assert recs[("mmd", "small")]["gemm_basis"] == "fp64"
     assert recs[("mmd", "small")]["detail"]["rbf"]["p_cpu"] == recs[("mmd", "small")]["detail"]["rbf"]["p_device"]
-    assert recs[("train-fp32", "small")]["detail"]["resumed_to"] == 6
+    assert recs[("train-fp32", "small")]["detail"]["resumed_to"] == 4
+    assert recs[("train-fp32", "large")]["detail"]["first_step_rel_diff"]["d_real"] == 0  # the same CPU run
     assert recs[("train-fp16", "small")]["detail"]["notes"]  # says bf16 stood in for fp16
     lines = md.strip().splitlines()
     assert lines[2] == "| check | size | CPU s | GPU s | speedup | % of GEMM | result |"
@@ -158,6 +159,7 @@ def test_budget_skips_what_does_not_fit():
     assert by[("b", "small")]["status"] == "pass"
     # b's small size took 3x its estimate, so its large size (0.1 s stated) is expected to take 0.3 s
     assert gc.estimate(checks[2], "dry", "large", {("b", "small"): 0.3}) == pytest.approx(0.3)
+    assert gc.estimate(checks[2], "dry", "large", {("b", "small"): 0.001}) == pytest.approx(0.05)  # at most halved
     assert ran == ["a", "b small", "b large"]
     recs = gc.run_checks(ctx, checks, 0.0)  # nothing left: everything skipped, exit 0
     assert {r["status"] for r in recs} == {"skip"} and gc.exit_code(recs) == 0

@@ -32,7 +32,10 @@ class Dist:
 
         if device.startswith("cuda"):
             torch.cuda.set_device(local_rank)
-            td.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+            try:
+                td.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+            except TypeError:  # torch < 2.3: no device_id; the current device set above is used
+                td.init_process_group(backend="nccl")
         else:
             td.init_process_group(backend="gloo")
 
