@@ -236,16 +236,16 @@ class Ctx:
     faiss_dev: str | None = None
     faiss_gpus: int = 0
     n_gpus: int = 0
-    threads: int | None = None  # torch's thread count at the start, restored after every check
+    checks_file: str | None = None  # checks from this file instead of CHECKS (the tests' stand-ins)
 
     @classmethod
     def make(cls, mode: str, work: Path, deadline: float, cli_mode: str) -> Ctx:
-        import torch
-
-        ctx = cls(mode=mode, work=Path(work), deadline=deadline, cli_mode=cli_mode, threads=torch.get_num_threads())
+        ctx = cls(mode=mode, work=Path(work), deadline=deadline, cli_mode=cli_mode)
         if mode == "dry":
             ctx.dev, ctx.faiss_dev, ctx.faiss_gpus, ctx.n_gpus = "cpu", "cpu", 0, 0
             return ctx
+        import torch
+
         from pgan_cli.devices import faiss_num_gpus
 
         ctx.dev, ctx.n_gpus = "cuda", torch.cuda.device_count()
@@ -254,7 +254,8 @@ class Ctx:
         return ctx
 
     def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "work": str(self.work), "deadline": self.deadline, "cli_mode": self.cli_mode}
+        return {"mode": self.mode, "work": str(self.work), "deadline": self.deadline, "cli_mode": self.cli_mode,
+                "checks_file": self.checks_file}
 
     # -- time ----------------------------------------------------------------------------------
     def remaining(self) -> float:
@@ -353,15 +354,39 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+_CHILD_GROUPS: set[int] = set()  # process groups of the commands running now (killed with the worker)
+
+
 def run_subprocess(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> CliResult:
+    """Run a command in its own process group (torchrun and its ranks, pgan and its children), all
+    of which are killed when it runs past ``timeout`` or when the worker running it is stopped."""
     t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or child_env(),
+                         start_new_session=True)
+    _CHILD_GROUPS.add(p.pid)
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or child_env(),
-                           start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return CliResult(124, "", err + f"\ntimed out after {timeout:.0f} s", time.perf_counter() - t0)
-    return CliResult(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(p.pid)
+        out, err = p.communicate()
+        return CliResult(124, out, err + f"\ntimed out after {timeout:.0f} s", time.perf_counter() - t0)
+    finally:
+        _CHILD_GROUPS.discard(p.pid)
+    return CliResult(p.returncode, out, err, time.perf_counter() - t0)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_children(signum: int, frame: Any) -> None:
+    """The worker's SIGTERM handler: kill the commands it started, then exit."""
+    for g in list(_CHILD_GROUPS):
+        _kill_group(g)
+    os._exit(128 + signum)
 
 
 def run_inprocess(argv: list[str]) -> CliResult:
@@ -1001,6 +1026,17 @@ CHECKS: list[Check] = [
 SIZES = ("small", "large")
 
 
+def load_checks_file(path: str) -> list[Check]:
+    """``CHECKS`` of a Python file (whose functions may use this module as ``gpu_check``)."""
+    import importlib.util
+
+    sys.modules.setdefault("gpu_check", sys.modules[__name__])
+    spec = importlib.util.spec_from_file_location("gpu_check_extra", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return list(mod.CHECKS)
+
+
 def find_check(name: str, checks: list[Check] | None = None) -> Check:
     for c in checks or CHECKS:
         if c.name == name:
@@ -1025,21 +1061,20 @@ def run_item(ctx: Ctx, check: Check, size: str) -> dict[str, Any]:
         first = (str(e).strip().splitlines() or [""])[0]
         rec.update(status="error", error=f"{type(e).__name__}: {first}"[:500], traceback=_tail(traceback.format_exc()))
     finally:
-        _torch_threads(ctx.threads)
+        restore_threads()
     rec["elapsed_s"] = time.perf_counter() - t0
     return rec
 
 
-def _torch_threads(n: int | None = None) -> int | None:
-    """torch's thread count, or set it back to ``n``: pgan's FAISS calls set OpenMP's thread count
-    to the CPU count (neighbors/search.py ``_faiss``), which torch shares, overriding
-    OMP_NUM_THREADS for every later check in this process."""
+def restore_threads() -> None:
+    """Give torch back the OMP_NUM_THREADS it was started with: pgan's FAISS calls set OpenMP's
+    thread count to the CPU count (neighbors/search.py ``_faiss``), and torch shares it, so every
+    later check in this process would run torch on more threads than asked for (on a loaded
+    machine, OpenMP spin-waiting made a tiny training run 30x slower)."""
+    want = os.environ.get("OMP_NUM_THREADS", "")
     torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    if n is not None and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return torch.get_num_threads()
+    if torch is not None and want.isdigit() and int(want) > 0 and torch.get_num_threads() != int(want):
+        torch.set_num_threads(int(want))
 
 
 def _tail(text: str | None, lines: int = TRACEBACK_LINES) -> str | None:
@@ -1096,10 +1131,12 @@ class WorkerPool:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.proc.terminate()  # the worker kills the commands it started (their own groups)
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 pass
+            _kill_group(self.proc.pid)  # and whatever is left in its own group
         self.proc.wait()
         os.close(self.rfd)
         self.proc = None
@@ -1153,17 +1190,19 @@ class WorkerPool:
 
 def worker_main(cfg_json: str, result_fd: int) -> int:
     cfg = json.loads(cfg_json)
+    signal.signal(signal.SIGTERM, _stop_children)
     from pgan_cli import console
 
     console.configure(quiet=True)
     ctx = Ctx.make(cfg["mode"], Path(cfg["work"]), cfg["deadline"], cfg["cli_mode"])
+    registry = load_checks_file(cfg["checks_file"]) if cfg.get("checks_file") else CHECKS
     out = os.fdopen(result_fd, "w")
     for line in sys.stdin:
         if not line.strip():
             continue
         req = json.loads(line)
         ctx.deadline = req["deadline"]
-        rec = run_item(ctx, find_check(req["check"]), req["size"])
+        rec = run_item(ctx, find_check(req["check"], registry), req["size"])
         out.write(json.dumps(rec, default=_json_default) + "\n")
         out.flush()
     return 0
@@ -1376,6 +1415,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--result-fd", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--dist-probe", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--checks-file", default=None, help=argparse.SUPPRESS)  # stand-in checks (tests)
     return ap.parse_args(argv)
 
 
@@ -1386,7 +1426,7 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
         return worker_main(args.worker, args.result_fd)
     if args.dist_probe is not None:
         return dist_probe(args.dist_probe)
-    checks = list(checks or CHECKS)
+    checks = list(checks or (load_checks_file(args.checks_file) if args.checks_file else CHECKS))
     mode = "dry" if args.dry_run else "gpu"
     if args.list:
         for c in checks:
@@ -1424,6 +1464,7 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
     console.configure(quiet=True)
     try:
         ctx = Ctx.make(mode, work, started + args.budget, cli_mode)
+        ctx.checks_file = args.checks_file
         log(f"GPU check ({'dry run: cpu stands in for the GPU' if mode == 'dry' else 'device ' + ctx.dev}), "
             f"budget {args.budget:.0f} s, {'isolated worker' if isolate else 'in this process'}, data in {work}")
         records = run_checks(ctx, checks, args.budget, sizes, isolate, started)

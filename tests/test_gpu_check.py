@@ -165,6 +165,62 @@ def test_budget_skips_what_does_not_fit():
     assert {r["status"] for r in recs} == {"skip"} and gc.exit_code(recs) == 0
 
 
+STAND_INS = """
+import os, subprocess, time
+import gpu_check as gc
+
+def ok(ctx, p):
+    return gc.outcome(0.2, 0.1, True)
+
+def crash(ctx, p):
+    os._exit(3)  # as a segfault or a CUDA abort would: the worker dies
+
+def hang(ctx, p):
+    child = subprocess.Popen(["sleep", "1000"], start_new_session=True)  # as torchrun would
+    gc._CHILD_GROUPS.add(child.pid)
+    (ctx.work / "child.pid").write_text(str(child.pid))
+    time.sleep(1000)  # as an NCCL hang would
+
+def spec():
+    return {"small": {"est": 0.1, "label": "stand-in"}}
+
+CHECKS = [gc.Check(n, f, {"gpu": spec(), "dry": spec()}) for n, f in
+          (("ok", ok), ("crash", crash), ("hang", hang), ("after", ok))]
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_worker_death_and_hang_are_recorded_and_the_hang_is_killed(tmp_path):
+    """Isolated: a worker that dies is replaced; one that hangs past the budget is stopped with
+    the commands it started; what is left of the budget is skipped."""
+    checks = tmp_path / "stand_ins.py"
+    checks.write_text(STAND_INS)
+    out, work = tmp_path / "out", tmp_path / "work"
+    budget = gc.WRITE_RESERVE_S + 4
+    r = run_script(out, "--dry-run", "--isolate", "--checks-file", checks, "--workdir", work, "--budget", budget)
+    assert r.returncode == 1, r.stderr[-3000:]
+    report, md = read_outputs(out)
+    recs = {x["name"]: x for x in report["records"]}
+    assert [x["name"] for x in report["records"]] == ["ok", "crash", "hang", "after"]
+    assert recs["ok"]["status"] == "pass"
+    assert recs["crash"]["status"] == "error" and "died (exit code 3)" in recs["crash"]["error"]
+    assert recs["hang"]["status"] == "error" and "end of the budget" in recs["hang"]["error"]
+    assert recs["after"]["status"] == "skip" and "budget" in recs["after"]["error"]
+    pid = int((work / "child.pid").read_text())
+    deadline = time.time() + 5
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)  # the hung check's command went with its worker
+    assert report["elapsed_s"] < budget + 2
+
+
 def test_unknown_check_name_is_refused(tmp_path):
     r = run_script(tmp_path / "out", "--dry-run", "--only", "nope")
     assert r.returncode == 2 and "unknown check" in r.stderr and not (tmp_path / "out").exists()
