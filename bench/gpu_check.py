@@ -1338,10 +1338,23 @@ def write_outputs(out_dir: Path, report: dict[str, Any]) -> str:
 
 
 def device_info(mode: str) -> dict[str, Any]:
-    from pgan_cli.provenance import env_info
+    """The machine: pgan's env_info on a GPU (versions, GPU names); in a dry run only versions
+    from the package metadata (importing torch and FAISS here would cost seconds for nothing)."""
+    if mode == "dry":
+        import platform
+        from importlib import metadata
 
-    info = env_info()
-    info.pop("packages", None)
+        info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version()}
+        for name in ("torch", "faiss-cpu", "faiss-gpu"):
+            try:
+                info[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+    else:
+        from pgan_cli.provenance import env_info
+
+        info = env_info()
+        info.pop("packages", None)
     info["mode"] = mode
     return info
 
