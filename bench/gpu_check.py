@@ -598,7 +598,8 @@ def check_mmd(ctx: Ctx, p: dict) -> dict:
     cpu_s = dev_s = 0.0
     flops = 0.0
     parts, whys = {}, []
-    unbiased_with_permutations(x[:8], y[:8], "rbf", 1.0, 2, 0, "cpu")  # warm-up of the CPU side
+    unbiased_with_permutations(x[:8], y[:8], "rbf", 1.0, 2, 0, "cpu")  # warm-up of the CPU side (and
+    linear_time(x[:8], y[:8], "rbf", 1.0, 0, "cpu")  # its first import of scipy.stats)
     for kernel, b in (("rbf", perms), ("laplace", 0), ("poly", 0)):
         sigma, _ = resolve_bandwidth(x, y, kernel, "median", 0)
         cpu, t_c = ctx.timed(lambda: unbiased_with_permutations(x, y, kernel, sigma, b, 0, "cpu"))
@@ -770,7 +771,8 @@ def check_dist_probe(ctx: Ctx, p: dict) -> dict:
         whys.append(f"{len(ranks)} of {nproc} ranks reported")
     whys += [f"rank {x['rank']}: {x['why']}" for x in ranks if not x["ok"]]
     backend = ranks[0]["backend"] if ranks else None
-    return outcome(None, r.seconds, not whys, "; ".join(whys) or None, nproc=nproc, backend=backend, ranks=ranks)
+    return outcome(None, None, not whys, "; ".join(whys) or None, nproc=nproc, backend=backend, ranks=ranks,
+                   launcher_s=r.seconds)
 
 
 def check_torchrun_train(ctx: Ctx, p: dict) -> dict:
