@@ -20,8 +20,24 @@ class Dist:
         self.enabled = self.world > 1
         self._owns = False
         if self.enabled and not td.is_initialized():
-            td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+            self._init_group(device, self.local_rank)
             self._owns = True
+
+    @staticmethod
+    def _init_group(device: str, local_rank: int) -> None:
+        """The process group: NCCL on GPUs (one GPU per rank, bound before the group exists, so
+        NCCL's communicator and every barrier use this rank's GPU: torch.distributed docs,
+        ``init_process_group(device_id=...)``), gloo on CPU."""
+        import torch.distributed as td
+
+        if device.startswith("cuda"):
+            torch.cuda.set_device(local_rank)
+            try:
+                td.init_process_group(backend="nccl", device_id=torch.device("cuda", local_rank))
+            except TypeError:  # torch < 2.3: no device_id; the current device set above is used
+                td.init_process_group(backend="nccl")
+        else:
+            td.init_process_group(backend="gloo")
 
     @property
     def main(self) -> bool:

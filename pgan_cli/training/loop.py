@@ -205,8 +205,12 @@ class Trainer:
             yield b, x, y
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        """Extra weights_only-safe entries for the checkpoint (e.g. a privacy accountant's state)."""
-        return {}
+        """Extra weights_only-safe entries for the checkpoint (e.g. a privacy accountant's state).
+
+        fp16 runs keep the gradient scaler's state (loss scale and growth tracker, plain numbers):
+        a resumed run goes on with the scale reached instead of restarting at 2^16 and skipping
+        steps until it has backed off again (PyTorch AMP docs, "Saving/Resuming" a GradScaler)."""
+        return {"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _class_weights(self) -> torch.Tensor:
@@ -343,6 +347,9 @@ class Trainer:
         self.wall_offset = float(p.get("wall_time", 0.0))
         if blob.get("rng") is not None:
             set_rng_state(blob["rng"])
+        scaler_state = (blob.get("extra") or {}).get("grad_scaler")
+        if self.scaler is not None and scaler_state:
+            self.scaler.load_state_dict(scaler_state)
         self.dist.broadcast_module(self.G)
         self.dist.broadcast_module(self.D)
 
