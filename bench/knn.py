@@ -16,7 +16,13 @@ distance computed once) against the one-direction FAISS search and scikit-learn,
 NPY files of N references x M queries at 4,096 dimensions and reports its peak RSS, to check
 that memory stays bounded by the reference set (queries are streamed in batches).
 
+`--sweep all` runs the shapes of the neighbour engine's bars (SWEEP below) and adds each
+search's rate as a share of one GEMM of the same shape, measured in the same process. Peers:
+``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py), ``pgan-faiss`` (the same search
+with faiss.knn as the candidate engine), scikit-learn brute force, torch cdist + topk.
+
 Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [--json out.json]
+     PYTHONPATH=. python bench/knn.py --sweep all --peers pgan,pgan-faiss,sklearn
      PYTHONPATH=. python bench/knn.py --dims 4096 --stream-refs 100000 --stream-queries 5000
      PYTHONPATH=. python bench/knn.py --dims 4096 --peers "" --self 30000
 """
@@ -37,7 +43,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = ("pgan", "sklearn", "torch")
+PEERS = ("pgan", "pgan-faiss", "sklearn", "torch")
+# The shapes of the bars (Nq x Nr x D, every one with Nq·Nr·D >= 1e10): Nq from 1,000 to
+# 100,000, D from 64 to 4,096, the common audit (2,000 x 12,000 x 4,096) and the old table's.
+SWEEP = ("1000x160000x64", "100000x1600x64", "20000x20000x64", "10000x10000x512", "2000x12000x4096",
+         "1000x50000x4096", "10000x50000x784", "10000x50000x4096")
 
 
 def make_data(nq: int, nr: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +98,10 @@ def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    if peer == "pgan":
+    if peer in ("pgan", "pgan-faiss"):
+        from pgan_cli.neighbors import search
+
+        search.CPU_ENGINE = "gemm" if peer == "pgan" else "faiss"
         res = knn(query, ref, k)
         dist, ind = res.distances, res.indices
     elif peer == "sklearn":
@@ -112,10 +125,22 @@ def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict
     secs = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gemm = gemm_gflops()  # right after the search, in the same process (a shared machine drifts)
-    np.save(out_dir / f"{peer}_{d}_dist.npy", np.asarray(dist, np.float32))
+    same = same_shape_gemm_gflops(query, ref)
+    np.save(out_dir / f"{peer}_{nq}_{nr}_{d}_dist.npy", np.asarray(dist, np.float32))
     flops = 2.0 * nq * nr * d
-    return {"peer": peer, "dim": d, "seconds": secs, "peak_rss_mib": peak, "data_rss_mib": base_rss,
-            "gflops": flops / secs / 1e9, "gemm_gflops": max(gemm.values()), "gemm": gemm, "cores": cores}
+    return {"peer": peer, "dim": d, "nq": nq, "nr": nr, "seconds": secs, "peak_rss_mib": peak,
+            "data_rss_mib": base_rss, "gflops": flops / secs / 1e9, "gemm_gflops": max(gemm.values()),
+            "gemm": gemm, "same_shape_gemm_gflops": same, "cores": cores}
+
+
+def same_shape_gemm_gflops(query: np.ndarray, ref: np.ndarray, reps: int = 2) -> float:
+    """The rate of one float32 torch GEMM of the search's own shape (Nq x D) · (D x Nr), best of
+    ``reps``: what the search would take if it were nothing but its products."""
+    import torch
+
+    tq, tr = torch.from_numpy(query), torch.from_numpy(ref)
+    best = min(_timed(lambda: torch.mm(tq, tr.T)) for _ in range(reps))
+    return 2.0 * len(query) * len(ref) * query.shape[1] / best / 1e9
 
 
 def spawn(args: list[str]) -> dict:
@@ -210,6 +235,7 @@ def main() -> None:
     ap.add_argument("--stream-queries", type=int, default=5000)
     ap.add_argument("--self", type=int, default=0, dest="self_n",
                     help="also time `pgan knn X X --exclude-self` on N rows of the last --dims")
+    ap.add_argument("--sweep", default="", help="'all' (the shapes of the bars) or NQxNRxD,... instead of --nq/--nr/--dims")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--dim", type=int, help=argparse.SUPPRESS)
@@ -220,23 +246,28 @@ def main() -> None:
         return
     dims = [int(x) for x in a.dims.split(",") if x]
     peers = [p for p in a.peers.split(",") if p]
+    if a.sweep:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in (SWEEP if a.sweep == "all" else a.sweep.split(","))]
+    else:
+        shapes = [(a.nq, a.nr, d) for d in dims]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for d in dims:
+        for nq, nr, d in shapes:
             for peer in peers:
-                r = spawn(["--peer", peer, "--nq", str(a.nq), "--nr", str(a.nr), "--dim", str(d), "-k", str(a.k),
+                r = spawn(["--peer", peer, "--nq", str(nq), "--nr", str(nr), "--dim", str(d), "-k", str(a.k),
                            "--out-dir", tmp])
                 rows.append(r)
-                print(f"# {peer:8s} D={d}: {r['seconds']:.2f} s, {r['gflops']:.1f} GFLOP/s "
-                      f"(GEMM {r['gemm_gflops']:.1f}), peak {r['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+                print(f"# {peer:10s} {nq}x{nr}x{d}: {r['seconds']:.2f} s, {r['gflops']:.1f} GFLOP/s "
+                      f"(GEMM {r['gemm_gflops']:.1f}, same shape {r['same_shape_gemm_gflops']:.1f}), "
+                      f"peak {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
             if "pgan" not in peers:
                 continue
-            ref_d = np.load(Path(tmp) / f"pgan_{d}_dist.npy")
+            ref_d = np.load(Path(tmp) / f"pgan_{nq}_{nr}_{d}_dist.npy")
             for peer in peers:
-                other = np.load(Path(tmp) / f"{peer}_{d}_dist.npy")
+                other = np.load(Path(tmp) / f"{peer}_{nq}_{nr}_{d}_dist.npy")
                 err = float(np.max(np.abs(other - ref_d) / np.maximum(ref_d, 1e-12)))
                 for r in rows:
-                    if r["peer"] == peer and r["dim"] == d:
+                    if r["peer"] == peer and (r["nq"], r["nr"], r["dim"]) == (nq, nr, d):
                         r["max_rel_diff_vs_pgan"] = err
         stream = self_res = None
         if a.self_n:
@@ -244,9 +275,9 @@ def main() -> None:
             print(json.dumps(self_res, indent=1), flush=True)
         if a.stream_refs:
             stream = stream_check(a.stream_refs, a.stream_queries, dims[-1], a.k, Path(tmp))
-    base = {r["dim"]: r["seconds"] for r in rows if r["peer"] == "pgan"}
+    base = {(r["nq"], r["nr"], r["dim"]): r["seconds"] for r in rows if r["peer"] == "pgan"}
     print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs "
-          f"(affinity {len(os.sched_getaffinity(0))}); {a.nq} queries x {a.nr} references, k = {a.k}\n")
+          f"(affinity {len(os.sched_getaffinity(0))}), load {os.getloadavg()[0]:.1f}; k = {a.k}\n")
     if rows:
         print_table(rows, base)
     if stream:
@@ -260,12 +291,15 @@ def main() -> None:
 
 
 def print_table(rows: list[dict], base: dict) -> None:
-    print("| D | peer | time (s) | peer time / pgan time | GFLOP/s | GEMM GFLOP/s (same process) | % of GEMM | peak RSS (MiB) | RSS before search (MiB) | max rel. diff vs pgan |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| Nq x Nr x D | peer | time (s) | time / pgan's | GFLOP/s | % of GEMM (4096³, same process) | "
+          "% of same-shape GEMM | peak RSS (MiB) | max rel. diff vs pgan |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dim']} | {r['peer']} | {r['seconds']:.2f} | {r['seconds'] / base.get(r['dim'], np.nan):.2f} | "
-              f"{r['gflops']:.1f} | {r['gemm_gflops']:.1f} | {100 * r['gflops'] / r['gemm_gflops']:.0f}% | "
-              f"{r['peak_rss_mib']:.0f} | {r['data_rss_mib']:.0f} | {r.get('max_rel_diff_vs_pgan', float('nan')):.1e} |")
+        key = (r["nq"], r["nr"], r["dim"])
+        print(f"| {r['nq']} x {r['nr']} x {r['dim']} | {r['peer']} | {r['seconds']:.2f} | "
+              f"{r['seconds'] / base.get(key, np.nan):.2f} | {r['gflops']:.1f} | "
+              f"{100 * r['gflops'] / r['gemm_gflops']:.0f}% | {100 * r['gflops'] / r['same_shape_gemm_gflops']:.0f}% | "
+              f"{r['peak_rss_mib']:.0f} | {r.get('max_rel_diff_vs_pgan', float('nan')):.1e} |")
 
 
 if __name__ == "__main__":

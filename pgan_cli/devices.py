@@ -14,6 +14,20 @@ from pgan_cli.errors import InputError
 SPELLINGS = "auto, cpu, cuda, cuda:N or cuda:all"
 
 
+def cpu_threads() -> int:
+    """Threads pgan's CPU kernels may use: ``OMP_NUM_THREADS`` when set (the user's or the test
+    runner's limit, which torch also follows), else the cores this process may run on."""
+    import os
+
+    try:
+        given = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        given = 0
+    if given > 0:
+        return given
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 def parse_device(device: str | None) -> tuple[str, int | str | None]:
     """``"cuda:1"`` -> ``("cuda", 1)``; ``"cuda:all"`` -> ``("cuda", "all")``; ``"auto"``, ``"cpu"``,
     ``"cuda"`` -> ``(name, None)``. Anything else is an :class:`InputError`."""

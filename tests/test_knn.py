@@ -314,6 +314,7 @@ def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
     monkeypatch.setattr(gemm, "MIN_BLOCK_ROWS", 16)
     monkeypatch.setattr(gemm, "BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
     monkeypatch.setattr(search, "CPU_ENGINE", "gemm")
+    monkeypatch.setattr(gemm, "cpu_threads", lambda: 2)
     old = torch.get_num_threads()
     torch.set_num_threads(2)  # two workers
     try:
@@ -332,6 +333,7 @@ def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
             if ex:
                 copies.remove(5)
             assert list(got.indices[dup][:min(k, len(copies))]) == copies[:k]
-        assert NeighborIndex(ref, metric).engine == "gemm"
+        nidx = NeighborIndex(ref, metric)
+        assert nidx.engine == "gemm" and nidx._gemm.threads == 2
     finally:
         torch.set_num_threads(old)

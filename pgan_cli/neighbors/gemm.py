@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from pgan_cli.devices import cpu_threads
+
 BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
 MIN_BLOCK_ROWS = 64     # queries per block at least
 MAX_BLOCK_ROWS = 4096
@@ -43,7 +45,7 @@ class GemmSearch:
         self.metric = metric
         self.ref = torch.from_numpy(base)
         self.norms = (self.ref * self.ref).sum(1) if metric == "l2" else None
-        self.threads = max(1, int(threads or torch.get_num_threads()))
+        self.threads = max(1, int(threads or min(torch.get_num_threads(), cpu_threads())))
 
     def block_rows(self, n_ref: int) -> int:
         return int(min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, BLOCK_BYTES // (4 * max(1, n_ref)))))

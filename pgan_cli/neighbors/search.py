@@ -3,7 +3,6 @@ how distances are made exact), and the recall of approximate searches (docs/knn.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +45,11 @@ class KnnResult:
     recall: float | None = None
 
 
-def _cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
 def _faiss():
     import faiss
 
-    faiss.omp_set_num_threads(_cpu_count())
+    # FAISS and torch share the OpenMP runtime: set it to pgan's limit, never above OMP_NUM_THREADS
+    faiss.omp_set_num_threads(devices.cpu_threads())
     return faiss
 
 
