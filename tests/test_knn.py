@@ -314,7 +314,10 @@ def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
     monkeypatch.setattr(gemm, "MIN_BLOCK_ROWS", 16)
     monkeypatch.setattr(gemm, "BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
     monkeypatch.setattr(search, "CPU_ENGINE", "gemm")
+    from pgan_cli import devices
+
     monkeypatch.setattr(gemm, "cpu_threads", lambda: 2)
+    monkeypatch.setattr(devices, "cpu_threads", lambda: 2)
     old = torch.get_num_threads()
     torch.set_num_threads(2)  # two workers
     try:
