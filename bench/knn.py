@@ -18,8 +18,9 @@ that memory stays bounded by the reference set (queries are streamed in batches)
 
 `--sweep all` runs the shapes of the neighbour engine's bars (SWEEP below) and adds each
 search's rate as a share of one GEMM of the same shape, measured in the same process. Peers:
-``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py), ``pgan-faiss`` (the same search
-with faiss.knn as the candidate engine), scikit-learn brute force, torch cdist + topk.
+``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py, with its default selection),
+``pgan-topk`` (the same engine selecting with torch.topk in per-core workers), ``pgan-faiss``
+(the same search with faiss.knn as the candidate engine), scikit-learn brute force, torch cdist + topk.
 
 Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [--json out.json]
      PYTHONPATH=. python bench/knn.py --sweep all --peers pgan,pgan-faiss,sklearn
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = ("pgan", "pgan-faiss", "sklearn", "torch")
+PEERS = ("pgan", "pgan-topk", "pgan-faiss", "sklearn", "torch")
 # The shapes of the bars (Nq x Nr x D, every one with Nq·Nr·D >= 1e10): Nq from 1,000 to
 # 100,000, D from 64 to 4,096, the common audit (2,000 x 12,000 x 4,096) and the old table's.
 SWEEP = ("1000x160000x64", "100000x1600x64", "20000x20000x64", "10000x10000x512", "2000x12000x4096",
@@ -98,10 +99,11 @@ def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    if peer in ("pgan", "pgan-faiss"):
-        from pgan_cli.neighbors import search
+    if peer in ("pgan", "pgan-topk", "pgan-faiss"):
+        from pgan_cli.neighbors import gemm, search
 
-        search.CPU_ENGINE = "gemm" if peer == "pgan" else "faiss"
+        search.CPU_ENGINE = "faiss" if peer == "pgan-faiss" else "gemm"
+        gemm.SELECTION = "topk" if peer == "pgan-topk" else gemm.SELECTION
         res = knn(query, ref, k)
         dist, ind = res.distances, res.indices
     elif peer == "sklearn":

@@ -296,8 +296,9 @@ def _brute_force(q, ref, k, metric, exclude_self=False):
     return np.take_along_axis(d, order, 1), order, d
 
 
+@pytest.mark.parametrize("selection", ["heap", "topk"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
+def test_gemm_engine_is_exact_with_ties(metric, selection, monkeypatch):
     """The blocked GEMM engine (pgan_cli.neighbors.gemm) finds the exact neighbours with the
     documented tie rule (lower reference row first) where faiss.knn's heap does not: 11 duplicate
     rows, more than the candidates fetched; reference chunks merged, several workers, exclude_self."""
@@ -313,6 +314,8 @@ def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
     monkeypatch.setattr(gemm, "REF_CHUNK", 128)  # several reference chunks, merged
     monkeypatch.setattr(gemm, "MIN_BLOCK_ROWS", 16)
     monkeypatch.setattr(gemm, "BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
+    monkeypatch.setattr(gemm, "HEAP_BLOCK_BYTES", 16 * 4 * 128)
+    monkeypatch.setattr(gemm, "SELECTION", selection)
     monkeypatch.setattr(search, "CPU_ENGINE", "gemm")
     from pgan_cli import devices
 
@@ -337,6 +340,6 @@ def test_gemm_engine_is_exact_with_ties(metric, monkeypatch):
                 copies.remove(5)
             assert list(got.indices[dup][:min(k, len(copies))]) == copies[:k]
         nidx = NeighborIndex(ref, metric)
-        assert nidx.engine == "gemm" and nidx._gemm.threads == 2
+        assert nidx.engine == "gemm" and nidx._gemm.threads == 2 and nidx._gemm.selection == selection
     finally:
         torch.set_num_threads(old)

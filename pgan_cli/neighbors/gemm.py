@@ -28,6 +28,11 @@ BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
 MIN_BLOCK_ROWS = 64     # queries per block at least
 MAX_BLOCK_ROWS = 4096
 REF_CHUNK = 1 << 16     # references per chunk (candidates merged across chunks)
+HEAP_BLOCK_BYTES = 64 << 20  # score matrix per block with heap selection
+# Selecting the best kk of each row: "heap" (FAISS's heaps, fed one GEMM block at a time; its
+# OpenMP loop and torch's GEMM threads take turns) or "topk" (torch.topk inside each worker).
+SELECTIONS = ("heap", "topk")
+SELECTION = "heap"
 
 
 class GemmSearch:
@@ -37,11 +42,14 @@ class GemmSearch:
     (``cosine``), float32, C-contiguous; it is shared, not copied.
     """
 
-    def __init__(self, base: np.ndarray, metric: str, threads: int | None = None):
+    def __init__(self, base: np.ndarray, metric: str, threads: int | None = None, selection: str | None = None):
         import torch
 
         if metric not in ("l2", "cosine"):
             raise ValueError(f"the GEMM engine handles l2 and cosine, not {metric}")
+        self.selection = selection or SELECTION
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"unknown selection {self.selection!r}; one of {SELECTIONS}")
         self.metric = metric
         self.ref = torch.from_numpy(base)
         self.norms = (self.ref * self.ref).sum(1) if metric == "l2" else None
@@ -58,11 +66,7 @@ class GemmSearch:
         n = self.ref.shape[0]
         for a in range(0, n, REF_CHUNK):
             b = min(n, a + REF_CHUNK)
-            r = self.ref[a:b]
-            if self.metric == "l2":
-                s = torch.addmm(self.norms[a:b], q, r.T, beta=1.0, alpha=-2.0)
-            else:
-                s = torch.mm(q, r.T).neg_()
+            s = self._scores(q, a, b)
             vals, idx = _smallest(s, min(kk, b - a))
             idx += a
             if best_s is None:
@@ -71,11 +75,45 @@ class GemmSearch:
                 best_s, best_i = _first(torch.cat([best_s, vals], 1), torch.cat([best_i, idx], 1), kk)
         return best_s, best_i
 
+    def _scores(self, q, a: int, b: int):
+        """Scores of query rows ``q`` against reference rows a..b (smaller is nearer)."""
+        import torch
+
+        r = self.ref[a:b]
+        if self.metric == "l2":
+            return torch.addmm(self.norms[a:b], q, r.T, beta=1.0, alpha=-2.0)
+        return torch.mm(q, r.T).neg_()
+
+    def _search_heap(self, qt, kk: int) -> np.ndarray:
+        """Candidates by FAISS's heaps: each block's scores go into the heaps of its rows with
+        sequential ids, in reference order (on equal scores the earlier row stays)."""
+        from pgan_cli.neighbors.search import _faiss
+
+        faiss = _faiss()
+        nq, n = qt.shape[0], self.ref.shape[0]
+        dist = np.empty((nq, kk), dtype=np.float32)
+        ind = np.empty((nq, kk), dtype=np.int64)
+        heaps = faiss.float_maxheap_array_t()
+        heaps.k, heaps.nh = kk, nq
+        heaps.val, heaps.ids = faiss.swig_ptr(dist), faiss.swig_ptr(ind)
+        heaps.heapify()
+        chunk = min(n, REF_CHUNK)
+        rows = int(min(MAX_BLOCK_ROWS * 4, max(MIN_BLOCK_ROWS, HEAP_BLOCK_BYTES // (4 * chunk))))
+        for a in range(0, nq, rows):
+            b = min(nq, a + rows)
+            for c in range(0, n, chunk):
+                s = np.ascontiguousarray(self._scores(qt[a:b], c, min(n, c + chunk)).numpy())
+                heaps.addn(s.shape[1], faiss.swig_ptr(s), c, a, b - a)
+        heaps.reorder()
+        return ind
+
     def search(self, q: np.ndarray, kk: int) -> np.ndarray:
         """int64 candidate rows (Nq, kk), best first by score (exact order is the caller's job)."""
         import torch
 
         kk = min(kk, self.ref.shape[0])
+        if self.selection == "heap":
+            return self._search_heap(torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)), kk)
         qt = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32))
         out = np.empty((len(q), kk), dtype=np.int64)
         step = self.block_rows(min(self.ref.shape[0], REF_CHUNK))
