@@ -28,7 +28,7 @@ BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
 MIN_BLOCK_ROWS = 64     # queries per block at least
 MAX_BLOCK_ROWS = 4096
 REF_CHUNK = 1 << 16     # references per chunk (candidates merged across chunks)
-HEAP_BLOCK_BYTES = 64 << 20  # score matrix per block with heap selection
+HEAP_BLOCK_BYTES = 32 << 20  # score matrix per block with heap selection (measured best of 8-256 MiB)
 # Selecting the best kk of each row: "heap" (FAISS's heaps, fed one GEMM block at a time; its
 # OpenMP loop and torch's GEMM threads take turns) or "topk" (torch.topk inside each worker).
 SELECTIONS = ("heap", "topk")
