@@ -16,7 +16,8 @@ a zero vector has similarity 0 with everything), max-abs difference for ``linf``
 never assumed to be its own first hit: ``exclude_self`` removes row ``i`` wherever it appears
 among query ``i``'s candidates, so exact duplicates still count as neighbours.
 
-Indexes: ``flat`` (exact; ``faiss.knn`` on CPU, ``GpuIndexFlat`` on GPU), ``ivf`` (IndexIVFFlat,
+Indexes: ``flat`` (exact; on the CPU blocked torch GEMMs with FAISS's heaps,
+:mod:`~pgan_cli.neighbors.gemm`; ``GpuIndexFlat`` on GPU), ``ivf`` (IndexIVFFlat,
 approximate, ``nlist`` cells of which ``nprobe`` are scanned) and ``hnsw`` (IndexHNSWFlat,
 approximate, CPU only). ``recall`` compares an approximate search with the exact one on a
 sample of queries.

@@ -1,19 +1,19 @@
 """Exact candidate search on the CPU as blocked matrix products: for a block of queries Q and the
 (centred or normalised) reference R, ``||r||² - 2 Q·Rᵀ`` (L2) or ``-Q·Rᵀ`` (cosine) by one torch
-GEMM, then the ``kk`` smallest per row by ``torch.topk``; the caller re-ranks them with exact
-distances (:mod:`pgan_cli.neighbors`, "Exactness").
+GEMM, then the ``kk`` best of each row; the caller re-ranks them with exact distances
+(:mod:`pgan_cli.neighbors`, "Exactness").
 
 Why not ``faiss.knn``: on the CPU, FAISS's exhaustive search multiplies small blocks (1,024
-references) with BLAS inside an OpenMP loop, so its threads and the BLAS threads oversubscribe
-the cores and each product is too thin to run at the GEMM rate (BENCHMARKS.md, "Exact k-NN":
-measured side by side, FAISS reached a fraction of the rate of this engine at every shape).
+references) with its own BLAS inside an OpenMP loop, so the threads oversubscribe the cores and
+each product is too thin to run at the GEMM rate; its heaps, though, select fast. This engine
+keeps the heaps and gives the products to torch (BENCHMARKS.md, "Nearest neighbours": measured
+side by side at the shapes of the bars).
 
-Blocks: each block's score matrix is kept near ``BLOCK_BYTES`` (it stays in the caches between
-the product and the selection; a score matrix of all queries at once would be written to and
-read back from memory), with at least ``MIN_BLOCK_ROWS`` queries so the product is not too
-thin; references beyond ``REF_CHUNK`` rows are taken in chunks whose candidates are merged.
-Blocks run on ``threads`` single-threaded workers (one per core torch may use), the parallelism
-that does not oversubscribe: every worker does its own GEMM and its own selection.
+Selection (``SELECTION``): ``heap``, FAISS's heaps fed one score block at a time with sequential
+reference ids (the GEMM's threads and the heaps' OpenMP loop take turns, never overlap; blocks of
+about ``HEAP_BLOCK_BYTES``); or ``topk``, ``torch.topk`` inside single-threaded per-core workers
+(blocks of about ``BLOCK_BYTES``, kept in cache). Both keep the earlier reference row among equal
+scores. References beyond ``REF_CHUNK`` rows are taken in chunks.
 """
 
 from __future__ import annotations
