@@ -10,6 +10,7 @@ stamp they do not know with one line. Each format has one module that writes and
 - ``pgan-embedding``, an embedding model ``.npz``: :mod:`pgan_cli.embeddings.base`;
 - ``pgan-embedded-set``, the JSON sidecar beside an embedded set's ``.npy``: :mod:`pgan_cli.embeddings.api`;
 - ``pgan-knn``, ``pgan knn -o knn.h5``: :mod:`pgan_cli.neighbors.files`;
+- ``pgan-clusters``, ``pgan cluster -o clusters.h5``: :mod:`pgan_cli.metrics.clustering`;
 - ``pgan-attack`` (``pgan attack --json``, keys in :mod:`pgan_cli.attacks.keys`) and
   ``pgan-attack-scores`` (``--scores``): :mod:`pgan_cli.attacks.suite`;
 - ``pgan-mmd``, ``pgan-fidelity``, ``pgan-utility``: :mod:`pgan_cli.metrics.mmd`,
@@ -36,6 +37,7 @@ UTILITY = "pgan-utility"
 SUMMARY = "pgan-summary"
 DP_AUDIT = "pgan-dp-audit"
 KNN = "pgan-knn"
+CLUSTERS = "pgan-clusters"
 CHECKPOINT = "pgan-checkpoint"
 EMBEDDING_MODEL = "pgan-embedding"
 EMBEDDED_SET = "pgan-embedded-set"  # the JSON sidecar of an embedded set's NPY file

@@ -36,6 +36,18 @@ MAX_K = 2048                     # neighbours per query (FAISS GPU k-selection l
 # "Hostile inputs"). 2**25 = 33,554,432 pixels, e.g. 5792 x 5792: a grey 8-bit image of that
 # size decodes to 32 MiB and its float32 working copy is 128 MiB. --max-pixels raises it.
 DEFAULT_MAX_PIXELS = 2**25
+# pgan cluster (docs/cluster.md): clusters by default (the ten digits) and at most (each cluster
+# is a row of the Hungarian cost matrix and an output of the net; IIC's overclustering head has
+# five times as many). IIC (Ji et al. 2019): epochs, each one pass of the overclustering and one
+# of the main head; sub-heads per head; the overclustering factor; distinct rows per batch and
+# perturbations of each (BENCHMARKS.md, "Clustering", for how they were chosen).
+DEFAULT_CLUSTERS = 10
+MAX_CLUSTERS = 1000
+DEFAULT_IIC_EPOCHS = 30
+DEFAULT_IIC_HEADS = 5
+DEFAULT_IIC_OVERCLUSTER = 5
+DEFAULT_IIC_BATCH = 32
+DEFAULT_IIC_REPEATS = 8
 
 
 class ParameterError(InputError):
