@@ -16,7 +16,8 @@ ranks in all K at once (the same paired exchange); for 2 classes it is exactly t
 ``kmeans``: the DP-MNIST seed's unsupervised baseline: k-means with K = number of classes
 fitted on a training set (synthetic, and real for comparison), clusters mapped to classes by
 the Hungarian assignment (``scipy.optimize.linear_sum_assignment``) that maximises agreement
-on the test set, i.e. the usual clustering accuracy; accuracy on the test set.
+on the test set, i.e. the usual clustering accuracy; accuracy on the test set. The k-means and
+the matching are those of ``pgan cluster`` (:mod:`pgan_cli.metrics.clustering`).
 """
 
 from __future__ import annotations
@@ -234,20 +235,14 @@ def venkatraman_test(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, k:
 
 
 def kmeans_accuracy(train: LabelledSet, test: LabelledSet, k: int, seed: int = 0) -> float:
-    """k-means (K clusters) on ``train``, Hungarian-matched to classes on ``test``; test accuracy."""
-    from scipy.optimize import linear_sum_assignment
-    from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+    """k-means (K clusters) on ``train``, Hungarian-matched to classes on ``test``; test accuracy.
+    The k-means and the matching are ``pgan cluster``'s (:mod:`pgan_cli.metrics.clustering`)."""
+    from pgan_cli.metrics.clustering import hungarian_accuracy, kmeans_assign
 
     if len(train.samples) < k:
         raise InputError(f"{train.name} has {len(train.samples)} samples, fewer than the {k} clusters")
-    with threadpool_limits(limits=1, user_api="openmp"):
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(train.flat.astype(np.float64))
-        clusters = km.predict(test.flat.astype(np.float64))
-    counts = np.zeros((k, k), dtype=np.int64)  # clusters x classes on the test set
-    np.add.at(counts, (clusters, test.labels), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    return float(counts[rows, cols].sum() / len(test.labels))
+    clusters = kmeans_assign(train.flat, k, seed, predict=test.flat)
+    return hungarian_accuracy(clusters, test.labels, k)
 
 
 @constrained(classifier=Options(CLASSIFIERS), permutations=Interval(1, MAX_PERMUTATIONS))
