@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
 
-PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "attack",
+PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "cluster", "attack",
                   "dp-audit", "privatize", "report", "audit", "env", "completions"]
 
 
