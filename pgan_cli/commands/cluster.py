@@ -16,7 +16,7 @@ from pgan_cli.params import (DEFAULT_CLUSTERS, DEFAULT_IIC_BATCH, DEFAULT_IIC_EP
 
 @command("cluster", help="Cluster a set without labels (k-means or IIC); accuracy, NMI and ARI when it has labels.")
 def cluster_cmd(
-    data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset file (.h5; labels, when present, are only scored against) or NPY array.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset file (.h5) or NPY array; its labels, if any, only score the clusters.")],
     output: OutputOpt,
     method: Annotated[str, typer.Option("--method", "-m", help="kmeans (scikit-learn, 10 restarts) or iic (Invariant Information Clustering, a small net trained here).")] = "kmeans",
     k: Annotated[int, typer.Option("-k", "--k", help="Number of clusters (2 to 1,000).")] = DEFAULT_CLUSTERS,

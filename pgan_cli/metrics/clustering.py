@@ -10,21 +10,23 @@ Methods:
   Clustering for Unsupervised Image Classification and Segmentation", ICCV 2019). A small net
   Φ ends in softmax heads; for a row x and a random perturbation x' = g(x) it maximises the
   mutual information between the cluster assignments z = Φ(x) and z' = Φ(x'). Over a batch,
-  the joint is P = (1/n) Σ Φ(x) Φ(x')^T, symmetrised (P + P^T) / 2 (the paper's Sec. 3.1), and
-  the loss is -I(z, z') = -Σ_cc' P_cc' ln(P_cc' / (P_c P_c')) (eq. 3), written as the reference
+  the joint is P = (1/n) Σ Φ(x) Φ(x')^T, symmetrised (P + P^T) / 2 as in the paper, and the
+  loss is -I(z, z') = -Σ_cc' P_cc' ln(P_cc' / (P_c P_c')) (eq. 3), written as the reference
   code writes it with lambda = 1: -Σ P_cc' (ln P_cc' - λ ln P_c - λ ln P_c'), every
   probability clamped at machine epsilon. Maximising I(z, z') = H(z) - H(z | z') rewards
   confident, identical assignments of x and x' and, through H(z), balanced clusters. As in the
-  paper: a main head with k clusters and an overclustering head with ``overcluster`` x k (5 k by
-  default, "auxiliary overclustering", Sec. 3.3), trained alternately, one pass over the data
-  each per epoch; each head has ``heads`` sub-heads (randomly initialised copies, the loss
-  averaged over them) and the main head's sub-head with the lowest mean loss over the last
-  epoch gives the clusters (Sec. 3.3, "we select the sub-head with the lowest loss"). Each row
-  is repeated ``repeats`` times per batch with a fresh perturbation (the paper's repeated
-  sampling of g). Perturbations: images get a random affine map (rotation ±20°, scale ±15%,
-  shear ±0.2, translation ±15% of the side; the background is the image's minimum value) and
-  Gaussian pixel noise (sigma 0.1 of [-1, 1]); vectors are standardised per feature and get
-  dropout (p = 0.1) and Gaussian noise (sigma 0.1) on an MLP.
+  paper: a main head with k clusters and an auxiliary overclustering head with ``overcluster``
+  x k (5 k by default), trained alternately, one pass over the data each per epoch (Adam,
+  learning rate 1e-3 for images, 1e-2 for vectors); each head has ``heads`` sub-heads
+  (independently initialised copies, the loss averaged over them) and the main head's sub-head
+  with the lowest mean loss over the last epoch gives the clusters (the paper's selection by
+  lowest loss). Each row is repeated ``repeats`` times per batch with a fresh perturbation (the
+  paper's repeated sampling of g). Perturbations: images get a random affine map (rotation
+  ±20°, scale ±15%, shear ±0.2, translation ±15% of the side; the background is the image's
+  minimum value) and Gaussian pixel noise (sigma 0.1 of [-1, 1]); vectors are standardised per
+  feature and the net is a two-layer MLP: g adds Gaussian noise (sigma 0.1) to the input and
+  drops hidden units of the first layer (p = 0.1; dropping one of a few input features would
+  change the row itself, e.g. a 2-D point).
 
 Scores against labels: the Hungarian-matched accuracy (the assignment of clusters to classes
 maximising agreement, Kuhn 1955, ``scipy.optimize.linear_sum_assignment``; with k clusters and
@@ -61,6 +63,8 @@ KMEANS_INIT = 10  # k-means runs, the best by inertia (scikit-learn's n_init)
 CLUSTERS_VERSION = 1  # layout of the pgan-clusters file
 KIND_CLUSTERS = "clusters"
 EPS = sys.float_info.epsilon  # the reference IIC code's clamp
+NOISE = 0.1    # sigma of g's Gaussian noise (pixels in [-1, 1]; standardised features)
+DROPOUT = 0.1  # g's dropout of hidden units, vectors
 
 
 # ---- k-means: the one implementation (pgan cluster, pgan utility --kmeans) --------------------
@@ -130,7 +134,7 @@ class IICConfig:
     overcluster: int = DEFAULT_IIC_OVERCLUSTER  # the overclustering head has overcluster x k outputs (0: none)
     batch_size: int = DEFAULT_IIC_BATCH         # distinct rows per batch
     repeats: int = DEFAULT_IIC_REPEATS          # perturbations of each row per batch
-    lr: float = 1e-3        # Adam
+    lr: float | None = None  # Adam; None: 1e-3 for images, 1e-2 for vectors (BENCHMARKS.md, "Clustering")
     width: int = 16
 
 
@@ -163,33 +167,46 @@ def _net(sample_shape: tuple[int, ...], k: int, cfg: IICConfig):
             layers += [nn.Conv2d(ch, nxt, 3, padding=1), nn.BatchNorm2d(nxt), nn.ReLU(),
                        nn.MaxPool2d(2, ceil_mode=True)]
             ch, side = nxt, -(-side // 2)
-        trunk = nn.Sequential(*layers, nn.Flatten())
-    else:
+        trunk, rest = nn.Sequential(*layers, nn.Flatten()), None
+    else:  # two layers; the perturbed branch drops hidden units of the first (DROPOUT)
         hidden = 4 * cfg.width
-        trunk = nn.Sequential(nn.Linear(sample_shape[0], hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                              nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
-    with torch.no_grad():
-        trunk.eval()
-        features = trunk(torch.zeros(1, *sample_shape)).shape[1]
-        trunk.train()
+        trunk = nn.Sequential(nn.Linear(sample_shape[0], hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+        rest = nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+    features = 4 * cfg.width if rest is not None else _flat_features(trunk, sample_shape)
 
     class IICNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.trunk = trunk
+            self.trunk, self.rest = trunk, rest
             self.main = nn.ModuleList(nn.Linear(features, k) for _ in range(cfg.heads))
             self.over = nn.ModuleList(nn.Linear(features, cfg.overcluster * k) for _ in range(cfg.heads)
                                       ) if cfg.overcluster else None
 
-        def forward(self, x, head: str = "main"):
+        def forward(self, x, head: str = "main", dropout_gen=None):
             f = self.trunk(x)
+            if self.rest is not None:
+                if dropout_gen is not None:  # part of g for vectors: inverted dropout, seeded
+                    keep = torch.rand(f.shape, generator=dropout_gen, device=f.device) >= DROPOUT
+                    f = f * keep / (1 - DROPOUT)
+                f = self.rest(f)
             return [torch.softmax(sub(f), 1) for sub in (self.main if head == "main" else self.over)]
 
     return IICNet()
 
 
+def _flat_features(trunk, sample_shape: tuple[int, ...]) -> int:
+    import torch
+
+    with torch.no_grad():
+        trunk.eval()
+        features = trunk(torch.zeros(1, *sample_shape)).shape[1]
+        trunk.train()
+    return int(features)
+
+
 def perturb(x, gen, images: bool):
-    """g(x): a random affine map and pixel noise (images), or dropout and noise (standardised vectors)."""
+    """g(x) on the input: a random affine map and pixel noise (images), Gaussian noise (standardised
+    vectors, whose perturbation also drops hidden units in the net)."""
     import torch
     import torch.nn.functional as F
 
@@ -199,8 +216,7 @@ def perturb(x, gen, images: bool):
         return torch.rand(*shape, generator=gen, device=dev) * 2 - 1
 
     if not images:
-        keep = (torch.rand(x.shape, generator=gen, device=dev) >= 0.1).to(x.dtype)
-        return x * keep + 0.1 * torch.randn(x.shape, generator=gen, device=dev)
+        return x + NOISE * torch.randn(x.shape, generator=gen, device=dev)
     angle, scale, shear, shift = u(n) * math.radians(20), 1 + 0.15 * u(n), 0.2 * u(n), 0.15 * u(n, 2)
     theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale + shear
@@ -209,7 +225,7 @@ def perturb(x, gen, images: bool):
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     low = x.amin(dim=(1, 2, 3), keepdim=True)  # the background fills what the map uncovers
     out = F.grid_sample(x - low, grid, align_corners=False, padding_mode="zeros") + low
-    return out + 0.1 * torch.randn(out.shape, generator=gen, device=dev)
+    return out + NOISE * torch.randn(out.shape, generator=gen, device=dev)
 
 
 def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", cfg: IICConfig = IICConfig(),
@@ -226,7 +242,7 @@ def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", 
         x = (x - x.mean(0)) / x.std(0).clamp(min=1e-6)
     torch.manual_seed(seed)
     net = _net(tuple(x.shape[1:]), k, cfg).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=iic_lr(cfg, images))
     order_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
     n, batch = len(x), min(cfg.batch_size, len(x))
@@ -242,7 +258,8 @@ def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", 
                 if len(idx) < 2:  # batch norm needs two rows
                     continue
                 xb = x[idx].repeat(cfg.repeats, *([1] * (x.dim() - 1)))
-                z, zt = net(xb, head), net(perturb(xb, noise_gen, images), head)
+                z = net(xb, head)
+                zt = net(perturb(xb, noise_gen, images), head, dropout_gen=None if images else noise_gen)
                 losses = torch.stack([iic_loss(a, b) for a, b in zip(z, zt)])
                 opt.zero_grad()
                 losses.mean().backward()
@@ -250,7 +267,7 @@ def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", 
                 sums += losses.detach().cpu().numpy()
                 steps += 1
                 if progress is not None:
-                    progress(1, f"epoch {epoch + 1} {head} loss {float(losses.mean()):.3f}")
+                    progress(1, f"epoch {epoch + 1} {head} loss {float(losses.detach().mean()):.3f}")
             if head == "main":
                 last_losses = sums / max(steps, 1)
     best = int(np.argmin(last_losses))
@@ -260,6 +277,12 @@ def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", 
     info = {"sub_head": best, "sub_head_losses": [float(v) for v in last_losses],
             "loss": float(last_losses[best]), "loss_bound": -math.log(k)}
     return assign.cpu().numpy().astype(np.int64), info
+
+
+def iic_lr(cfg: IICConfig, images: bool) -> float:
+    """Adam's learning rate: the configured one, else 1e-3 for images, 1e-2 for vectors (an MLP on a
+    few features merges neighbouring clusters at 1e-3 and escapes at 1e-2)."""
+    return cfg.lr if cfg.lr is not None else (1e-3 if images else 1e-2)
 
 
 def iic_steps(n: int, cfg: IICConfig) -> int:
@@ -389,11 +412,13 @@ def cluster_file(data: str | os.PathLike, output: str | os.PathLike, *, method: 
         params: dict[str, Any] = {"n_init": KMEANS_INIT, "algorithm": "lloyd", "init": "k-means++"}
         console.log(f"k-means: {n} rows of dimension {int(np.prod(samples.shape[1:]))}, k = {k}")
         assignments = kmeans_assign(samples, k, seed, info=result)
+        if not result["distinct_clusters_found"]:
+            console.warn(f"k-means found fewer than {k} distinct clusters: {data} has fewer distinct rows than that")
     else:
         dev = torch_device(device)
         cfg = IICConfig(epochs=epochs, heads=heads, overcluster=overcluster, batch_size=batch_size,
                         repeats=repeats, width=width)
-        params = {**asdict(cfg), "perturbation": "affine + noise" if samples.ndim == 4 else "dropout + noise",
+        params = {**asdict(cfg), "lr": iic_lr(cfg, samples.ndim == 4), "perturbation": "affine + noise" if samples.ndim == 4 else "noise + hidden dropout",
                   "lambda": 1.0}
         console.log(f"IIC: {n} rows {tuple(samples.shape[1:])}, k = {k}, overclustering "
                     f"{overcluster * k or 'none'}, {epochs} epochs on {dev}")
