@@ -3,6 +3,7 @@
 complete -c pgan -f
 complete -c pgan -n '__fish_use_subcommand' -a attack -d 'Membership-inference attacks and distance privacy metrics on a synthetic set.'
 complete -c pgan -n '__fish_use_subcommand' -a audit -d 'Audit a synthetic set - embed, knn, mmd, fidelity, utility, attack and report in'
+complete -c pgan -n '__fish_use_subcommand' -a cluster -d 'Cluster a set without labels (k-means or IIC); accuracy, NMI and ARI when it has'
 complete -c pgan -n '__fish_use_subcommand' -a completions -d 'Print (or write) shell completion scripts for bash, zsh or fish.'
 complete -c pgan -n '__fish_use_subcommand' -a data -d 'Create, import, split, inspect and export dataset files (.h5).'
 complete -c pgan -n '__fish_use_subcommand' -a dp-audit -d 'Audit a runs DP claim with its canaries - an empirical lower bound on epsilon.'
@@ -56,6 +57,22 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l seed -d 'Random seed;
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from audit' -F
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l output -d 'Output file.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l method -d 'kmeans (scikit-learn, 10 restarts) or iic (Invariant Information Clustering, a s' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -s m -d 'kmeans (scikit-learn, 10 restarts) or iic (Invariant Information Clustering, a s'
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -s k -d 'Number of clusters (2 to 1,000).'
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l k -d 'Number of clusters (2 to 1,000).' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l epochs -d 'iic - epochs, each one pass of the overclustering head and one of the main head.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l heads -d 'iic - sub-heads per head; the main heads lowest-loss sub-head gives the clusters' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l overcluster -d 'iic - the overclustering head has this many times k clusters (0 - no overcluster' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l batch-size -d 'iic - distinct rows per batch.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l repeats -d 'iic - perturbations of each row per batch.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l seed -d 'Random seed; the same seed gives the same output.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l json -d 'Print the result as JSON on stdout.' -r
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -l help -d 'Show help and exit.'
+complete -c pgan -n '__fish_seen_subcommand_from cluster' -F
 complete -c pgan -n '__fish_seen_subcommand_from completions' -l write -d 'Write all three scripts into this folder.' -r
 complete -c pgan -n '__fish_seen_subcommand_from completions' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from completions' -F
