@@ -233,6 +233,7 @@ CLOBBER = [
     ("fidelity", "syn.h5", ["fidelity", "train.h5", "syn.h5", "-o", "{O}"]),
     ("utility", "train.h5", ["utility", "--synthetic", "syn.h5", "--real-train", "train.h5", "--test",
                              "holdout.h5", "-o", "{O}"]),
+    ("cluster", "train.h5", ["cluster", "train.h5", "-o", "{O}"]),
     ("attack-scores", "train.h5", ["attack", "--members", "train.h5", "--non-members", "holdout.h5",
                                    "--synthetic", "syn.h5", "--scores", "{O}"]),
     ("embed-output", "train.npy", ["embed", "train.npy", "--method", "pixel", "-o", "{O}"]),
@@ -276,9 +277,10 @@ READERS = {
     "mmd": lambda h: ["mmd", h, "holdout.h5", "--permutations", "10"],
     "attack": lambda h: ["attack", "--members", h, "--non-members", "holdout.h5", "--synthetic", "syn.h5"],
     "train": lambda h: ["train", h, "--steps", "1", "-o", "g.pt"],
+    "cluster": lambda h: ["cluster", h, "-o", "c.h5"],
 }
 for hostile in HOSTILE_H5:
-    for reader in ("info", "split", "privatize", "mmd", "attack", "train"):
+    for reader in ("info", "split", "privatize", "mmd", "attack", "train", "cluster"):
         def argv(folder, world, hostile=hostile, reader=reader):
             return READERS[reader](make_hostile(hostile, folder, world).name)
         CASES.append(Case(f"h5-{hostile}-{reader}", argv, ()))
@@ -286,9 +288,11 @@ for hostile in ("external-storage", "virtual", "soft-link", "external-link"):  #
     CASES.append(Case(f"h5-{hostile}-report", lambda folder, world, hostile=hostile: [
         "report", make_hostile(hostile, folder, world).name, "--summary", "s.json"], ()))
 for hostile in HOSTILE_NPY:
-    for reader in ("info", "mmd", "attack"):
+    for reader in ("info", "mmd", "attack", "cluster"):
         def argv(folder, world, hostile=hostile, reader=reader):
             name = make_hostile(hostile, folder, world).name
+            if reader == "cluster":
+                return READERS["cluster"](name)
             if reader == "attack":
                 return ["attack", "--members", name, "--non-members", "holdout.npy", "--synthetic", "holdout.npy"]
             return READERS[reader](name) if reader == "info" else ["mmd", name, "holdout.npy", "--permutations", "5"]
@@ -374,7 +378,7 @@ for kind in ("not-json", "non-utf8", "deep", "top-list", "attacks-list", "empty"
 # usage errors: unknown options, seeds, resampling counts, counts
 COMMANDS = [["data", "digits"], ["data", "split"], ["data", "info"], ["data", "export"], ["data", "import"],
             ["data", "leak"], ["train"], ["sample"], ["embed"], ["knn"], ["mmd"], ["fidelity"], ["utility"],
-            ["attack"], ["dp-audit"], ["privatize"], ["report"], ["audit"]]
+            ["cluster"], ["attack"], ["dp-audit"], ["privatize"], ["report"], ["audit"]]
 for cmd in COMMANDS:
     CASES.append(Case(f"usage-bogus-{'-'.join(cmd)}", lambda f, w, cmd=cmd: [*cmd, "--bogus"],
                       ("--bogus", "--help"), copy=()))
@@ -389,6 +393,7 @@ SEEDED = {
     "utility": ["utility", "--synthetic", "syn.h5", "--real-train", "train.h5", "--test", "holdout.h5"],
     "embed": ["embed", "train.h5", "--method", "pixel", "-o", "e.npy"],
     "privatize": ["privatize", "train.h5", "--epsilon", "5", "-o", "p.h5"],
+    "cluster": ["cluster", "train.h5", "-o", "c.h5"],
     "leak": ["data", "leak", "--members", "train.h5", "--population", "reference.h5", "-n", "5", "-o", "l.h5"],
 }
 for name, argv in SEEDED.items():
@@ -408,6 +413,11 @@ BOUNDS = [
     ("split-names-dotdot", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,..,b"], "--names"),
     ("split-names-manifest", ["data", "split", "train.h5", "--out-dir", "p", "--names", "a,.pgan-outputs,b"],
      "--names"),
+    ("cluster-k-1", [*SEEDED["cluster"], "--k", "1"], "--k"),
+    ("cluster-k-1e6", [*SEEDED["cluster"], "--k", "1000000"], "--k"),
+    ("cluster-k-over-rows", [*SEEDED["cluster"], "--k", "1000"], "fewer than the 1000 clusters"),
+    ("cluster-method", [*SEEDED["cluster"], "--method", "dbscan"], "--method"),
+    ("cluster-epochs-0", [*SEEDED["cluster"], "--method", "iic", "--epochs", "0"], "--epochs"),
     ("device-bogus", ["sample", "gen.pt", "-n", "5", "-o", "s.h5", "--device", "tpu"], "tpu"),
     ("missing-input", ["data", "info", "nope.h5"], "nope.h5"),
     ("input-is-folder", ["data", "info", "imgs"], "imgs"),
