@@ -2,7 +2,7 @@
 
 A module-scoped fixture runs one tiny chain on the bundled 8x8 digits with fixed seeds
 (``data digits`` -> ``data split`` -> ``train`` -> ``sample`` -> ``embed`` -> ``knn`` -> ``mmd``
--> ``fidelity`` -> ``utility`` -> ``attack`` -> ``privatize`` -> ``data leak`` ... -> ``report``
+-> ``fidelity`` -> ``utility`` -> ``cluster`` -> ``attack`` -> ``privatize`` -> ``data leak`` ... -> ``report``
 -> ``audit``; the list is ``STEPS`` below). Every run carries the global ``--no-provenance`` flag
 (docs/CLI.md: a fixed provenance stub, no time, command line, paths or hashes). For each step,
 ``tests/golden/<step>.json`` holds the command line, the exit code, the ``--json`` stdout (or the
@@ -104,6 +104,8 @@ STEPS: list[tuple[str, list[str], str | None]] = [
     ("utility", ["utility", "--synthetic", "{T}/synth.h5", "--real-train", "{T}/splits/train.h5",
                  "--test", "{T}/splits/holdout.h5", "--classifier", "logreg", "--permutations", "20",
                  "--kmeans", "--seed", "0", "-o", "{T}/utility.json", "--json"], None),
+    ("cluster_kmeans", ["cluster", "{T}/splits/train.h5", "--method", "kmeans", "--k", "10", "--seed", "0",
+                        "-o", "{T}/clusters.h5", "--json"], None),
     ("attack", ["attack", "--members", "{T}/emb_pca/train.npy", "--non-members", "{T}/emb_pca/holdout.npy",
                 "--synthetic", "{T}/emb_pca/synth.npy", "--reference", "{T}/emb_pca/reference.npy",
                 "--methods", "dcr,dcr-calibrated,density,domias", "--scores", "{T}/scores.h5",
