@@ -250,7 +250,7 @@ def iic_assign(samples: np.ndarray, k: int, seed: int = 0, device: str = "cpu", 
     last_losses = np.zeros(cfg.heads)
     net.train()
     for epoch in range(cfg.epochs):
-        for head in phases:  # the heads alternate, one pass over the data each (Ji et al. Sec. 3.3)
+        for head in phases:  # the heads alternate, one pass over the data each (Ji et al. 2019)
             order = torch.randperm(n, generator=order_gen).to(device)
             sums, steps = np.zeros(cfg.heads), 0
             for s in range(0, n, batch):
