@@ -27,6 +27,7 @@ from pgan_cli.devices import cpu_threads
 BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
 MIN_BLOCK_ROWS = 64     # queries per block at least
 MAX_BLOCK_ROWS = 4096
+WIDE_DIM, WIDE_BLOCK_ROWS = 512, 1024  # from this dimension on, heap blocks of at least 1,024 queries
 REF_CHUNK = 1 << 16     # references per chunk (candidates merged across chunks)
 HEAP_BLOCK_BYTES = 32 << 20  # score matrix per block with heap selection (measured best of 8-256 MiB)
 # Selecting the best kk of each row: "heap" (FAISS's heaps, fed one GEMM block at a time; its
@@ -52,7 +53,9 @@ class GemmSearch:
             raise ValueError(f"unknown selection {self.selection!r}; one of {SELECTIONS}")
         self.metric = metric
         self.ref = torch.from_numpy(base)
-        self.norms = (self.ref * self.ref).sum(1) if metric == "l2" else None
+        self.norms = None
+        if metric == "l2":  # squared row norms, a chunk at a time (no temporary copy of the reference)
+            self.norms = torch.cat([(c * c).sum(1) for c in self.ref.split(REF_CHUNK // 4)])
         self.threads = max(1, int(threads or min(torch.get_num_threads(), cpu_threads())))
 
     def block_rows(self, n_ref: int) -> int:
@@ -98,7 +101,10 @@ class GemmSearch:
         heaps.val, heaps.ids = faiss.swig_ptr(dist), faiss.swig_ptr(ind)
         heaps.heapify()
         chunk = min(n, REF_CHUNK)
-        rows = int(min(MAX_BLOCK_ROWS * 4, max(MIN_BLOCK_ROWS, HEAP_BLOCK_BYTES // (4 * chunk))))
+        # at high dimension the product dominates and wants fat blocks; at low dimension the score
+        # matrix does, and wants blocks that stay in the caches
+        fat = WIDE_BLOCK_ROWS if self.ref.shape[1] >= WIDE_DIM else MIN_BLOCK_ROWS
+        rows = int(min(MAX_BLOCK_ROWS * 4, max(fat, HEAP_BLOCK_BYTES // (4 * chunk))))
         for a in range(0, nq, rows):
             b = min(nq, a + rows)
             for c in range(0, n, chunk):
