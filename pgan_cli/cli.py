@@ -54,7 +54,7 @@ class PipelineOrderGroup(TyperGroup):
         except ce.ClickException as e:
             report_error("pgan", e.format_message())
             rv = e.exit_code
-        except (ce.Abort, KeyboardInterrupt):
+        except (getattr(ce, "Abort", KeyboardInterrupt), KeyboardInterrupt):  # Abort: not in every typer
             report_error("pgan", "interrupted")
             rv = EXIT_INTERRUPTED
         if not standalone_mode:
