@@ -33,6 +33,7 @@ DEFAULT_SHADOW_MODELS = 20      # shadow generators per run: 10 in- and 10 out-s
 MAX_SHADOW_MODELS = 1000
 DEFAULT_SHADOW_TARGETS = 5      # targets per side (members, non-members) of the shadow attack
 MAX_SHADOW_TARGETS = 1000
+MAX_SHADOW_COPIES = 1000        # copies of each inserted target in a shadow training set
 DEFAULT_PRDC_K = 5               # Naeem et al. 2020
 MAX_K = 2048                     # neighbours per query (FAISS GPU k-selection limit)
 # Pixels decoded at once (one PNG/JPEG/TIFF frame, one image of an NPY stack, a whole NPZ member,

@@ -66,8 +66,8 @@ from pgan_cli.attacks import keys as K
 from pgan_cli.attacks.base import GENERATOR, REFERENCE, SYNTHETIC, Attack, AttackInputs, check_space, register
 from pgan_cli.attacks.logan import check_generator_space, single_thread
 from pgan_cli.errors import InputError, PganError
-from pgan_cli.params import (DEFAULT_SHADOW_MODELS, DEFAULT_SHADOW_TARGETS, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS,
-                             Interval, Optional_, Options, check)
+from pgan_cli.params import (DEFAULT_SHADOW_MODELS, DEFAULT_SHADOW_TARGETS, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS,
+                             MAX_SHADOW_TARGETS, Interval, Optional_, Options, check)
 
 CLASSIFIERS = ("shared", "per-target")
 EXPOSED_FRACTION = 0.5            # of each side's targets: the most exposed by DCR; the rest at random
@@ -170,9 +170,10 @@ class ShadowPlan:
 
 
 def plan_shadows(n_shadows: int, target_digests: list[str], data_n: int, n_reference: int, seed: int,
-                 recipe_sha: str, reference_sha: str, n_synthetic: int) -> list[ShadowPlan]:
+                 recipe_sha: str, reference_sha: str, n_synthetic: int, copies: int = 1) -> list[ShadowPlan]:
     """Complementary pairs: shadow 2j holds a random half A_j of the targets, shadow 2j+1 the rest,
-    both over the same background sample of the reference (an odd last shadow holds A_j alone).
+    both over the same background sample of the reference (an odd last shadow holds A_j alone);
+    each inserted target ``copies`` times, the background filling the rest of ``data_n`` records.
     ``target_digests`` must be in a canonical order (sorted), so the same targets give the same plan."""
     nt = len(target_digests)
     plans = []
@@ -183,9 +184,9 @@ def plan_shadows(n_shadows: int, target_digests: list[str], data_n: int, n_refer
         half[rng.permutation(nt)[: nt // 2]] = True
         inserted = half if k % 2 == 0 else ~half
         order = rng.permutation(n_reference)
-        background = np.sort(order[: data_n - int(inserted.sum())])
+        background = np.sort(order[: data_n - copies * int(inserted.sum())])
         key = _digest({"recipe": recipe_sha, "reference": reference_sha, "targets": target_digests, "seed": seed,
-                       "index": k, "n_synthetic": n_synthetic, "design": DESIGN_VERSION})
+                       "index": k, "n_synthetic": n_synthetic, "copies": copies, "design": DESIGN_VERSION})
         plans.append(ShadowPlan(k, j, inserted, background, key, _seed(seed, k, 1), _seed(seed, k, 2)))
     return plans
 
@@ -230,23 +231,23 @@ def reference_radii(reference: np.ndarray, seed: int, device: str = "cpu") -> np
 
 
 def feature_names() -> list[str]:
-    edges = (0.0,) + HISTOGRAM_QUANTILES
-    return (["dcr", f"mean_distance_{KNN_MEAN}_closest"]
+    return (["minus_dcr", f"minus_mean_distance_{KNN_MEAN}_closest"]
             + [f"log1p_count_within_nn_q{q:g}" for q in RADIUS_QUANTILES]
-            + [f"share_in_reference_distance_q{a:g}-q{b:g}" for a, b in zip(edges[:-1], edges[1:])])
+            + [f"share_within_reference_distance_q{q:g}" for q in HISTOGRAM_QUANTILES])
 
 
 def set_features(d: np.ndarray, radii: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Features of one synthetic set relative to each target: ``d`` (n_targets, |S'|) distances,
-    ``edges`` (n_targets, bins) the histogram's upper edges per target. Returns (n_targets, F)."""
+    """Features of one synthetic set relative to each target, each oriented to grow with the
+    synthetic mass near the target: ``d`` (n_targets, |S'|) distances, ``radii`` the count radii,
+    ``edges`` (n_targets, bins) the histogram's edges per target (the histogram as cumulative
+    shares at its edges). Returns (n_targets, F) in the order of :func:`feature_names`."""
     ds = np.sort(d, axis=1)
     n = d.shape[1]
     dcr = ds[:, 0]
     near = ds[:, : min(KNN_MEAN, n)].mean(1)
     counts = np.stack([np.log1p((d < r).sum(1)) for r in radii], axis=1)
-    below = np.stack([(d < edges[:, [b]]).sum(1) for b in range(edges.shape[1])], axis=1) / n
-    hist = np.diff(np.concatenate([np.zeros((len(d), 1)), below], axis=1), axis=1)
-    return np.concatenate([dcr[:, None], near[:, None], counts, hist], axis=1)
+    within = np.stack([(d < edges[:, [b]]).sum(1) for b in range(edges.shape[1])], axis=1) / n
+    return np.concatenate([-dcr[:, None], -near[:, None], counts, within], axis=1)
 
 
 def histogram_edges(targets: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -263,25 +264,52 @@ def standardise(shadow: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ..
     return ((shadow - mu) / sd,) + tuple((o - mu) / sd for o in others)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, seed: int):
-    from sklearn.linear_model import LogisticRegression
+def _logistic(x: np.ndarray, y: np.ndarray, monotone: bool = True) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression: weights and intercept minimising scikit-learn's objective
+    C Σ log(1 + exp(-y' (x·w + b))) + ½‖w‖² (intercept not penalised); ``monotone``: every weight
+    >= 0 (L-BFGS-B with bounds), since each feature grows with the synthetic mass near the target."""
+    if not monotone:
+        from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C_REGULARISATION, max_iter=5000, random_state=seed).fit(x, y)
+        clf = LogisticRegression(C=C_REGULARISATION, max_iter=5000).fit(x, y)
+        return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    x = np.asarray(x, dtype=np.float64)
+    ys = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    f = x.shape[1]
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:f], theta[f]
+        m = ys * (x @ w + b)
+        dm = -expit(-m) * ys  # d log(1 + e^-m) / d(x·w + b)
+        loss = C_REGULARISATION * np.logaddexp(0.0, -m).sum() + 0.5 * w @ w
+        grad = np.r_[C_REGULARISATION * (x.T @ dm) + w, C_REGULARISATION * dm.sum()]
+        return float(loss), grad
+
+    res = minimize(objective, np.zeros(f + 1), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * f + [(None, None)], options={"maxiter": 5000})
+    return res.x[:f], float(res.x[f])
 
 
 def fit_predict(z_shadow: np.ndarray, labels: np.ndarray, z_release: np.ndarray, classifier: str = "shared",
-                seed: int = 0) -> np.ndarray:
+                monotone: bool = True) -> np.ndarray:
     """The membership logit of each target on the release: ``z_shadow`` (K, n_targets, F)
     standardised features, ``labels`` (K, n_targets) 1 = in, ``z_release`` (n_targets, F)."""
     k, nt, f = z_shadow.shape
     if classifier == "shared":
-        return _logistic(z_shadow.reshape(k * nt, f), labels.reshape(-1), seed).decision_function(z_release)
-    return np.array([_logistic(z_shadow[:, i, :], labels[:, i], seed).decision_function(z_release[i: i + 1])[0]
-                     for i in range(nt)])
+        w, b = _logistic(z_shadow.reshape(k * nt, f), labels.reshape(-1), monotone)
+        return z_release @ w + b
+    out = np.empty(nt)
+    for i in range(nt):
+        w, b = _logistic(z_shadow[:, i, :], labels[:, i], monotone)
+        out[i] = z_release[i] @ w + b
+    return out
 
 
 def validation_auc(z_shadow: np.ndarray, labels: np.ndarray, pairs: np.ndarray, classifier: str,
-                   seed: int = 0) -> float | None:
+                   monotone: bool = True) -> float | None:
     """AUC of the classifier on shadow sets it was not fitted on (folds by shadow pair, at most 5):
     whether the shadows carry a membership signal at all. None with fewer than 2 pairs."""
     from pgan_cli.attacks.evaluation import auc
@@ -296,12 +324,13 @@ def validation_auc(z_shadow: np.ndarray, labels: np.ndarray, pairs: np.ndarray, 
         zs, ls = z_shadow[~test], labels[~test]
         if classifier == "shared":
             if len(np.unique(ls)) == 2:
-                clf = _logistic(zs.reshape(-1, f), ls.reshape(-1), seed)
-                scores[test] = clf.decision_function(z_shadow[test].reshape(-1, f)).reshape(int(test.sum()), nt)
+                w, b = _logistic(zs.reshape(-1, f), ls.reshape(-1), monotone)
+                scores[test] = z_shadow[test] @ w + b
             continue
         for i in range(nt):
             if len(np.unique(ls[:, i])) == 2:
-                scores[test, i] = _logistic(zs[:, i, :], ls[:, i], seed).decision_function(z_shadow[test, i, :])
+                w, b = _logistic(zs[:, i, :], ls[:, i], monotone)
+                scores[test, i] = z_shadow[test, i, :] @ w + b
     return float(auc(scores.reshape(-1), labels.reshape(-1)))
 
 
@@ -332,7 +361,8 @@ def _load_finished(work: Path, plan: ShadowPlan, n_synthetic: int, dim: int) -> 
 
 
 def _train_one(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarray, target_digests: list[str],
-               reference: np.ndarray, n_synthetic: int, device: str, manifest: dict) -> tuple[np.ndarray, dict]:
+               reference: np.ndarray, n_synthetic: int, device: str, manifest: dict,
+               copies: int = 1) -> tuple[np.ndarray, dict]:
     """Train, sample and commit one shadow (checkpoint, samples, manifest) as one output set."""
     from pgan_cli.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
@@ -342,7 +372,8 @@ def _train_one(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarray
     from pgan_cli.training.run import train_file
 
     t_cpu, t_wall = time.process_time(), time.perf_counter()
-    x = np.concatenate([reference[plan.background], targets[plan.inserted]]).astype(np.float32)
+    x = np.concatenate([reference[plan.background], np.repeat(targets[plan.inserted], copies, axis=0)])
+    x = x.astype(np.float32)
     x = x[np.random.default_rng(plan.training_seed).permutation(len(x))]
     trainer = {}
     if recipe.dp is not None:
@@ -371,7 +402,7 @@ def _train_one(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarray
                       kind=recipe.kind)
         m = {**manifest, "format": formats.SHADOW_RUN, "format_version": 1, "key": plan.key, "index": plan.index,
              "pair": plan.pair, "training_seed": plan.training_seed, "sample_seed": plan.sample_seed,
-             "training_size": len(x), "background_rows": int(len(plan.background)),
+             "training_size": len(x), "background_rows": int(len(plan.background)), "copies": copies,
              "targets_in": [d for d, a in zip(target_digests, plan.inserted) if a],
              "targets_out": [d for d, a in zip(target_digests, plan.inserted) if not a],
              "files": {"generator.pt": sha256_file(gen_path), "samples.h5": sha256_file(sample_path)},
@@ -406,9 +437,12 @@ class Shadow(Attack):
         self.classifier = check("classifier", given("classifier", "shared"), Options(CLASSIFIERS)).lower()
         self.exposed_fraction = check("exposed_fraction", given("exposed_fraction", EXPOSED_FRACTION),
                                       Interval(0.0, 1.0, real=True))
+        self.copies = check("shadow_copies", given("shadow_copies", 1), Interval(1, MAX_SHADOW_COPIES))
+        self.monotone = bool(given("monotone", True))
         self.shadow_dir = p.get("shadow_dir")
         self.params = {K.KEY_SHADOW_MODELS: self.n_shadows, "targets_per_side": self.n_targets,
-                       "shadow_steps": self.shadow_steps, "classifier": self.classifier,
+                       "shadow_steps": self.shadow_steps, "shadow_copies": self.copies,
+                       "classifier": self.classifier, "monotone": self.monotone,
                        "exposed_fraction": self.exposed_fraction,
                        "shadow_dir": None if self.shadow_dir is None else str(self.shadow_dir)}
         self._selection: list[dict[str, Any]] | None = None
@@ -420,16 +454,17 @@ class Shadow(Attack):
         self.recipe = recipe_from_checkpoint(ck, self.shadow_steps)
         check_generator_space(inputs.synthetic, ck)
         check_space(inputs.synthetic, inputs.reference, "reference")
-        nt_max = 2 * self.n_targets
-        need = self.recipe.data_n - nt_max // 2
+        nt_max, c = 2 * self.n_targets, self.copies
+        need = self.recipe.data_n - c * (nt_max // 2)
         if len(inputs.reference) < need:
             raise InputError(f"shadow: each shadow training set has the release's {self.recipe.data_n} records "
                              f"(data_n in {ck.path}), up to {need} of them from the reference, which has "
                              f"{len(inputs.reference)}; give more reference records (e.g. `pgan data split "
                              f"--fractions 0.25,0.25,0.5`) or fewer members")
-        if self.recipe.data_n < nt_max - nt_max // 2:
-            raise InputError(f"shadow: {2 * self.n_targets} targets do not fit in training sets of "
-                             f"{self.recipe.data_n} records; ask for fewer --targets")
+        if self.recipe.data_n < c * (nt_max - nt_max // 2):
+            raise InputError(f"shadow: {nt_max - nt_max // 2} inserted targets x {c} copies do not fit in "
+                             f"training sets of {self.recipe.data_n} records; ask for fewer --targets or "
+                             f"--shadow-copies")
         return self
 
     # -- whom to target
@@ -482,7 +517,7 @@ class Shadow(Attack):
         reference_sha = hashlib.sha256(np.ascontiguousarray(R, dtype=np.float32).tobytes()).hexdigest()
         recipe = self.recipe
         plans = plan_shadows(self.n_shadows, d_sorted, recipe.data_n, len(R), inp.seed, recipe.sha256,
-                             reference_sha, len(S))
+                             reference_sha, len(S), self.copies)
         manifest = {"recipe": recipe.as_json(), "recipe_sha256": recipe.sha256, "reference_sha256": reference_sha,
                     "seed": inp.seed, "n_synthetic": len(S), "generator_sha256": inp.generator.sha256}
         sets, metas = self._shadow_sets(plans, recipe, t_sorted, d_sorted, R, len(S), manifest)
@@ -495,8 +530,8 @@ class Shadow(Attack):
         f_release = set_features(pairwise_distances(t_space, space(S)), radii, edges)
         labels = np.stack([p.inserted for p in plans]).astype(np.int64)
         z_shadow, z_release = standardise(f_shadow, f_release)
-        logit_sorted = fit_predict(z_shadow, labels, z_release, self.classifier, inp.seed)
-        val = validation_auc(z_shadow, labels, np.array([p.pair for p in plans]), self.classifier, inp.seed)
+        logit_sorted = fit_predict(z_shadow, labels, z_release, self.classifier, self.monotone)
+        val = validation_auc(z_shadow, labels, np.array([p.pair for p in plans]), self.classifier, self.monotone)
         logit = np.empty(len(targets))
         logit[order] = logit_sorted
         prob = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
@@ -517,8 +552,10 @@ class Shadow(Attack):
             K.KEY_SHADOWS_TRAINED: trained, K.KEY_SHADOWS_REUSED: self.n_shadows - trained,
             "design": ("complementary pairs over one background sample of the reference: each target is in one "
                        "shadow of every pair and out of the other (TAPAS multi-target)"),
-            "classifier_description": (f"{self.classifier} logistic regression (C = {C_REGULARISATION:g}) on features standardised "
-                           f"per target over its shadow sets"),
+            "classifier_description": (
+                f"{self.classifier} logistic regression (L2, C = {C_REGULARISATION:g}"
+                f"{', weights >= 0' if self.monotone else ''}) on features standardised per target over its "
+                f"shadow sets"),
             "features": feature_names(), "radii": radii.tolist(),
             "feature_space": ("standardised with the checkpoint's data_scaling"
                               if inp.generator.data_scaling.get("kind") == "standardize" else "the data space"),
@@ -557,7 +594,7 @@ class Shadow(Attack):
                     found = None if temporary else _load_finished(work, plan, n_synthetic, dim)
                     if found is None:
                         x, m = _train_one(work, plan, recipe, targets, digests, reference, n_synthetic,
-                                          self.inputs.device, manifest)
+                                          self.inputs.device, manifest, self.copies)
                         m = {**m, "_new": True}
                         trained += 1
                     else:

@@ -28,7 +28,7 @@ from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, RE
                                    AttackInputs, get_attack, plan)
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
 from pgan_cli.errors import InputError
-from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval, Optional_, check,
+from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval, Optional_, check,
                              constrained)
 from pgan_cli.attacks.cache import NeighborCache
 
@@ -228,28 +228,26 @@ def check_bootstrap(bootstrap: int) -> int:
     return bootstrap
 
 
-SHADOW_OPTIONS = ("shadow_models", "targets", "shadow_dir", "shadow_steps")
-
-
 @constrained(shadow_models=Optional_(Interval(2, MAX_SHADOW_MODELS)), targets=Optional_(Interval(1, MAX_SHADOW_TARGETS)),
-             shadow_steps=Optional_(Interval(1, None)))
+             shadow_steps=Optional_(Interval(1, None)), shadow_copies=Optional_(Interval(1, MAX_SHADOW_COPIES)))
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
                 generator: Path | None = None, reference_generator: Path | None = None,
                 methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
                 bootstrap: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu", *,
                 shadow_models: int | None = None, targets: int | None = None, shadow_dir: Path | None = None,
-                shadow_steps: int | None = None) -> dict:
+                shadow_steps: int | None = None, shadow_copies: int | None = None) -> dict:
     """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON.
 
     ``device``: torch device of the white-box attacks and of shadow training; ``knn_device``:
     FAISS device of the neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``). ``shadow_models``,
-    ``targets``, ``shadow_dir``, ``shadow_steps``: the shadow attack's (None: its defaults)."""
+    ``targets``, ``shadow_dir``, ``shadow_steps``, ``shadow_copies``: the shadow attack's (None: its
+    defaults)."""
     from pgan_cli.params import OptionError
     from pgan_cli.provenance import make_provenance, shown_path
 
     n_boot = check_bootstrap(bootstrap)
     shadow = {k: v for k, v in (("shadow_models", shadow_models), ("targets", targets), ("shadow_dir", shadow_dir),
-                                ("shadow_steps", shadow_steps)) if v is not None}
+                                ("shadow_steps", shadow_steps), ("shadow_copies", shadow_copies)) if v is not None}
     named = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     if shadow and "shadow" not in named:
         raise OptionError(" and ".join(f"${k}" for k in shadow) + " set the shadow attack, which runs only when "

@@ -42,6 +42,9 @@ def attack_cmd(
                                                  "temporary folder, removed].", file_okay=False)] = None,
     shadow_steps: Annotated[Optional[int], typer.Option("--shadow-steps", help="shadow: generator steps per shadow "
                                                         "instead of the release's recipe (recorded in the result).")] = None,
+    shadow_copies: Annotated[Optional[int], typer.Option("--shadow-copies", help="shadow: copies of a target in a shadow "
+                                                         "training set that holds it (1: the record once; more: would "
+                                                         "a record repeated that often be found).")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -70,7 +73,7 @@ def attack_cmd(
     result = audit_files(members, non_members, synthetic, reference, generator, reference_generator, methods,
                          scores, seed, dev, bootstrap, distances, knn_device=attack_knn_device(device),
                          shadow_models=shadow_models, targets=targets, shadow_dir=shadow_dir,
-                         shadow_steps=shadow_steps)
+                         shadow_steps=shadow_steps, shadow_copies=shadow_copies)
     if json_out:
         console.emit_json(result)
         return
