@@ -91,7 +91,8 @@ def _digest(obj: Any) -> str:
 
 def _seed(*parts: int) -> int:
     """A training or sampling seed in [0, 2^62) derived from the run's seed and the shadow's index."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(1, np.uint64)[0] >> 2)
+    seq = np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts])
+    return int(seq.generate_state(1, np.uint64)[0] >> 2)
 
 
 # ---- the recipe --------------------------------------------------------------------------------
@@ -130,7 +131,8 @@ def recipe_from_checkpoint(ck, shadow_steps: int | None = None) -> Recipe:
                          f"an unconditional release")
     data_n = cfg["data_n"]
     if not isinstance(data_n, int) or isinstance(data_n, bool) or data_n < 2:
-        raise InputError(f"shadow: the checkpoint {where} records a training size data_n = {data_n!r}; need a count >= 2")
+        raise InputError(f"shadow: the checkpoint {where} records a training size data_n = {data_n!r}; "
+                         f"need a count >= 2")
     options = {k: cfg[k] for k in RECIPE_KEYS}
     notes = []
     progress = ck.progress or {}
@@ -421,7 +423,8 @@ class Shadow(Attack):
     only_by_name = "trains shadow generators with the release's recipe (minutes to hours); name it: --methods shadow"
     citation = ("Stadler, Oprisanu & Troncoso, USENIX Security 2022; Houssiau et al., TAPAS, 2022 "
                 "(shadow modelling, multi-target)")
-    summary = "P(member) from a classifier fitted on synthetic sets of shadow generators trained with and without the target"
+    summary = ("P(member) from a classifier fitted on synthetic sets of shadow generators trained with and "
+               "without the target")
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -579,8 +582,9 @@ class Shadow(Attack):
             if os.path.lexists(work) and not work.is_dir():
                 raise InputError(f"--shadow-dir {work} is a file, not a folder; writing there would replace it")
             make_dirs(work)
-        console.log(f"shadow: {len(plans)} shadow generators ({recipe.options['arch']}/{recipe.options['net']}, "
-                    f"{'%s steps' % recipe.options['steps'] if recipe.options.get('steps') else '%s epochs' % recipe.options['epochs']}"
+        o = recipe.options
+        length = f"{o['steps']} steps" if o.get("steps") else f"{o['epochs']} epochs"
+        console.log(f"shadow: {len(plans)} shadow generators ({o['arch']}/{o['net']}, {length}"
                     f" on {recipe.data_n} records) for {len(digests)} targets in "
                     f"{'a temporary folder (give --shadow-dir to keep them)' if temporary else work}")
         for note in recipe.notes:

@@ -28,8 +28,8 @@ from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, RE
                                    AttackInputs, get_attack, plan)
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
 from pgan_cli.errors import InputError
-from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval, Optional_, check,
-                             constrained)
+from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval,
+                             Optional_, check, constrained)
 from pgan_cli.attacks.cache import NeighborCache
 
 
@@ -228,8 +228,8 @@ def check_bootstrap(bootstrap: int) -> int:
     return bootstrap
 
 
-@constrained(shadow_models=Optional_(Interval(2, MAX_SHADOW_MODELS)), targets=Optional_(Interval(1, MAX_SHADOW_TARGETS)),
-             shadow_steps=Optional_(Interval(1, None)), shadow_copies=Optional_(Interval(1, MAX_SHADOW_COPIES)))
+@constrained(shadow_models=Optional_(Interval(2, MAX_SHADOW_MODELS)),
+             targets=Optional_(Interval(1, MAX_SHADOW_TARGETS)), shadow_steps=Optional_(Interval(1, None)), shadow_copies=Optional_(Interval(1, MAX_SHADOW_COPIES)))
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
                 generator: Path | None = None, reference_generator: Path | None = None,
                 methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
