@@ -16,7 +16,7 @@ _pgan_words() {
     local words
     case "$1" in
         "") words="attack audit cluster completions data dp-audit embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
-        "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --seed --device --json --help" ;;
+        "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --shadow-models --targets --shadow-dir --shadow-steps --shadow-copies --seed --device --json --help" ;;
         "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
         "cluster") words="--output -o --method -m -k --k --epochs --heads --overcluster --batch-size --repeats --seed --device --json --help" ;;
         "completions") words="--write --help" ;;

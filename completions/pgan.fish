@@ -34,6 +34,11 @@ complete -c pgan -n '__fish_seen_subcommand_from attack' -l scores -d 'Write per
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l bootstrap -d 'Bootstrap resamples for the AUC interval (0 - no interval; 10 to 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l distances -d 'Also compute the distance metrics (needs --synthetic).' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l no-distances -d 'Also compute the distance metrics (needs --synthetic).' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l shadow-models -d 'shadow - generators trained with the releases recipe (at least 2) (default - 20)' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l targets -d 'shadow - targets per side (members, holdout) - half the most exposed by DCR, hal' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l shadow-dir -d 'shadow - work folder for the shadow generators and their samples; a re-run reuse' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l shadow-steps -d 'shadow - generator steps per shadow instead of the releases recipe (recorded in ' -r
+complete -c pgan -n '__fish_seen_subcommand_from attack' -l shadow-copies -d 'shadow - copies of a target in a shadow training set that holds it (1 - the reco' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from attack' -l json -d 'Print the result as JSON on stdout.' -r

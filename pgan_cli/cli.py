@@ -109,7 +109,7 @@ def _print_traceback(exc: BaseException) -> None:
 
 # Parameters that name what a command writes; every other path parameter is one of its inputs.
 OUTPUT_FILES = ("output", "scores", "summary", "log", "grid", "save_model")
-OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write")
+OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "shadow_dir")
 SEED_RANGE = (0, 2**63 - 1)
 
 

@@ -18,7 +18,9 @@ stamp they do not know with one line. Each format has one module that writes and
 - ``pgan-dp-audit``, ``pgan dp-audit --json``: :mod:`pgan_cli.privacy.one_run_audit`;
 - ``pgan-summary``, ``summary.json``: :mod:`pgan_cli.report.summary` (read by
   :mod:`pgan_cli.report.results` with the other results);
-- the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.training.callbacks`.
+- the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.training.callbacks`;
+- ``pgan-shadow-run``, the manifest of one shadow generator in ``pgan attack --shadow-dir``:
+  :mod:`pgan_cli.attacks.shadow`.
 
 See ``docs/FORMAT.md``.
 """
@@ -41,6 +43,7 @@ CLUSTERS = "pgan-clusters"
 CHECKPOINT = "pgan-checkpoint"
 EMBEDDING_MODEL = "pgan-embedding"
 EMBEDDED_SET = "pgan-embedded-set"  # the JSON sidecar of an embedded set's NPY file
+SHADOW_RUN = "pgan-shadow-run"  # shadow.json beside one shadow generator (pgan attack --shadow-dir)
 RESULT_VERSION = 1  # the layout version of the JSON results above
 
 JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY, DP_AUDIT)

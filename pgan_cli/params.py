@@ -29,6 +29,11 @@ DEFAULT_PERMUTATIONS = 1000      # MMD permutation test, Venkatraman's ROC test
 DEFAULT_BOOTSTRAP = 1000         # resamples of an attack's AUC interval
 MAX_PERMUTATIONS = 100_000       # beyond this the Monte-Carlo error (~1/sqrt(B)) no longer matters
 MAX_BOOTSTRAP = 100_000
+DEFAULT_SHADOW_MODELS = 20      # shadow generators per run: 10 in- and 10 out-sets per target
+MAX_SHADOW_MODELS = 1000
+DEFAULT_SHADOW_TARGETS = 5      # targets per side (members, non-members) of the shadow attack
+MAX_SHADOW_TARGETS = 1000
+MAX_SHADOW_COPIES = 1000        # copies of each inserted target in a shadow training set
 DEFAULT_PRDC_K = 5               # Naeem et al. 2020
 MAX_K = 2048                     # neighbours per query (FAISS GPU k-selection limit)
 # Pixels decoded at once (one PNG/JPEG/TIFF frame, one image of an NPY stack, a whole NPZ member,

@@ -7,7 +7,11 @@ An attack is an object with
   ``optional`` (inputs it uses when given), ``citation`` and ``summary``;
 - ``fit(inputs: AttackInputs) -> self``;
 - ``score(candidates: np.ndarray) -> np.ndarray`` of one float per candidate row, oriented so
-  that higher means "more likely a member" (docs/attacks.md).
+  that higher means "more likely a member" (docs/attacks.md);
+- optionally ``targets(candidates, truth)``: the rows it scores, for attacks whose cost grows
+  with every candidate (shadow modelling scores a few chosen targets; the suite evaluates it over
+  them), ``details()``: one JSON object per scored row, and ``only_by_name``: the reason
+  ``--methods all`` leaves it out (it must be named).
 
 Register one with ``@register``; :func:`get_attack` builds it by name, :func:`plan` tells which
 attacks can run on the inputs given and why others cannot.
@@ -60,6 +64,7 @@ class Attack:
     whitebox: ClassVar[bool] = False
     citation: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    only_by_name: ClassVar[str] = ""  # non-empty: "all" skips it with this reason (e.g. it trains models)
 
     def __init__(self, **params: Any):
         self.params = params
@@ -74,6 +79,17 @@ class Attack:
 
     def score(self, candidates: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def targets(self, candidates: np.ndarray, truth: np.ndarray) -> np.ndarray | None:
+        """Rows of ``candidates`` this attack scores; None (the default) scores every candidate.
+
+        ``truth`` (1 member, 0 non-member) is the auditor's: an attack may use it to choose whom to
+        target from each side, never to score."""
+        return None
+
+    def details(self) -> list[dict[str, Any]] | None:
+        """One JSON object per scored row (for attacks with :meth:`targets`), or None."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Parameters actually used (goes into the JSON next to the figures)."""
@@ -99,7 +115,7 @@ def register(cls: type[Attack]) -> type[Attack]:
 def _load_all() -> None:
     # importing the family modules registers their attacks
     from pgan_cli.attacks import (dcr, density, domias, gan_leaks, logan,  # noqa: F401
-                                  pairwise)
+                                  pairwise, shadow)
 
 
 def names(blackbox_only: bool = False) -> list[str]:
@@ -122,8 +138,9 @@ def get_attack(name: str, **params: Any) -> Attack:
 def plan(methods: str | list[str], given: set[str], dim: int | None = None) -> tuple[list[str], dict[str, str]]:
     """Which attacks to run: ``methods`` is "all" or a list/comma-separated string of names.
 
-    With "all", attacks whose inputs are missing, or that refuse ``dim`` dimensions, are skipped
-    (returned with the reason); a named attack whose input is missing raises :class:`UsageError`
+    With "all", attacks whose inputs are missing, that refuse ``dim`` dimensions, or that run
+    only when named (``only_by_name``: shadow modelling trains generators) are skipped (returned
+    with the reason); a named attack whose input is missing raises :class:`UsageError`
     (exit 2), and a named attack that refuses the dimension raises its own clear error.
     """
     _load_all()
@@ -140,6 +157,8 @@ def plan(methods: str | list[str], given: set[str], dim: int | None = None) -> t
             limit = REGISTRY[n].max_dims
             if missing:
                 skipped[n] = "needs " + ", ".join(INPUT_OPTIONS[m] for m in missing)
+            elif REGISTRY[n].only_by_name:
+                skipped[n] = REGISTRY[n].only_by_name
             elif limit is not None and dim is not None and dim > limit:
                 skipped[n] = (f"works on at most {limit} dimensions, the sets have {dim}; "
                               f"attack a `pgan embed` space (e.g. --method pca --dim 32) to include it")

@@ -4,7 +4,8 @@ Reports, audits and tests import these constants instead of repeating strings
 (as torch-fidelity's ``KEY_METRIC_FID``). The JSON layout::
 
     {"attacks":   {"<method>": {"auc", "auc_ci", "tpr_at_fpr": {"0.001", "0.01", "0.1"},
-                                "advantage", "balanced_accuracy", "epsilon_lower_bound", ...}},
+                                "advantage", "balanced_accuracy", "epsilon_lower_bound", ...,
+                                "targets": [...] (attacks scored over chosen targets: shadow)}},
      "distances": {"dcr": {...}, "dcr_share", "nndr", "nnaa", "nnaa_privacy_loss",
                    "authenticity", "data_copying_ct", "near_copies"},
      "sets":      {...},
@@ -40,6 +41,23 @@ KEY_N_NON_MEMBERS = "n_non_members"
 KEY_REFERENCE = "reference"
 KEY_WHITE_BOX = "white_box"  # true: needs the generator or discriminator (the presets gate black-box only)
 KEY_PARAMS = "params"
+# attacks that score chosen targets (``Attack.targets``; shadow modelling): one object per target
+KEY_TARGETS = "targets"                  # [{"source", "index", "member", "score", ...}]
+KEY_TARGET_SOURCE = "source"             # "members" or "holdout"
+KEY_TARGET_INDEX = "index"               # row in the --members or --holdout file
+KEY_TARGET_MEMBER = "member"             # 1 member, 0 non-member (the truth the AUC is computed on)
+KEY_TARGET_SCORE = "score"               # the attack's score (higher = member)
+KEY_MEMBERSHIP_PROBABILITY = "membership_probability"  # shadow: the classifier's P(member)
+KEY_TARGET_CHOSEN = "chosen"             # "exposed" (smallest DCR on its side) or "random"
+KEY_TARGET_DCR = "dcr"                   # the target's distance to the closest released record
+# shadow modelling's parameters (``attacks.shadow.params``)
+KEY_SHADOW_MODELS = "shadow_models"
+KEY_SHADOWS_TRAINED = "shadows_trained"
+KEY_SHADOWS_REUSED = "shadows_reused"
+KEY_SHADOW_VALIDATION_AUC = "shadow_validation_auc"  # the classifier on held-out shadow pairs
+KEY_RECIPE = "recipe"
+KEY_RECIPE_SHA256 = "recipe_sha256"
+KEY_CPU_MINUTES_PER_TARGET = "cpu_minutes_per_target"
 ATTACK_KEYS = (KEY_AUC, KEY_AUC_CI, KEY_TPR_AT_FPR, KEY_ADVANTAGE, KEY_BALANCED_ACCURACY,
                KEY_EPSILON_LOWER_BOUND)
 
@@ -72,6 +90,8 @@ SCORES_DCR_HOLDOUT = "dcr_holdout_to_members"       # float64 (|H|,): d(h, M)
 SCORES_DCR_SYNTHETIC_HOLDOUT = "dcr_synthetic_to_holdout"  # float64 (|S|,): d(s, H)
 SCORES_NEAREST_MEMBER = "nearest_member"            # int64 (|S|,): index of s's nearest member
 SCORES_AUTHENTIC = "authentic"                      # int8 (|S|,): 1 authentic, 0 not
+SCORES_TARGETS_GROUP = "targets"              # targets/<method>/{score, membership, candidate_index,
+SCORES_TARGET_SCORE = "score"                 #   candidate_source}: attacks that score chosen targets
 SCORES_FORMAT = ATTACK_SCORES
 SCORES_FORMAT_VERSION = 1
 

@@ -7,6 +7,10 @@ the JSON result with its provenance.
 Unequal |M| and |H|: the larger set is subsampled (seeded) to the size of the smaller for the
 attacks, so the candidates are balanced; the ``sets`` object says so and the scores file keeps
 each candidate's row in its own file.
+
+An attack that scores chosen targets rather than every candidate (``Attack.targets``: shadow
+modelling) is evaluated over its targets; its JSON entry lists them (``targets``) and the scores
+file keeps them under ``targets/<method>``, apart from the per-candidate ``scores/<method>``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, RE
                                    AttackInputs, get_attack, plan)
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
 from pgan_cli.errors import InputError
-from pgan_cli.params import MAX_BOOTSTRAP, Interval, check
+from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval,
+                             Optional_, check, constrained)
 from pgan_cli.attacks.cache import NeighborCache
 
 
@@ -38,6 +43,8 @@ class SuiteResult:
     candidate_index: np.ndarray | None = None
     candidate_source: np.ndarray | None = None
     distance_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    target_rows: dict[str, np.ndarray] = field(default_factory=dict)    # per-target attacks: candidate rows
+    target_scores: dict[str, np.ndarray] = field(default_factory=dict)  # ... and their scores
 
 
 def balanced_candidates(n_members: int, n_holdout: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -96,21 +103,37 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
                           synthetic_latents=synthetic_latents, synthetic_labels=synthetic_labels, cache=cache,
                           seed=seed, device=device)
     per_params = params or {}
-    attacks, scores = {}, {}
+    attacks, scores, target_rows, target_scores = {}, {}, {}, {}
+    cand_index = np.r_[mi, hi].astype(np.int64)
     for name in console.progress(run, description="attacks"):
         t0 = time.perf_counter()
         att = get_attack(name, **per_params.get(name, {}))
         att.fit(inputs)
-        s = check_scores(name, att.score(cand), len(cand))
-        rep = evaluate_attack(s, truth, seed=seed, n_boot=n_boot, name=name)
+        rows = att.targets(cand, truth)
+        if rows is None:
+            s = check_scores(name, att.score(cand), len(cand))
+            rep = evaluate_attack(s, truth, seed=seed, n_boot=n_boot, name=name)
+        else:
+            rows = np.asarray(rows, dtype=np.int64)
+            s = check_scores(name, att.score(np.ascontiguousarray(cand[rows])), len(rows))
+            rep = evaluate_attack(s, truth[rows], seed=seed, n_boot=n_boot, name=name)
+            extra = att.details() or [{} for _ in rows]
+            rep[K.KEY_TARGETS] = [{K.KEY_TARGET_SOURCE: "members" if truth[r] else "holdout",
+                                   K.KEY_TARGET_INDEX: int(cand_index[r]), K.KEY_TARGET_MEMBER: int(truth[r]),
+                                   K.KEY_TARGET_SCORE: float(v), **e} for r, v, e in zip(rows, s, extra)]
         rep[K.KEY_REFERENCE] = REGISTRY[name].citation
         rep[K.KEY_WHITE_BOX] = bool(REGISTRY[name].whitebox)
         rep[K.KEY_PARAMS] = att.describe()
         rep["seconds"] = round(time.perf_counter() - t0, 3)
-        attacks[name], scores[name] = rep, s
+        attacks[name] = rep
+        if rows is None:
+            scores[name] = s
+        else:
+            target_rows[name], target_scores[name] = rows, s
         ci = rep[K.KEY_AUC_CI]
         ci_text = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-        console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f}{ci_text} ({rep['seconds']:.1f} s)")
+        over = "" if rows is None else f" over {len(rows)} targets"
+        console.log(f"{name}: AUC {rep[K.KEY_AUC]:.3f}{ci_text}{over} ({rep['seconds']:.1f} s)")
     dist_summary, dist_arrays = None, {}
     if distances and S is not None:
         from pgan_cli.attacks.distances import privacy_distances
@@ -136,8 +159,9 @@ def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | 
         "score_orientation": "higher = more likely a member",
     }
     out = {K.KEY_ATTACKS: attacks, K.KEY_DISTANCES: dist_summary, K.KEY_SETS: sets, K.KEY_SKIPPED: skipped}
-    return SuiteResult(out, scores, truth, np.r_[mi, hi].astype(np.int64),
-                       np.r_[np.ones(len(mi)), np.zeros(len(hi))].astype(np.int8), dist_arrays)
+    return SuiteResult(out, scores, truth, cand_index,
+                       np.r_[np.ones(len(mi)), np.zeros(len(hi))].astype(np.int8), dist_arrays,
+                       target_rows, target_scores)
 
 
 def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Path:
@@ -165,6 +189,16 @@ def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Pat
             d = f.create_group(K.SCORES_DISTANCES_GROUP)
             for name, a in result.distance_arrays.items():
                 d.create_dataset(name, data=a)
+            if result.target_scores:  # attacks scored over chosen targets, one group each
+                f.attrs["target_methods"] = json.dumps(list(result.target_scores))
+                tg = f.create_group(K.SCORES_TARGETS_GROUP)
+                for name, s in result.target_scores.items():
+                    rows = result.target_rows[name]
+                    g = tg.create_group(name)
+                    g.create_dataset(K.SCORES_TARGET_SCORE, data=np.asarray(s, dtype=np.float64))
+                    g.create_dataset(K.SCORES_MEMBERSHIP, data=result.truth[rows].astype(np.int8))
+                    g.create_dataset(K.SCORES_CANDIDATE_INDEX, data=result.candidate_index[rows])
+                    g.create_dataset(K.SCORES_CANDIDATE_SOURCE, data=result.candidate_source[rows])
     return Path(path)
 
 
@@ -194,17 +228,30 @@ def check_bootstrap(bootstrap: int) -> int:
     return bootstrap
 
 
+@constrained(shadow_models=Optional_(Interval(2, MAX_SHADOW_MODELS)),
+             targets=Optional_(Interval(1, MAX_SHADOW_TARGETS)), shadow_steps=Optional_(Interval(1, None)), shadow_copies=Optional_(Interval(1, MAX_SHADOW_COPIES)))
 def audit_files(members: Path, non_members: Path, synthetic: Path | None = None, reference: Path | None = None,
                 generator: Path | None = None, reference_generator: Path | None = None,
                 methods: str = "all", scores: Path | None = None, seed: int = 0, device: str = "cpu",
-                bootstrap: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu") -> dict:
+                bootstrap: int = N_BOOTSTRAP, distances: bool = True, knn_device: str = "cpu", *,
+                shadow_models: int | None = None, targets: int | None = None, shadow_dir: Path | None = None,
+                shadow_steps: int | None = None, shadow_copies: int | None = None) -> dict:
     """``pgan attack``: load the files, run the suite, write ``scores`` (optional), return the JSON.
 
-    ``device``: torch device of the white-box attacks; ``knn_device``: FAISS device of the
-    neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``)."""
+    ``device``: torch device of the white-box attacks and of shadow training; ``knn_device``:
+    FAISS device of the neighbour searches (``cpu``, ``cuda:N``, ``cuda:all``). ``shadow_models``,
+    ``targets``, ``shadow_dir``, ``shadow_steps``, ``shadow_copies``: the shadow attack's (None: its
+    defaults)."""
+    from pgan_cli.params import OptionError
     from pgan_cli.provenance import make_provenance, shown_path
 
     n_boot = check_bootstrap(bootstrap)
+    shadow = {k: v for k, v in (("shadow_models", shadow_models), ("targets", targets), ("shadow_dir", shadow_dir),
+                                ("shadow_steps", shadow_steps), ("shadow_copies", shadow_copies)) if v is not None}
+    named = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    if shadow and "shadow" not in named:
+        raise OptionError(" and ".join(f"${k}" for k in shadow) + " set the shadow attack, which runs only when "
+                          "named: add shadow to $methods", *shadow, "methods")
     loaded = {}
     for what, p in (("members", members), ("non-members", non_members), ("synthetic", synthetic),
                     ("reference", reference)):
@@ -231,7 +278,8 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     result = run_suite(loaded["members"][0], loaded["non-members"][0], loaded["synthetic"][0],
                        loaded["reference"][0], ck, ref_ck, methods, synthetic_latents=s_info.get("latents"),
                        synthetic_labels=s_info.get("labels"), seed=seed, device=device, n_boot=n_boot,
-                       distances=distances, cache=NeighborCache(device=knn_device))
+                       distances=distances, cache=NeighborCache(device=knn_device),
+                       params={"shadow": shadow} if "shadow" in named else None)
     sets = result.json[K.KEY_SETS]
     for what, key in (("members", "members"), ("non-members", "non_members"), ("synthetic", "synthetic"),
                       ("reference", "reference")):
@@ -243,7 +291,9 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
     inputs = [p for p in (members, non_members, synthetic, reference, generator, reference_generator) if p is not None]
     prov = make_provenance(inputs, seed=seed, device=device, knn_device=knn_device, methods=methods,
                            n_bootstrap=n_boot,
-                           distances=distances, scores=None if scores is None else shown_path(scores))
+                           distances=distances, scores=None if scores is None else shown_path(scores),
+                           **({"shadow": {k: (shown_path(v) if k == "shadow_dir" else v) for k, v in shadow.items()}}
+                              if shadow else {}))
     if scores is not None:
         write_scores(scores, result, prov)
     from pgan_cli import formats
