@@ -179,3 +179,17 @@ def test_features_grow_with_mass_near_the_target():
     f_far = set_features(shadow_mod.pairwise_distances(t, far), radii, edges)
     f_near = set_features(shadow_mod.pairwise_distances(t, near), radii, edges)
     assert f_near[0, 0] == 0.0 and (f_near >= f_far).all() and (f_near > f_far).sum() >= 3
+
+
+def test_presets_leave_target_scored_attacks_to_explicit_gates():
+    """A shadow attack's AUC over a few targets is not under the presets' wildcard (docs/report.md);
+    an explicit gate on it still applies."""
+    from pgan_cli.report.gates import evaluate, parse_gate, preset_gates
+
+    summary = {"privacy": {"attacks": {
+        "dcr": {"auc": 0.52, "black_box": True, "targeted": False},
+        "shadow": {"auc": 0.9, "black_box": True, "targeted": True}}}}
+    paths = [r.path for r in evaluate(summary, preset_gates("default")[:1])]
+    assert paths == ["privacy.attacks.dcr.auc"]
+    explicit = evaluate(summary, [parse_gate("privacy.attacks.shadow.auc <= 0.8")])
+    assert [r.passed for r in explicit] == [False]

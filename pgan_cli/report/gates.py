@@ -184,12 +184,17 @@ def expand(summary: dict[str, Any], path: str) -> list[tuple[list[str], Any]]:
 
 
 def _black_box(summary: dict[str, Any], keys: list[str]) -> bool:
-    """Whether ``keys`` (``privacy.attacks.<name>...``) is under a black-box attack (or no attack)."""
+    """Whether ``keys`` (``privacy.attacks.<name>...``) is under an attack the presets gate (or no
+    attack): a black-box attack scored over every candidate. Attacks scored over a few chosen
+    targets (shadow modelling, ``targeted`` in the summary) are left to explicit ``--gate``s: with
+    the default 5 + 5 targets a chance-level AUC exceeds 0.60 in about a quarter of clean runs."""
     attacks = summary.get(KEY_PRIVACY, {}).get(KEY_ATTACKS, {})
     if len(keys) < 3 or not isinstance(attacks, dict):
         return True
     entry = attacks.get(keys[2])
-    return not isinstance(entry, dict) or bool(entry.get("black_box", True))
+    if not isinstance(entry, dict):
+        return True
+    return bool(entry.get("black_box", True)) and not entry.get("targeted", False)
 
 
 def evaluate(summary: dict[str, Any], gates: list[Gate]) -> list[GateResult]:

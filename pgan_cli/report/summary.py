@@ -212,6 +212,7 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                     raise FormatError(f"{res.path}: attacks.{name} does not say whether it is white-box "
                                       f"('{K.KEY_WHITE_BOX}'); re-run pgan attack")
                 entry[KEY_BLACK_BOX] = not fig[K.KEY_WHITE_BOX]
+                entry["targeted"] = isinstance(fig.get(K.KEY_TARGETS), list)  # scored over chosen targets
                 entry["space"] = res.space
                 attacks[label] = entry
             dist = data.get("distances")
