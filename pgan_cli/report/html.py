@@ -24,12 +24,14 @@ from pgan_cli.report.measure import labels_and_names as _labels_names
 from pgan_cli.report.results import KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair
 from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY
 
-SECTIONS = ("verdict", "attacks", "distances", "map", "samples", "training", "fidelity", "utility",
+SECTIONS = ("verdict", "attacks", "distances", "exposure", "map", "samples", "training", "fidelity", "utility",
             "provenance")
 SECTION_PAIRS = "closest-pairs"
 SECTION_COMPARISON = "comparison"
 SECTION_DP_AUDIT = "dp-audit"
+SECTION_EXPOSURE = "exposure"
 GRID_PER_CLASS = 8
+REAL_COLOUR, SYNTHETIC_COLOUR = "#1f77b4", "#ff7f0e"
 MAX_GRID_CLASSES = 10
 
 def _by_kind(results: list[ResultFile], kind: str) -> list[ResultFile]:
@@ -187,15 +189,26 @@ def map_section(page: PageData) -> str:
         ax = fig.add_subplot(rows, cols, i + 1)
         mm = np.ones(len(pm), bool) if c is None else lm == c
         ms = np.ones(len(ps), bool) if c is None else ls == c
-        ax.scatter(pm[mm, 0], pm[mm, 1], s=7, alpha=0.55, c="#1f77b4", label="real (members)", linewidths=0)
-        ax.scatter(ps[ms, 0], ps[ms, 1], s=7, alpha=0.55, c="#ff7f0e", label="synthetic", linewidths=0)
-        ax.set_title(f"{title} ({int(mm.sum())} real, {int(ms.sum())} synth.)", fontsize=9)
+        ax.scatter(pm[mm, 0], pm[mm, 1], s=6, alpha=0.35, c=REAL_COLOUR, label="real (members)", linewidths=0)
+        ax.scatter(ps[ms, 0], ps[ms, 1], s=6, alpha=0.35, c=SYNTHETIC_COLOUR, label="synthetic", linewidths=0)
+        dens = m.densities.get(c)
+        overlap = ""
+        if dens is not None:
+            for z, levels, colour in ((dens.real, dens.levels_real, REAL_COLOUR),
+                                      (dens.synthetic, dens.levels_synthetic, SYNTHETIC_COLOUR)):
+                if z is not None and len(set(levels)) == len(levels) > 0:
+                    ax.contour(dens.x, dens.y, z, levels=levels, colors=colour, linewidths=(0.8, 1.4))
+            if dens.overlap is not None:
+                overlap = f", overlap {dens.overlap:.2f}"
+        ax.set_title(f"{title} ({int(mm.sum())} real, {int(ms.sum())} synth.{overlap})", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         if i == 0:
             ax.legend(fontsize=7, markerscale=3)
     fig.tight_layout()
-    note = f'<p class="meta">Projection: {esc(used)}; up to {MAX_MAP_POINTS} points per set.</p>'
+    note = (f'<p class="meta">Projection: {esc(used)}; up to {MAX_MAP_POINTS} points per set. Contours: '
+            f'kernel densities (Gaussian, Scott\'s rule) enclosing 90% (thin) and 50% (thick) of each set; '
+            f'overlap: the shared density mass, 1 for identical densities.</p>')
     return section("map", note + img_tag(figure_png(fig), "2-D map of real and synthetic records per class"))
 
 
@@ -382,6 +395,36 @@ def dp_audit_section(summary: dict[str, Any]) -> str:
                                                    "confidence", "correct guesses", "canaries", "score", "result"]))
 
 
+def exposure_section(page: PageData, members=None, synthetic=None, show_real_images: bool = False) -> str:
+    ex = page.exposure
+    if ex is None or ex.unavailable or not ex.attacks:
+        return section(SECTION_EXPOSURE, na(ex.unavailable if ex and ex.unavailable else "not measured"))
+    from pgan_cli.report.exposure import FLAG_P
+
+    images = show_real_images and members is not None and synthetic is not None and members.kind == "images"
+    summary_rows = [[a.attack, a.space, a.n_members, a.singled_out, round(a.expected_by_chance, 1),
+                     ", ".join(str(m.row) for m in a.members if m.p_value <= FLAG_P) or "none"]
+                    for a in ex.attacks]
+    body = [table(summary_rows, ["attack", "space", "members", f"singled out (p <= {FLAG_P:g})",
+                                 "expected by chance", "rows singled out, highest first"])]
+    for a in ex.attacks:
+        rows, classes = [], []
+        for rank, m in enumerate(a.members, 1):
+            row = [rank, m.row, m.score, m.p_value, m.distance, m.nearest_synthetic]
+            if images and m.distance is not None:
+                row.append(Raw(img_tag(image_png(members.samples[m.row]), f"member {m.row}", "thumb")
+                               + img_tag(image_png(synthetic.samples[m.nearest_synthetic]),
+                                         f"synthetic {m.nearest_synthetic}", "thumb")))
+            rows.append(row)
+            classes.append(["num", "num", "num", "fail" if m.p_value <= FLAG_P else "num", "num", "num", ""])
+        head = ["rank", "member row", "score", "p vs non-members", "distance to nearest synth.", "synthetic row"]
+        if images:
+            head.append("member / nearest synthetic")
+        body.append(f"<h3>{esc(a.attack)} ({esc(a.space)} space, {esc(a.source)})</h3>" + table(rows, head, classes))
+    body.append(f'<p class="meta">{esc(ex.distance_note)}.</p>' if ex.distance_note else "")
+    return section(SECTION_EXPOSURE, "".join(body))
+
+
 def pairs_section(page: PageData, members, synthetic) -> str:
     if page.pairs is None:
         return section(SECTION_PAIRS, na(page.pairs_unavailable or "not measured"))
@@ -403,6 +446,7 @@ def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *
     parts = [verdict_section(summary, gate_rows, verdict),
              attacks_section(summary, results),
              distances_section(summary, results, page.dcr_sets),
+             exposure_section(page, members, synthetic, show_real_images),
              map_section(page),
              samples_section(synthetic, seed),
              training_section(results),
@@ -410,7 +454,7 @@ def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *
              utility_section(summary, results),
              provenance_section(summary, results)]
     if show_real_images and members is not None and synthetic is not None:
-        parts.insert(5, pairs_section(page, members, synthetic))
+        parts.insert(6, pairs_section(page, members, synthetic))
     if any(k.startswith("dp_audit") for k in summary.get(KEY_PRIVACY) or {}):
         parts.insert(2, dp_audit_section(summary))
     if summary.get("comparison"):

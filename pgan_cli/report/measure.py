@@ -1,8 +1,9 @@
 """What the report's page shows beyond summary.json, computed before anything is drawn.
 
 :func:`measure_page` runs the searches and fits a page needs (nearest-neighbour distances when no
-knn or scores file gave them, the 2-D map, the closest synthetic/member pairs) and returns them
-as :class:`PageData`; :mod:`pgan_cli.report.html` only draws. A figure that cannot be made
+knn or scores file gave them, the 2-D map and its kernel densities, the closest synthetic/member
+pairs, the members most exposed to each attack) and returns them as :class:`PageData`;
+:mod:`pgan_cli.report.html` only draws. A figure that cannot be made
 carries the reason instead of numbers (shown as "Not available").
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pgan_cli.report.exposure import Exposure, most_exposed
 from pgan_cli.report.results import KIND_KNN, KIND_SCORES, ResultFile
 
 MAX_MAP_POINTS = 3000
@@ -28,6 +30,25 @@ class MapPoints:
     synthetic_labels: np.ndarray | None
     class_names: list[str]
     projection: str
+    densities: dict[int | None, DensityPanel] = field(default_factory=dict)  # None: all classes
+
+
+@dataclass
+class DensityPanel:
+    """Kernel-density estimates of real and synthetic points on one grid (one map panel).
+
+    ``levels_*`` are the density values whose upper sets hold 50% and 90% of each set's points
+    (highest-density regions); ``overlap`` is the integral of min(p_real, p_synthetic), 1 for
+    identical densities, 0 for disjoint ones (1 minus the total-variation distance).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    real: np.ndarray | None
+    synthetic: np.ndarray | None
+    levels_real: list[float]
+    levels_synthetic: list[float]
+    overlap: float | None
 
 
 @dataclass
@@ -37,6 +58,7 @@ class PageData:
     map_unavailable: str | None = None
     pairs: list[tuple[int, int, float]] | None = None  # (synthetic row, member row, distance), closest first
     pairs_unavailable: str | None = None
+    exposure: Exposure | None = None
 
 
 def subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,6 +120,63 @@ def map_points(members, synthetic, method: str, seed: int) -> MapPoints | str:
     return MapPoints(pm, ps, lm[im] if members.labels is not None else None, ls, names, used)
 
 
+DENSITY_GRID = 80
+DENSITY_MASS = (0.9, 0.5)  # contours enclosing 90% and 50% of each set's points
+MAX_DENSITY_PANELS = 10
+
+
+def _kde(points: np.ndarray):
+    """A Gaussian KDE (Scott's rule, scipy) of 2-D points, or None when it is undefined (fewer than
+    3 distinct points, or points on a line)."""
+    from scipy.stats import gaussian_kde
+
+    if len(np.unique(points, axis=0)) < 3:
+        return None
+    try:
+        return gaussian_kde(points.T)
+    except (np.linalg.LinAlgError, ValueError):  # a singular covariance: collinear points
+        return None
+
+
+def density_panel(real: np.ndarray, synthetic: np.ndarray, grid: int = DENSITY_GRID) -> DensityPanel:
+    """The density map of one panel (pGAN's privacy figure: real against synthetic density in the
+    2-D embedding), with the 50%/90% highest-density levels of each set and their overlap."""
+    both = np.concatenate([real, synthetic])
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.08 * np.maximum(hi - lo, 1e-9)
+    x = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid)
+    y = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid)
+    xx, yy = np.meshgrid(x, y)
+    flat = np.vstack([xx.ravel(), yy.ravel()])
+    cell = (x[1] - x[0]) * (y[1] - y[0])
+    zs, levels = [], []
+    for pts in (real, synthetic):
+        k = _kde(pts) if len(pts) else None
+        if k is None:
+            zs.append(None)
+            levels.append([])
+            continue
+        z = k(flat).reshape(grid, grid)
+        at_points = k(pts.T)
+        zs.append(z)
+        levels.append(sorted(float(np.quantile(at_points, 1 - m)) for m in DENSITY_MASS))
+    overlap = None
+    if zs[0] is not None and zs[1] is not None:
+        # both KDEs renormalised on the grid, so truncated tails do not bias the overlap
+        a, b = zs[0] / (zs[0].sum() * cell), zs[1] / (zs[1].sum() * cell)
+        overlap = float(np.minimum(a, b).sum() * cell)
+    return DensityPanel(x, y, zs[0], zs[1], levels[0], levels[1], overlap)
+
+
+def density_panels(m: MapPoints) -> dict[int | None, DensityPanel]:
+    """One density panel for all records and one per class (when both sets are labelled)."""
+    out = {None: density_panel(m.members, m.synthetic)}
+    if m.member_labels is not None and m.synthetic_labels is not None:
+        for c in range(min(len(m.class_names), MAX_DENSITY_PANELS)):
+            out[c] = density_panel(m.members[m.member_labels == c], m.synthetic[m.synthetic_labels == c])
+    return out
+
+
 def closest_pairs(members, synthetic) -> list[tuple[int, int, float]] | str:
     """The synthetic records closest to a member (pixel space), closest first, or why not."""
     xm = members.samples.reshape(members.n, -1)
@@ -118,6 +197,9 @@ def measure_page(results: list[ResultFile], *, members=None, synthetic=None, hol
     page = PageData(dcr_sets=dcr_sets(results, members, synthetic, holdout))
     m = map_points(members, synthetic, map_method, seed)
     page.map, page.map_unavailable = (m, None) if isinstance(m, MapPoints) else (None, m)
+    if page.map is not None:
+        page.map.densities = density_panels(page.map)
+    page.exposure = most_exposed(results, members, synthetic)
     if show_real_images and members is not None and synthetic is not None:
         p = closest_pairs(members, synthetic)
         page.pairs, page.pairs_unavailable = (p, None) if isinstance(p, list) else (None, p)

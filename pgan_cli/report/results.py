@@ -217,8 +217,20 @@ def _load_h5(path: Path) -> ResultFile:
                     dcr_arrays[key] = d
         if not scores:
             raise FormatError(f"{path} holds membership truth but no per-candidate scores")
+        rows = None  # each candidate's row in its own file (members or non-members), when the file says
+        if K.SCORES_CANDIDATE_INDEX in dsets and K.SCORES_CANDIDATE_SOURCE in dsets:
+            idx, src = dsets[K.SCORES_CANDIDATE_INDEX], dsets[K.SCORES_CANDIDATE_SOURCE]
+            if (idx.ndim != 1 or src.ndim != 1 or idx.shape[0] != len(truth) or src.shape[0] != len(truth)
+                    or idx.dtype.kind not in "iu" or src.dtype.kind not in "iu"):
+                raise FormatError(f"{path}: '{K.SCORES_CANDIDATE_INDEX}' and '{K.SCORES_CANDIDATE_SOURCE}' must "
+                                  f"hold one integer per candidate; re-run pgan attack --scores")
+            idx, src = np.asarray(idx[:], dtype=np.int64), np.asarray(src[:], dtype=np.int64)
+            if (idx < 0).any() or not np.array_equal(src, truth):
+                raise FormatError(f"{path}: candidate rows are negative or disagree with '{K.SCORES_MEMBERSHIP}'; "
+                                  f"re-run pgan attack --scores")
+            rows = idx
         return ResultFile(path=path, kind=KIND_SCORES, data={"truth": truth, "scores": scores, "dcr": dcr, "dcr_arrays": dcr_arrays,
-                                                                "attrs": attrs}, provenance=prov)
+                                                                "rows": rows, "attrs": attrs}, provenance=prov)
 
 
 def load_result(path: str | Path) -> ResultFile:
