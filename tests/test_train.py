@@ -323,8 +323,10 @@ def test_dcgan_logs_probabilities(cli, tmp_path, digits8):
     assert 0 < rec["d_real"] < 1 and 0 < rec["d_fake"] < 1 and "wasserstein" not in rec
 
 
-def test_bf16_and_augment_train(cli, tmp_path, digits_small):
-    r = cli("train", digits_small, "--steps", "3", "--precision", "bf16", "--augment", "-o", tmp_path / "g.pt", *TINY)
+@pytest.mark.parametrize("augment", ["pgan", "diffaug", "ada"])
+def test_bf16_and_augment_train(cli, tmp_path, digits_small, augment):
+    r = cli("train", digits_small, "--steps", "3", "--precision", "bf16", "--augment", augment,
+            "-o", tmp_path / "g.pt", *TINY)
     assert r.exit_code == 0, r
 
 
@@ -500,8 +502,9 @@ def small_ckpt(tmp_path_factory, digits_small) -> Path:
     (["--lr-d", "0.001"], "--lr-d 0.001 differs from the checkpoint's 0.0002"),
     (["--batch-size", "64"], "--batch-size 64 differs from the checkpoint's 32"),
     (["--precision", "bf16"], "--precision bf16 differs from the checkpoint's fp32"),
-    (["--augment"], "--augment on differs from the checkpoint's off"),
-    (["--ema"], "--ema on differs from the checkpoint's off"),
+    (["--augment", "pgan"], "--augment pgan differs from the checkpoint's diffaug"),
+    (["--no-ema"], "--ema off differs from the checkpoint's on"),
+    (["--r1", "1"], "--r1 1 differs from the checkpoint's 0"),
     (["--seed", "0"], "--seed 0 differs from the checkpoint's 3"),
     (["--dp-epsilon", "2"], "--dp-epsilon 2 differs from the checkpoint's none"),
     (["--max-grad-norm", "2"], "--max-grad-norm 2 differs from the checkpoint's none"),

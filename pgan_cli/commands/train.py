@@ -1,4 +1,4 @@
-"""``pgan train``: train a GAN (dcgan, wgan, wgan-gp; conv or mlp; conditional) on a dataset file."""
+"""``pgan train``: train a GAN (dcgan, wgan, wgan-gp, sngan; conv or mlp; conditional) on a dataset file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pgan_cli.training import defaults as D
 _PER_ARCH = lambda key: ", ".join(f"{a} {D.ARCH_DEFAULTS[a][key]:g}" for a in D.ARCHS)  # noqa: E731
 
 
-@command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.")
+@command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp, sngan) on images or vectors; writes a checkpoint.")
 def train_cmd(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Training data: a pgan dataset file (.h5), e.g. splits/train.h5.")],
@@ -36,8 +36,9 @@ def train_cmd(
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = D.DEFAULT_LATENT_DIM,
     width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = D.DEFAULT_WIDTH,
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = D.DEFAULT_PRECISION,
-    augment: Annotated[bool, typer.Option("--augment", help="pGAN augmentation: small zoom, rotation, shift, intensity shift.")] = False,
-    ema: Annotated[bool, typer.Option("--ema", help="Keep an exponential moving average of G's weights (used for sampling).")] = False,
+    augment: Annotated[Optional[str], typer.Option("--augment", help=f"What D sees: {', '.join(D.AUGMENTS)}. diffaug: DiffAugment (colour, translation, cutout) on real and generated images; ada: the same with ADA's adaptive probability; pgan: pGAN's zoom/rotation/shift/intensity on real images only (default: {D.IMAGE_AUGMENT} for images, {D.VECTOR_AUGMENT} for vectors).")] = None,
+    r1: Annotated[float, typer.Option("--r1", help=f"R1 penalty weight gamma on D's gradient at real data, applied every {D.R1_EVERY} D steps (0: off).")] = D.DEFAULT_R1,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Sample from an exponential moving average of G's weights.")] = D.DEFAULT_EMA,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run saved in this checkpoint.", dir_okay=False)] = None,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Save the checkpoint every N generator steps (0: only at the end).")] = D.DEFAULT_CHECKPOINT_EVERY,
     log: Annotated[Optional[Path], typer.Option("--log", help="Write a JSON line per log step (train.jsonl).", dir_okay=False)] = None,
@@ -56,8 +57,10 @@ def train_cmd(
     """Train a GAN on DATA and write a checkpoint (weights, optimisers, config, RNG states, data hash).
 
     --arch picks the loss (dcgan: non-saturating, Adam 2e-4; wgan: weight clipping, RMSprop 5e-5,
-    5 critic steps; wgan-gp: gradient penalty 10, Adam 1e-4 (0.5, 0.9), 5 critic steps); --net the
-    backbone. Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
+    5 critic steps; wgan-gp: gradient penalty 10 on images and 0.1 on vectors, Adam 1e-4 (0.5, 0.9),
+    5 critic steps; sngan: spectral normalisation and hinge loss, D 4e-4 / G 1e-4); --net the
+    backbone. Images are seen by D through DiffAugment and G is sampled from its moving average
+    unless --augment none / --no-ema. Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
 
     Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
     Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt
@@ -79,7 +82,7 @@ def train_cmd(
     options = dict(arch=arch, net=net, norm=norm, conditional=conditional, class_loss_weight=class_loss_weight,
                    class_balanced=class_balanced, epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g,
                    lr_d=lr_d, n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
-                   augment=augment, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
+                   augment=augment, r1=r1, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
     if resume is not None:
         # a resumed run takes its model and training options from the checkpoint; the ones given
         # on the command line must agree with it (docs/train.md, Resume)

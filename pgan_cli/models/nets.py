@@ -5,8 +5,9 @@
   power-of-two size from 8 to 256 and any channel count (pGAN used 9 slices as channels at
   64x64): strided (transposed) 4x4 convolutions that halve/double the size, widths doubling
   towards the 4x4 end (capped at 8x ``width``), BatchNorm + ReLU in G, LeakyReLU(0.2) in D with
-  a choice of normalisation (``batchnorm`` | ``groupnorm`` | ``none``; WGAN-GP and DP-SGD need
-  one without BatchNorm), tanh output in [-1, 1].
+  a choice of normalisation (``batchnorm`` | ``groupnorm`` | ``spectral`` | ``none``; WGAN-GP and
+  DP-SGD need one without BatchNorm; ``spectral`` normalises every weight of D, Miyato et al.
+  2018), tanh output in [-1, 1].
 - :class:`MLPGenerator` / :class:`MLPDiscriminator`: fully connected nets for vector data
   (the seeds' linear-layer DCGAN and fully connected WGAN), 3 hidden layers of ``4 * width``.
 - Conditional models (AC-GAN, Odena et al. 2017, as pGAN): the generator joins a learned class
@@ -44,7 +45,7 @@ def _norm2d(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "groupnorm":
         return nn.GroupNorm(min(32, max(1, channels // 4)) if channels % 4 == 0 else 1, channels)
-    if kind == "none":
+    if kind in ("none", "spectral"):  # spectral normalisation acts on the weights: spectral_norm_weights
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
 
@@ -54,9 +55,22 @@ def _norm1d(kind: str, features: int) -> nn.Module:
         return nn.BatchNorm1d(features)
     if kind == "groupnorm":
         return nn.GroupNorm(min(32, max(1, features // 8)), features)
-    if kind == "none":
+    if kind in ("none", "spectral"):  # spectral normalisation acts on the weights: spectral_norm_weights
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def spectral_norm_weights(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato, Kataoka, Koyama & Yoshida, ICLR 2018) of every convolution
+    and linear layer: W / sigma(W), sigma estimated by one power iteration per training step
+    (torch.nn.utils.parametrizations.spectral_norm; the u, v vectors are buffers, saved with the
+    weights)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            spectral_norm(m)
+    return module
 
 
 def init_dcgan(module: nn.Module) -> None:
@@ -141,6 +155,8 @@ class ConvDiscriminator(nn.Module):
         self.aux = nn.Linear(self.feature_dim, num_classes) if num_classes else None
         self.input_shape = (channels, size, size)
         init_dcgan(self)
+        if norm == "spectral":
+            spectral_norm_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (the flattened 4x4 map before the last convolution), (N, feature_dim)."""
@@ -188,6 +204,8 @@ class MLPDiscriminator(nn.Module):
         self.num_classes = int(num_classes)
         self.aux = nn.Linear(h, num_classes) if num_classes else None
         self.input_shape = tuple(int(d) for d in input_shape)
+        if norm == "spectral":
+            spectral_norm_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (last hidden layer), (N, 4 * width)."""

@@ -12,7 +12,7 @@ import numpy as np
 from pgan_cli.dataset import MANAGED_ATTRS
 from pgan_cli.params import Interval, OptionError, Optional_, Options, constrained
 from pgan_cli.training import defaults
-from pgan_cli.training.defaults import ARCH_DEFAULTS, ARCHS, NETS, NORMS, PRECISIONS
+from pgan_cli.training.defaults import ARCH_DEFAULTS, ARCHS, AUGMENTS, NETS, NORMS, PRECISIONS, augment_name
 
 POSITIVE = Interval(1, None)
 RATE = Interval(0.0, None, real=True, low_open=True)
@@ -24,14 +24,16 @@ NON_NEGATIVE = Interval(0.0, None, real=True)
              lr_g=Optional_(RATE), lr_d=Optional_(RATE), n_critic=Optional_(POSITIVE),
              latent_dim=POSITIVE, width=POSITIVE, precision=Options(PRECISIONS),
              ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=NON_NEGATIVE,
-             gp_weight=Optional_(NON_NEGATIVE), clip=Optional_(NON_NEGATIVE))
+             gp_weight=Optional_(NON_NEGATIVE), clip=Optional_(NON_NEGATIVE), augment=Optional_(Options(AUGMENTS)),
+             r1=NON_NEGATIVE)
 def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = None, norm: str | None = None,
                 epochs: int | None = None, steps: int | None = None,
                 batch_size: int = defaults.DEFAULT_BATCH_SIZE, lr_g: float | None = None,
                 lr_d: float | None = None, n_critic: int | None = None,
                 latent_dim: int = defaults.DEFAULT_LATENT_DIM, width: int = defaults.DEFAULT_WIDTH,
-                seed: int = 0, precision: str = defaults.DEFAULT_PRECISION, augment: bool = False,
-                ema: bool = False, ema_decay: float = defaults.DEFAULT_EMA_DECAY, conditional: bool = False,
+                seed: int = 0, precision: str = defaults.DEFAULT_PRECISION, augment: str | None = None,
+                ema: bool = defaults.DEFAULT_EMA, ema_decay: float = defaults.DEFAULT_EMA_DECAY,
+                r1: float = defaults.DEFAULT_R1, conditional: bool = False,
                 class_loss_weight: float = defaults.DEFAULT_CLASS_LOSS_WEIGHT, class_balanced: bool = False,
                 gp_weight: float | None = None, clip: float | None = None,
                 data_sha256: str | None = None, data_path: str | None = None) -> dict[str, Any]:
@@ -67,8 +69,17 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
     n_critic = d["n_critic"] if n_critic is None else n_critic
     lr_g = d["lr_g"] if lr_g is None else lr_g
     lr_d = d["lr_d"] if lr_d is None else lr_d
-    if augment and not is_images:
-        raise OptionError("$augment applies to images; the data holds vectors", "augment")
+    kind_d = defaults.kind_defaults(arch, data.kind)
+    augment = kind_d["augment"] if augment is None else augment.lower()
+    if augment != "none" and not is_images:
+        raise OptionError(f"$augment {augment} transforms images; the data holds vectors (use $augment none)",
+                          "augment")
+    if augment == "ada" and arch in ("wgan", "wgan-gp"):
+        raise OptionError("$augment ada tunes itself by the sign of D(real), which a Wasserstein critic's "
+                          "output has no meaning for (Karras et al. 2020); use $augment diffaug", "augment", "arch")
+    if norm == "spectral" and arch == "wgan":
+        raise OptionError("$arch wgan clips D's weights, which spectral normalisation rescales; use $arch sngan "
+                          "or another $norm", "arch", "norm")
     num_classes = data.num_classes or 0
     prior = None
     if conditional:
@@ -96,10 +107,10 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
         "epochs": epochs, "steps": steps, "batch_size": int(batch_size), "n_critic": int(n_critic),
         "optimizer": d["optimizer"], "lr_g": float(lr_g), "lr_d": float(lr_d),
         "betas": list(d["betas"]) if d["betas"] else None,
-        "gp_weight": float(gp_weight if gp_weight is not None else d.get("gp_weight", 0.0)),
+        "gp_weight": float(gp_weight if gp_weight is not None else kind_d.get("gp_weight", 0.0)),
         "clip": float(clip if clip is not None else d.get("clip", 0.0)),
-        "seed": int(seed), "precision": precision, "augment": bool(augment), "ema": bool(ema),
-        "ema_decay": float(ema_decay), "data_scaling": scaling, "data_sha256": data_sha256,
+        "seed": int(seed), "precision": precision, "augment": augment, "r1": float(r1),
+        "r1_every": defaults.R1_EVERY, "ema": bool(ema), "ema_decay": float(ema_decay), "data_scaling": scaling, "data_sha256": data_sha256,
         "data_path": data_path, "data_n": int(data.n), "data_attrs": attrs,
     }
 
@@ -110,7 +121,7 @@ RESUME_FIXED = {
     "class_loss_weight": "class_loss_weight", "class_balanced": "class_balanced", "batch_size": "batch_size",
     "lr_g": "lr_g", "lr_d": "lr_d", "n_critic": "n_critic", "gp_weight": "gp_weight", "clip": "clip",
     "latent_dim": "latent_dim", "width": "width", "precision": "precision", "augment": "augment",
-    "ema": "ema", "ema_decay": "ema_decay", "seed": "seed",
+    "r1": "r1", "ema": "ema", "ema_decay": "ema_decay", "seed": "seed",
     # DP-SGD: kept in the config's "dp" record
     "dp_epsilon": "target_epsilon", "dp_delta": "delta", "max_grad_norm": "max_grad_norm",
 }
@@ -160,6 +171,10 @@ def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]
             stored = dp.get(key)
         else:
             stored = config.get(key)
+            if name == "augment":
+                stored = augment_name(stored)
+            elif name == "r1":
+                stored = config.get(key, 0.0)  # checkpoints from before --r1 trained without it
         if value is None:  # "the default": nothing asked for
             continue
         if name == "norm":
@@ -167,7 +182,7 @@ def resume_conflicts(config: dict[str, Any], given: dict[str, Any]) -> list[str]
             # (make_config) and groupnorm under DP-SGD (dpsgd); the run was started with batchnorm
             replaced = config.get("dp_norm_replaced") or (
                 "batchnorm -> none" if config.get("net") == "mlp" and config.get("arch") != "dcgan" else "")
-            if value == "batchnorm" and replaced.startswith("batchnorm ->"):
+            if value == replaced.split(" ->")[0] and replaced:
                 continue
         if not _same(value, stored):
             out.append(f"${name} {_shown(value)} differs from the checkpoint's {_shown(stored)}")

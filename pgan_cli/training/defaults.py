@@ -5,14 +5,19 @@ library (:func:`pgan_cli.training.config.make_config`). Imports nothing heavy, s
 Per-arch defaults are the published settings: DCGAN (Radford et al. 2016: Adam 2e-4, beta1 0.5),
 WGAN (Arjovsky et al. 2017: RMSprop 5e-5, 5 critic steps, clipping 0.01), WGAN-GP (Gulrajani et
 al. 2017: Adam 1e-4, betas (0.5, 0.9), 5 critic steps, penalty weight 10, no BatchNorm in the
-critic). ``docs/train.md`` lists them.
+critic), SNGAN (Miyato et al. 2018: spectral normalisation, hinge loss, one D step, Adam with
+beta1 0.5) with the two time-scale rates of TTUR (Heusel et al. 2017: D 4e-4, G 1e-4).
+Per data kind (:func:`kind_defaults`): WGAN-GP's penalty is 0.1 on low-dimensional vectors (the
+weight Gulrajani et al. used for their 2-D toy sets; 10 collapses the 8-mode ring), and images
+get Differentiable Augmentation. ``docs/train.md`` lists them and where they depart from a paper.
 """
 
 from __future__ import annotations
 
-ARCHS = ("dcgan", "wgan", "wgan-gp")
+ARCHS = ("dcgan", "wgan", "wgan-gp", "sngan")
 NETS = ("conv", "mlp")
-NORMS = ("batchnorm", "groupnorm", "none")
+NORMS = ("batchnorm", "groupnorm", "spectral", "none")
+AUGMENTS = ("none", "pgan", "diffaug", "ada")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # optimiser, learning rates, betas, critic steps, normalisation in D and the regulariser
@@ -23,7 +28,30 @@ ARCH_DEFAULTS = {
              "norm": "batchnorm", "clip": 0.01},
     "wgan-gp": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "n_critic": 5,
                 "norm": "none", "gp_weight": 10.0},
+    "sngan": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.5, 0.999), "n_critic": 1,
+              "norm": "spectral"},
 }
+VECTOR_GP_WEIGHT = 0.1  # wgan-gp on vectors (Gulrajani et al.'s toy setting, gan_toy.py)
+IMAGE_AUGMENT, VECTOR_AUGMENT = "diffaug", "none"
+R1_EVERY = 16  # lazy R1: the penalty every 16 D steps, weighted by 16 (Karras et al. 2020)
+
+
+def augment_name(value) -> str:
+    """The augmentation a config records; checkpoints before ``--augment NAME`` stored a bool."""
+    if value is True:
+        return "pgan"
+    if value is False or value is None:
+        return "none"
+    return str(value)
+
+
+def kind_defaults(arch: str, kind: str) -> dict:
+    """The defaults that depend on the data kind ("images" or "vectors") as well as the arch."""
+    images = kind == "images"
+    out = {"augment": IMAGE_AUGMENT if images else VECTOR_AUGMENT}
+    if arch == "wgan-gp":
+        out["gp_weight"] = ARCH_DEFAULTS[arch]["gp_weight"] if images else VECTOR_GP_WEIGHT
+    return out
 
 DEFAULT_ARCH = "dcgan"
 DEFAULT_EPOCHS = 20
@@ -32,6 +60,8 @@ DEFAULT_LATENT_DIM = 100
 DEFAULT_WIDTH = 64          # conv channels of the first/last block; MLP hidden width is 4x
 DEFAULT_PRECISION = "fp32"
 DEFAULT_CLASS_LOSS_WEIGHT = 1.0
-DEFAULT_EMA_DECAY = 0.999
+DEFAULT_EMA = True
+DEFAULT_EMA_DECAY = 0.999       # the average's horizon; early on it is shorter (loop.Trainer._update_ema)
+DEFAULT_R1 = 0.0                # R1 weight gamma (0: off)
 DEFAULT_CHECKPOINT_EVERY = 500  # generator steps between checkpoints (0: only at the end)
 DEFAULT_LOG_EVERY = 50          # generator steps between log records

@@ -22,8 +22,13 @@ What each critic step does (:class:`DPTrainer`):
 - The generator step runs with D's per-sample hooks disabled and D's parameters frozen, so it
   neither records per-sample gradients into D's accumulators nor touches D's optimiser.
 - BatchNorm mixes records within a batch (no per-sample gradient): D's BatchNorm becomes
-  GroupNorm (said on stderr, recorded in the config). WGAN-GP is refused: the gradient penalty's
-  double backward is not supported by Opacus's per-sample hooks.
+  GroupNorm (said on stderr, recorded in the config); so does spectral normalisation (sngan),
+  whose W / sigma(W) parametrisation Opacus has no per-sample gradients for. WGAN-GP and R1 are
+  refused: their double backward is not supported by Opacus's per-sample hooks.
+- Augmentation of D's inputs (``diffaug``, ``pgan``) changes what each per-sample gradient is
+  computed on, not how many records it depends on: every clipped unit still depends on one
+  record, so the accountant is unchanged. ``ada`` is refused: its probability p is set from D's
+  outputs on the members, a statistic DP-SGD does not cover.
 - Non-private statistics of real batches (D's loss and output on real data, the gradient norm
   before noise, the batch sizes) are kept out of the training log; the log holds D's output on
   generated data, the generator loss, the noisy gradient's norm and the epsilon spent.
@@ -46,8 +51,9 @@ from pgan_cli import console
 from pgan_cli.errors import UsageError
 from pgan_cli.params import OptionError
 from pgan_cli.training.loop import Trainer, grad_norm
+from pgan_cli.training.defaults import augment_name
 
-DP_ARCHS = ("dcgan", "wgan")
+DP_ARCHS = ("dcgan", "wgan", "sngan")
 ACCOUNTANT = "prv"
 DEFAULT_MAX_GRAD_NORM = 1.0
 EPSILON_TOLERANCE = 0.01
@@ -148,10 +154,22 @@ class DPTrainer(Trainer):
                               "dp_delta")
         prior = (resume or {}).get("config", {})
         prior_dp = prior.get("dp") if isinstance(prior, dict) else None
+        if augment_name(config.get("augment")) == "ada":
+            raise OptionError("$augment ada sets its probability from D's outputs on the members, a statistic "
+                              "DP-SGD does not cover; use $augment diffaug with $dp_epsilon", "augment", "dp_epsilon")
+        if float(config.get("r1", 0.0)) > 0:
+            raise OptionError("$r1 differentiates D's gradient on each member, which Opacus's per-sample "
+                              "gradients cannot follow; drop $r1 with $dp_epsilon", "r1", "dp_epsilon")
         if config["norm"] == "batchnorm":
             console.log("DP-SGD: BatchNorm in the discriminator mixes records within a batch; using GroupNorm instead")
             config["norm"] = "groupnorm"
             config["dp_norm_replaced"] = "batchnorm -> groupnorm"
+        elif config["norm"] == "spectral":
+            # Opacus computes per-sample gradients of a layer's weight, not of the parametrisation
+            # W / sigma(W) that spectral normalisation puts between them
+            console.log("DP-SGD: spectral normalisation has no per-sample gradients in Opacus; using GroupNorm instead")
+            config["norm"] = "groupnorm"
+            config["dp_norm_replaced"] = "spectral -> groupnorm"
         self.dp_target = {"target_epsilon": float(dp_epsilon), "delta": delta, "max_grad_norm": float(max_grad_norm),
                           "accountant": ACCOUNTANT, "not_covered": not_covered(config)}
         for item in self.dp_target["not_covered"]:
@@ -214,7 +232,7 @@ class DPTrainer(Trainer):
             rng = np.random.default_rng([int(self.config["seed"]) & 0xFFFFFFFF, int(epoch), int(b), 0xD9])
             idx = torch.as_tensor(np.flatnonzero(rng.random(self.n) < q)).to(self.device)
             x = self.data[idx]
-            if self.config["augment"]:
+            if self.augment == "pgan":
                 from pgan_cli.training.augment import augment_images
 
                 x = augment_images(x) if len(x) else x

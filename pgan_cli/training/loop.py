@@ -49,7 +49,7 @@ from pgan_cli.params import OptionError
 from pgan_cli.training import losses
 from pgan_cli.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
                                          TrainingLog)
-from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
+from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, R1_EVERY, augment_name
 from pgan_cli.training.distributed import Dist
 
 
@@ -140,6 +140,14 @@ class Trainer:
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(unwrap(self.G)).eval().requires_grad_(False) if config["ema"] else None
+        # what D sees: docs/train.md, "Augmentation and regularisers"
+        self.augment = augment_name(config.get("augment"))
+        from pgan_cli.training.augment import AdaptiveP
+
+        self.ada = AdaptiveP() if self.augment == "ada" else None
+        self.r1 = float(config.get("r1", 0.0))
+        self.r1_every = int(config.get("r1_every", R1_EVERY))
+        self._last_r1: torch.Tensor | None = None
         self.opt_g = self.make_g_optimizer(self.G)
         self.opt_d = self.make_d_optimizer(self.D)
         self.class_weight = self._class_weights() if self.conditional and config["class_balanced"] else None
@@ -197,7 +205,7 @@ class Trainer:
         for b in range(start, self.batches_per_epoch):
             idx = order[b * self.batch: (b + 1) * self.batch]
             x = self.data[idx]
-            if self.config["augment"]:
+            if self.augment == "pgan":
                 from pgan_cli.training.augment import augment_images
 
                 x = augment_images(x)
@@ -210,7 +218,12 @@ class Trainer:
         fp16 runs keep the gradient scaler's state (loss scale and growth tracker, plain numbers):
         a resumed run goes on with the scale reached instead of restarting at 2^16 and skipping
         steps until it has backed off again (PyTorch AMP docs, "Saving/Resuming" a GradScaler)."""
-        return {"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+        extra: dict[str, Any] = {}
+        if self.scaler is not None:
+            extra["grad_scaler"] = self.scaler.state_dict()
+        if self.ada is not None:
+            extra["ada"] = self.ada.state_dict()
+        return extra
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _class_weights(self) -> torch.Tensor:
@@ -225,6 +238,19 @@ class Trainer:
 
     def _cl(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The images as D sees them: through DiffAugment (always, or with ADA's probability p), real
+        and generated alike, in D's and in G's update (Zhao et al. 2020; Karras et al. 2020)."""
+        if self.augment == "diffaug":
+            from pgan_cli.training.augment import diff_augment
+
+            return diff_augment(x)
+        if self.ada is not None:
+            from pgan_cli.training.augment import diff_augment
+
+            return diff_augment(x, p=self.ada.p)
+        return x
 
     def sample_z(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Noise and (for conditional models) classes drawn from the training prior."""
@@ -259,10 +285,11 @@ class Trainer:
             fake = self.G(z, fake_labels) if self.conditional else self.G(z)
         self._fake_for_g = (fake, fake_labels) if keep else None
         fake_d = self._cl(fake.detach())
+        real_v, fake_v = self.d_view(real), self.d_view(fake_d)
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
-            real_logit, real_cls = self.D(real)
-            fake_logit, fake_cls = self.D(fake_d)
+            real_logit, real_cls = self.D(real_v)
+            fake_logit, fake_cls = self.D(fake_v)
             loss = losses.d_loss(arch, real_logit, fake_logit)
             stats = {"loss_adv_d": loss.detach()}
             if self.conditional and self.config["class_loss_weight"] > 0:
@@ -271,9 +298,15 @@ class Trainer:
                 loss = loss + self.config["class_loss_weight"] * cl
                 stats["loss_class_d"] = cl.detach()
         if arch == "wgan-gp":
-            gp = losses.gradient_penalty(self.D, real, fake_d)
+            gp = losses.gradient_penalty(self.D, real_v, fake_v)
             loss = loss + self.config["gp_weight"] * gp
             stats["gp"] = gp.detach()
+        if self.r1 > 0 and self.d_steps % self.r1_every == 0:  # lazy R1 (Karras et al. 2020)
+            r1 = losses.r1_penalty(self.D, real, self.d_view)
+            loss = loss + 0.5 * self.r1 * self.r1_every * r1
+            self._last_r1 = r1.detach()
+        if self.ada is not None:
+            self.ada.observe(real_logit)
         gn = self.backward_step(loss, self.D, self.opt_d)
         if arch == "wgan":
             c = self.config["clip"]
@@ -295,7 +328,7 @@ class Trainer:
         self._fake_for_g = None
         self.opt_g.zero_grad(set_to_none=True)
         with self.autocast():
-            logit, cls = self.D(self._cl(fake))
+            logit, cls = self.D(self.d_view(self._cl(fake)))
             loss = losses.g_loss(self.arch, logit)
             stats = {"loss_adv_g": loss.detach()}
             if self.conditional and self.config["class_loss_weight"] > 0:
@@ -310,7 +343,10 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.config["ema_decay"]
+        # the average's horizon grows with the run, (1 + t) / (10 + t) up to ema_decay (the
+        # num_updates rule of TensorFlow's ExponentialMovingAverage): a short run is not dominated
+        # by the initial weights (bench/conditional.py: 66% of them left after 420 steps at 0.999)
+        decay = min(float(self.config["ema_decay"]), (1.0 + self.step) / (10.0 + self.step))
         src = unwrap(self.G)
         ema_p = list(self.G_ema.parameters())
         torch._foreach_lerp_(ema_p, [p.detach() for p in src.parameters()], 1.0 - decay)
@@ -347,6 +383,9 @@ class Trainer:
         self.wall_offset = float(p.get("wall_time", 0.0))
         if blob.get("rng") is not None:
             set_rng_state(blob["rng"])
+        ada_state = (blob.get("extra") or {}).get("ada")
+        if self.ada is not None and ada_state:
+            self.ada.load_state_dict(ada_state)
         scaler_state = (blob.get("extra") or {}).get("grad_scaler")
         if self.scaler is not None and scaler_state:
             self.scaler.load_state_dict(scaler_state)
@@ -370,6 +409,10 @@ class Trainer:
             rec["wasserstein"] = float(d_stats["d_real_logit"].mean() - d_stats["d_fake_logit"].mean())
         if "gp" in d_stats:
             rec["gradient_penalty"] = float(d_stats["gp"])
+        if self._last_r1 is not None:  # the last lazy R1 value (computed every r1_every D steps)
+            rec["r1"] = float(self._last_r1)
+        if self.ada is not None:
+            rec["augment_p"] = self.ada.p
         for key in ("loss_class_d",):
             if key in d_stats:
                 rec[key] = float(d_stats[key])

@@ -7,6 +7,10 @@
 - ``wgan-gp``: the same critic loss plus the gradient penalty (Gulrajani et al. 2017)
   lambda * E[(||grad_x f(x_hat)||_2 - 1)^2] at x_hat = eps x + (1 - eps) G(z), with the norm taken
   over the WHOLE input (all channels and pixels of a sample), not per channel. Computed in fp32.
+- ``sngan``: the hinge loss (Lim & Ye 2017; Miyato et al., ICLR 2018, with spectral
+  normalisation of D): L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], L_G = -E[D(G(z))].
+- R1 (Mescheder, Geiger & Nowozin, ICML 2018): (gamma / 2) E[||grad_x D(x)||^2] on real data,
+  applied lazily every ``k`` D steps with weight ``k`` (Karras et al., StyleGAN2, CVPR 2020).
 - AC-GAN auxiliary class loss (Odena et al. 2017): cross-entropy of the discriminator's class
   head on real and generated samples, optionally class-balanced.
 """
@@ -18,26 +22,31 @@ import torch.nn.functional as F
 
 def d_loss(arch: str, real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """The discriminator/critic loss (without gradient penalty) for ``arch``."""
-    real_logit, fake_logit = real_logit.float(), fake_logit.float()
-    if arch == "dcgan":
-        return F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
-    return fake_logit.mean() - real_logit.mean()
+    return d_loss_real(arch, real_logit) + d_loss_fake(arch, fake_logit)
 
 
 def d_loss_real(arch: str, real_logit: torch.Tensor) -> torch.Tensor:
     """The part of the discriminator loss that touches real data (for per-sample DP hooks)."""
     real_logit = real_logit.float()
-    return F.softplus(-real_logit).mean() if arch == "dcgan" else -real_logit.mean()
+    if arch == "dcgan":
+        return F.softplus(-real_logit).mean()
+    if arch == "sngan":
+        return F.relu(1.0 - real_logit).mean()
+    return -real_logit.mean()
 
 
 def d_loss_fake(arch: str, fake_logit: torch.Tensor) -> torch.Tensor:
     """The part of the discriminator loss on generated data."""
     fake_logit = fake_logit.float()
-    return F.softplus(fake_logit).mean() if arch == "dcgan" else fake_logit.mean()
+    if arch == "dcgan":
+        return F.softplus(fake_logit).mean()
+    if arch == "sngan":
+        return F.relu(1.0 + fake_logit).mean()
+    return fake_logit.mean()
 
 
 def g_loss(arch: str, fake_logit: torch.Tensor) -> torch.Tensor:
-    """The generator loss: non-saturating for dcgan, -E[f(G(z))] for the Wasserstein archs."""
+    """The generator loss: non-saturating for dcgan, -E[D(G(z))] for the Wasserstein archs and sngan."""
     fake_logit = fake_logit.float()
     if arch == "dcgan":
         return F.softplus(-fake_logit).mean()
@@ -62,6 +71,18 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
     return ((norm - 1.0) ** 2).mean()
 
 
+def r1_penalty(discriminator, real: torch.Tensor, view=None) -> torch.Tensor:
+    """R1: E[||grad_x D(view(x))||^2] on real samples (without the gamma / 2), in fp32; ``view``
+    is the augmentation D sees its inputs through (the gradient is taken with respect to the
+    un-augmented image, as in StyleGAN2-ADA)."""
+    x = real.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = discriminator(view(x) if view is not None else x)
+        logit = out[0] if isinstance(out, tuple) else out
+        grad, = torch.autograd.grad(logit.float().sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 def class_loss(class_logits: torch.Tensor | None, labels: torch.Tensor | None,
                weight: torch.Tensor | None = None) -> torch.Tensor | None:
     """AC-GAN auxiliary cross-entropy (None for unconditional models)."""
@@ -71,6 +92,6 @@ def class_loss(class_logits: torch.Tensor | None, labels: torch.Tensor | None,
 
 
 def d_outputs(arch: str, logit: torch.Tensor) -> float:
-    """What the log calls D(x): mean probability for dcgan, mean critic value for the WGANs."""
+    """What the log calls D(x): mean probability for dcgan, mean logit (critic value) otherwise."""
     logit = logit.detach().float()
     return float(torch.sigmoid(logit).mean() if arch == "dcgan" else logit.mean())
