@@ -151,6 +151,31 @@ def test_c2st(rng):
     assert c2st.c2st_auc(real, rng.normal(size=(400, 3)) + 1.5, "logreg") > 0.9
 
 
+def test_c2st_below_chance_flags_copying(rng):
+    """A planted copy (S = the real set + N(0, 1e-3²) noise) drives the held-out AUC far below 0.5
+    and the one-sided test flags it; independent samples do not. The p-value is the normal
+    approximation of the Mann-Whitney U of the held-out scores (U = AUC n_real n_synthetic),
+    recomputed here from the AUC (logreg: no tied scores, so no tie correction)."""
+    from scipy.stats import norm
+    from sklearn.metrics import roc_auc_score
+
+    real = rng.normal(size=(600, 8))
+    copy = real + 1e-3 * rng.normal(size=real.shape)
+    t = c2st.c2st_test(real, copy)  # gbm (a linear classifier falls below 0.5 too, less far: 0.42-0.45)
+    assert t["auc"] < 0.15 and t["copying"] and t["p_value"] < 1e-10, t
+    for seed in range(3):
+        t = c2st.c2st_test(real, rng.normal(size=(600, 8)), seed=seed)
+        assert 0.4 < t["auc"] < 0.6 and not t["copying"] and t["p_value"] > c2st.COPYING_ALPHA, t
+    assert c2st.c2st_test(real, rng.normal(size=(600, 8)) + 1.5)["p_value"] > 0.99  # far above chance
+    proba, y = c2st.held_out_scores(real, copy, "logreg")
+    t = c2st.below_chance(proba, y)
+    n0, n1 = (y == 0).sum(), (y == 1).sum()
+    assert (t["n_real"], t["n_synthetic"]) == (n0, n1) == (180, 180)
+    u = roc_auc_score(y, proba) * n0 * n1
+    z = (u - n0 * n1 / 2 + 0.5) / np.sqrt(n0 * n1 * (n0 + n1 + 1) / 12)  # continuity-corrected
+    assert t["p_value"] == pytest.approx(norm.cdf(z), rel=1e-6)
+
+
 # ---- toy mixture ----------------------------------------------------------------------------
 def test_mode_scores_on_the_ring(ring8):
     from pgan_cli.dataset import read_dataset
@@ -242,15 +267,38 @@ def test_fidelity_cli_on_ring(cli, ring8, tmp_path):
     assert r.exit_code == 0, r
     out = json.loads(r.stdout)
     for key in ("precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "frechet",
-                "c2st_auc", "modes_covered", "modes_total", "high_quality_fraction", "log_likelihood",
+                "c2st_auc", "c2st_copying", "c2st_copying_test", "modes_covered", "modes_total", "high_quality_fraction", "log_likelihood",
                 "n_real", "n_synthetic", "k", "space", "provenance"):
         assert key in out, key
     assert (out["modes_covered"], out["modes_total"]) == (8, 8)
     assert out["precision"] > 0.9 and out["coverage"] > 0.8 and out["c2st_auc"] < 0.62
+    assert out["c2st_copying"] is False and "warning" not in r.stderr
+    assert set(out["c2st_copying_test"]) == {"p_value", "alpha", "test", "n_real", "n_synthetic"}
     assert json.loads((tmp_path / "fid.json").read_text())["precision"] == out["precision"]
     r = cli("fidelity", ring8, synth, "--metrics", "frechet", "--json")
     out = json.loads(r.stdout)
     assert "frechet" in out and "precision" not in out and "c2st_auc" not in out and out["modes_covered"] == 8
+
+
+def test_fidelity_cli_says_a_copy_is_below_chance(cli, tmp_path, rng):
+    """S = the real set + tiny noise: the JSON flags copying, stderr says so in one line, and the
+    text output marks the AUC; an independent sample gets no flag."""
+    real = rng.normal(size=(500, 6)).astype(np.float32)
+    np.save(tmp_path / "real.npy", real)
+    np.save(tmp_path / "copy.npy", real + np.float32(1e-3) * rng.normal(size=real.shape).astype(np.float32))
+    np.save(tmp_path / "fresh.npy", rng.normal(size=(500, 6)).astype(np.float32))
+    r = cli("fidelity", tmp_path / "real.npy", tmp_path / "copy.npy", "--metrics", "c2st", "--json")
+    assert r.exit_code == 0, r
+    out = json.loads(r.stdout)
+    assert out["c2st_auc"] < 0.15 and out["c2st_copying"] is True
+    assert out["c2st_copying_test"]["p_value"] < out["c2st_copying_test"]["alpha"] == 0.01
+    warning = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and "significantly below 0.5" in warning[0] and "copy" in warning[0]
+    text = cli("fidelity", tmp_path / "real.npy", tmp_path / "copy.npy", "--metrics", "c2st")
+    assert "(below chance: copying)" in text.stdout
+    fresh = json.loads(cli("fidelity", tmp_path / "real.npy", tmp_path / "fresh.npy", "--metrics", "c2st",
+                           "--json").stdout)
+    assert fresh["c2st_copying"] is False and fresh["c2st_copying_test"]["p_value"] > 0.01
 
 
 def test_fidelity_cli_errors(cli, vecs, ring8):
