@@ -2,7 +2,8 @@
 
 Result keys (stable, top level): precision, recall, density, coverage (``prdc``),
 alpha_precision, beta_recall (``alpha-beta``), frechet (``frechet``), c2st_auc, c2st_copying and
-c2st_copying_test (``c2st``), and for toy mixtures modes_covered, modes_total, high_quality_fraction, log_likelihood.
+c2st_copying_test (``c2st``), and for toy mixtures modes_covered, modes_total, high_quality_fraction,
+log_likelihood.
 Metrics that were not selected are absent (never NaN, never 0 by default).
 """
 
