@@ -601,7 +601,7 @@ def check_mmd(ctx: Ctx, p: dict) -> dict:
     unbiased_with_permutations(x[:8], y[:8], "rbf", 1.0, 2, 0, "cpu")  # warm-up of the CPU side (and
     linear_time(x[:8], y[:8], "rbf", 1.0, 0, "cpu")  # its first import of scipy.stats)
     for kernel, b in (("rbf", perms), ("laplace", 0), ("poly", 0)):
-        sigma, _ = resolve_bandwidth(x, y, kernel, "median", 0)
+        sigma, _ = resolve_bandwidth(x, y, kernel, None, 0)  # None: the median heuristic (none for poly)
         cpu, t_c = ctx.timed(lambda: unbiased_with_permutations(x, y, kernel, sigma, b, 0, "cpu"))
         dev, t_d, cold = ctx.timed_warm(lambda: unbiased_with_permutations(x, y, kernel, sigma, b, 0, ctx.dev))
         cpu_s, dev_s = cpu_s + t_c, dev_s + t_d

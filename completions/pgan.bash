@@ -34,7 +34,7 @@ _pgan_words() {
         "env") words="--json --help" ;;
         "fidelity") words="--k --metrics --c2st-classifier --seed --json --output -o --help" ;;
         "knn") words="--output -o -k --k --metric --index --exclude-self --check-recall --nlist --nprobe --ef-search --batch-size --device --seed --json --help" ;;
-        "mmd") words="--kernel --bandwidth --permutations --estimator --seed --device --json --output -o --help" ;;
+        "mmd") words="--kernel --bandwidth --permutations --estimator --kid-subsets --kid-subset-size --seed --device --json --output -o --help" ;;
         "privatize") words="--output -o --mechanism -m --epsilon --delta --clip --calibration --threshold --rr-p --rr-q --labels-epsilon --keep-raw-labels --seed --json --help" ;;
         "report") words="--output -o --summary --gate --preset --members --synthetic --holdout --show-real-images --map --title --seed --json --help" ;;
         "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;

@@ -207,10 +207,12 @@ complete -c pgan -n '__fish_seen_subcommand_from knn' -l seed -d 'Random seed; t
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from knn' -F
-complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kernel -d 'rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID).' -r
-complete -c pgan -n '__fish_seen_subcommand_from mmd' -l bandwidth -d 'σ - median (median pooled distance, seeded subsample of ≤1000 per side) or a num' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kernel -d 'rbf exp(-d²/2σ²), laplace exp(-d/σ), or poly (x·y/d+1)³ (KID; also KIDs mean and' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l bandwidth -d 'σ of rbf and laplace - median (default - median pooled distance, seeded subsampl' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l permutations -d 'Permutations for the p-value (0 - statistic only; at most 100,000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l estimator -d 'unbiased (U-statistic, permutation test) or linear (linear time, Gaussian p-valu' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kid-subsets -d 'poly only - KID subsets (torch-fidelitys kid_subsets; default 100).' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kid-subset-size -d 'poly only - rows per side in each KID subset (default min(1000, |X|, |Y|)).' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l json -d 'Print the result as JSON on stdout.' -r

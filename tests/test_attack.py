@@ -23,7 +23,7 @@ from pgan_cli.attacks.evaluation import (auc, bootstrap_auc_ci, check_scores, ep
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.leak import plant_leak
 from pgan_cli.attacks.cache import NeighborCache
-from pgan_cli.attacks.distances import nnaa, privacy_distances
+from pgan_cli.attacks.distances import entropy_weights, eps_identifiability, nnaa, privacy_distances
 
 D = 6
 
@@ -165,6 +165,11 @@ def test_authenticity_nndr_share_near_copies_brute_force(world):
     np.testing.assert_allclose(rep.arrays[K.SCORES_DCR_SYNTHETIC], d_sm.min(1), rtol=1e-4, atol=1e-4)
     two = np.sort(d_sm, axis=1)[:, :2]
     assert rep.summary[K.KEY_NNDR][K.KEY_MEDIAN] == pytest.approx(np.median(two[:, 0] / two[:, 1]), rel=1e-3)
+    two_h = np.sort(cdist(H, M), axis=1)[:, :2]  # the holdout baseline, same stats
+    ratio_h = two_h[:, 0] / two_h[:, 1]
+    for key, f in ((K.KEY_P5, lambda r: np.percentile(r, 5)), (K.KEY_MEDIAN, np.median), (K.KEY_MEAN, np.mean)):
+        assert rep.summary[K.KEY_NNDR_HOLDOUT][key] == pytest.approx(f(ratio_h), rel=1e-4)
+    assert set(rep.summary[K.KEY_NNDR_HOLDOUT]) == set(rep.summary[K.KEY_NNDR])
     thr = np.quantile(d_mm.min(1), 0.01)
     assert rep.summary[K.KEY_NEAR_COPIES] == int((d_sm.min(1) < thr).sum()) >= 55
     worst = rep.summary[K.KEY_NEAR_COPY_PAIRS][0]
@@ -173,6 +178,78 @@ def test_authenticity_nndr_share_near_copies_brute_force(world):
     null = privacy_distances(world["M"], world["H"][:500], world["P"][:800], seed=0)
     assert abs(null.summary[K.KEY_DCR_SHARE] - 0.5) < 0.05
     assert any("subsampled" in n for n in null.summary[K.KEY_DETAILS]["notes"])
+
+
+def _sklearn_identifiability(real, synth, weights=None):
+    """epsilon-identifiability as the ADS-GAN reference code computes it (scikit-learn
+    NearestNeighbors: r_i the 2nd neighbour of a real record among the real ones, r-hat_i its nearest
+    synthetic record, strict <), optionally in the space scaled by ``weights``; and the holdout
+    variant used as the baseline (nearest synthetic against nearest real, for outside records)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    w = np.ones(real.shape[1]) if weights is None else weights
+    x, s = real.astype(np.float64) * w, synth.astype(np.float64) * w
+    r = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)[0][:, 1]
+    r_hat = NearestNeighbors(n_neighbors=1).fit(s).kneighbors(x)[0][:, 0]
+    return float(np.sum(r_hat - r < 0) / len(x))
+
+
+def _sklearn_holdout_identifiability(real, holdout, synth, weights=None):
+    from sklearn.neighbors import NearestNeighbors
+
+    w = np.ones(real.shape[1]) if weights is None else weights
+    x, h, s = (a.astype(np.float64) * w for a in (real, holdout, synth))
+    r = NearestNeighbors(n_neighbors=1).fit(x).kneighbors(h)[0][:, 0]
+    r_hat = NearestNeighbors(n_neighbors=1).fit(s).kneighbors(h)[0][:, 0]
+    return float(np.mean(r_hat < r))
+
+
+def test_eps_identifiability_equals_sklearn(world):
+    """Unweighted and entropy-weighted shares equal an independent scikit-learn computation; the
+    weights are 1/H of the members' rounded columns (scipy entropy), 0 for a zero-entropy column."""
+    from scipy.stats import entropy
+
+    rng = np.random.default_rng(11)
+    M, H = world["M"][:300].copy(), world["H"][:200].copy()
+    S = np.concatenate([world["M"][:40] + 0.05 * rng.normal(size=(40, D)), world["P"][:260]]).astype(np.float32)
+    for a in (M, H, S):  # a column that rounds to one value in the members: entropy 0, weight 0
+        a[:, 2] = rng.uniform(-0.4, 0.4, size=len(a))
+    w = entropy_weights(M)
+    h = np.array([entropy(np.unique(np.round(M[:, j]), return_counts=True)[1]) for j in range(D)])
+    assert w[2] == 0 and h[2] == 0 and np.allclose(w[h > 0], 1 / h[h > 0], rtol=1e-12)
+    got = eps_identifiability(M, H, S, NeighborCache())
+    assert got[K.KEY_EPS_MEMBERS] == _sklearn_identifiability(M, S)
+    assert got[K.KEY_EPS_HOLDOUT] == _sklearn_holdout_identifiability(M, H, S)
+    wt = got[K.KEY_EPS_WEIGHTED]
+    assert wt[K.KEY_EPS_MEMBERS] == _sklearn_identifiability(M, S, w)
+    assert wt[K.KEY_EPS_HOLDOUT] == _sklearn_holdout_identifiability(M, H, S, w)
+    assert (wt[K.KEY_EPS_FEATURES], wt[K.KEY_EPS_ZERO_ENTROPY_FEATURES]) == (D, 1)
+    assert wt[K.KEY_EPS_MEMBERS] != got[K.KEY_EPS_MEMBERS]  # the weighting changes the answer here
+    # independent searches (no shared passes) give the same shares
+    assert eps_identifiability(M, H, S, NeighborCache(shared_passes=False)) == got
+    # no feature left after weighting: no weighted value, said in the notes
+    mu = M.mean(axis=0)
+    flat = privacy_distances(*((a - mu) * 0.05 for a in (M, H, S)), seed=0).summary
+    assert flat[K.KEY_EPS_IDENTIFIABILITY][K.KEY_EPS_WEIGHTED][K.KEY_EPS_MEMBERS] is None
+    assert any("no weighted value" in n for n in flat[K.KEY_DETAILS]["notes"])
+
+
+def test_eps_identifiability_planted_copy_and_null(world):
+    """S = the members + noise 0.01: every member is identifiable (1.0) while the holdout baseline
+    stays near 0.5; S independent of M and H: the member share is near the holdout baseline."""
+    rng = np.random.default_rng(5)
+    M, H = world["M"], world["H"]
+    copy = privacy_distances(M, H, (M + 0.01 * rng.normal(size=M.shape)).astype(np.float32), seed=0)
+    eps = copy.summary[K.KEY_EPS_IDENTIFIABILITY]
+    for e in (eps, eps[K.KEY_EPS_WEIGHTED]):
+        assert e[K.KEY_EPS_MEMBERS] > 0.99 and abs(e[K.KEY_EPS_HOLDOUT] - 0.5) < 0.05, e
+    for s in (world["P"][:1000], world["P"][1000:1700]):
+        eps = privacy_distances(M, H, s, seed=0).summary[K.KEY_EPS_IDENTIFIABILITY]
+        for e in (eps, eps[K.KEY_EPS_WEIGHTED]):
+            assert abs(e[K.KEY_EPS_MEMBERS] - e[K.KEY_EPS_HOLDOUT]) < 0.07, e
+    # unequal holdout: the baseline uses the same radius (nearest member), so it needs no subsampling
+    eps = privacy_distances(M, H[:300], world["P"][:1000], seed=0).summary[K.KEY_EPS_IDENTIFIABILITY]
+    assert abs(eps[K.KEY_EPS_MEMBERS] - eps[K.KEY_EPS_HOLDOUT]) < 0.08, eps
 
 
 def test_nnaa_brute_force():

@@ -403,6 +403,10 @@ for name, argv in SEEDED.items():
 BOUNDS = [
     ("mmd-permutations-1e9", ["mmd", "train.h5", "holdout.h5", "--permutations", "1000000000"], "--permutations"),
     ("mmd-permutations-neg", ["mmd", "train.h5", "holdout.h5", "--permutations", "-1"], "--permutations"),
+    ("mmd-poly-bandwidth", ["mmd", "train.h5", "holdout.h5", "--kernel", "poly", "--bandwidth", "2"],
+     "has no bandwidth, so --bandwidth 2 would be ignored"),
+    ("mmd-kid-subsets-1e9", ["mmd", "train.h5", "holdout.h5", "--kernel", "poly", "--kid-subsets", "1000000000"],
+     "--kid-subsets"),
     ("utility-permutations-1e9", [*SEEDED["utility"], "--permutations", "1000000000"], "--permutations"),
     ("utility-permutations-0", [*SEEDED["utility"], "--permutations", "0"], "--permutations"),
     ("attack-bootstrap-1e9", [*SEEDED["attack"], "--bootstrap", "1000000000"], "--bootstrap"),

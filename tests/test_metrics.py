@@ -93,6 +93,70 @@ def test_linear_estimator(rng):
     assert shifted.mmd2 == pytest.approx(unbiased.mmd2, rel=0.3)
 
 
+def torch_fidelity_kid(features_1, features_2, kid_subsets, kid_subset_size, rng_seed):
+    """torch-fidelity's KID (metric_kid.py: kid_features_to_metric, polynomial_kernel and
+    mmd2(mmd_est="unbiased") with its defaults degree 3, gamma 1/d, coef0 1), written out
+    literally on NumPy float64 arrays."""
+    def mmd2(K_XX, K_XY, K_YY):
+        m = K_XX.shape[0]
+        diag_X, diag_Y = np.diagonal(K_XX), np.diagonal(K_YY)
+        Kt_XX_sums = K_XX.sum(axis=1) - diag_X
+        Kt_YY_sums = K_YY.sum(axis=1) - diag_Y
+        K_XY_sums_0 = K_XY.sum(axis=0)
+        Kt_XX_sum, Kt_YY_sum, K_XY_sum = Kt_XX_sums.sum(), Kt_YY_sums.sum(), K_XY_sums_0.sum()
+        value = (Kt_XX_sum + Kt_YY_sum) / (m * (m - 1))
+        value -= 2 * K_XY_sum / (m * m)
+        return value
+
+    def polynomial_kernel(X, Y, degree=3, gamma=None, coef0=1):
+        if gamma is None:
+            gamma = 1.0 / X.shape[1]
+        return (np.matmul(X, Y.T) * gamma + coef0) ** degree
+
+    n_samples_1, n_samples_2 = len(features_1), len(features_2)
+    mmds = np.zeros(kid_subsets)
+    rng = np.random.RandomState(rng_seed)
+    for i in range(kid_subsets):
+        f1 = features_1[rng.choice(n_samples_1, kid_subset_size, replace=False)]
+        f2 = features_2[rng.choice(n_samples_2, kid_subset_size, replace=False)]
+        mmds[i] = mmd2(polynomial_kernel(f1, f1), polynomial_kernel(f1, f2), polynomial_kernel(f2, f2))
+    return {"mean": float(np.mean(mmds)), "std": float(np.std(mmds))}
+
+
+@pytest.mark.parametrize("seed", [0, 2020])
+def test_kid_over_subsets_equals_torch_fidelity_and_a_direct_computation(seed, rng):
+    x = rng.normal(size=(90, 7))
+    y = rng.normal(size=(70, 7)) * 1.1 + 0.2
+    got = mmd.kid_over_subsets(x, y, subsets=25, subset_size=40, seed=seed)
+    assert (got["kid_subsets"], got["kid_subset_size"]) == (25, 40)
+    theirs = torch_fidelity_kid(x, y, 25, 40, seed)
+    assert got["kid_mean"] == pytest.approx(theirs["mean"], rel=1e-9)
+    assert got["kid_std"] == pytest.approx(theirs["std"], rel=1e-9)
+    # the same subsets, each scored by the independent full-matrix MMD²_u of this file (n = m)
+    draw = np.random.RandomState(seed)
+    values = [direct_mmd2(x[draw.choice(90, 40, replace=False)], y[draw.choice(70, 40, replace=False)], "poly", None)
+              for _ in range(25)]
+    assert got["kid_mean"] == pytest.approx(np.mean(values), rel=1e-9)
+    assert got["kid_std"] == pytest.approx(np.std(values, ddof=0), rel=1e-9)
+    assert got["kid_std"] > 0 and got["kid_mean"] > 0
+    # default size: min(1000, |X|, |Y|): every subset is all of Y, and a size above a set is refused
+    assert mmd.kid_over_subsets(x, y, subsets=3)["kid_subset_size"] == 70
+    from pgan_cli.errors import InputError
+    with pytest.raises(InputError, match="kid_subset_size 80 is larger than a set"):
+        mmd.kid_over_subsets(x, y, subsets=3, subset_size=80)
+
+
+def test_poly_kernel_refuses_a_bandwidth(rng):
+    from pgan_cli.errors import InputError
+
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    for bw in (2.0, "median"):
+        with pytest.raises(InputError, match="poly kernel .* has no bandwidth"):
+            mmd.mmd_test(x, y, "poly", bandwidth=bw, permutations=0)
+    assert mmd.mmd_test(x, y, "poly", permutations=0).bandwidth is None
+    assert mmd.mmd_test(x, y, "rbf", bandwidth="median", permutations=0).bandwidth == mmd.median_bandwidth(x, y)
+
+
 def test_mmd_errors_in_library():
     from pgan_cli.errors import InputError
 
@@ -151,6 +215,31 @@ def test_c2st(rng):
     assert c2st.c2st_auc(real, rng.normal(size=(400, 3)) + 1.5, "logreg") > 0.9
 
 
+def test_c2st_below_chance_flags_copying(rng):
+    """A planted copy (S = the real set + N(0, 1e-3²) noise) drives the held-out AUC far below 0.5
+    and the one-sided test flags it; independent samples do not. The p-value is the normal
+    approximation of the Mann-Whitney U of the held-out scores (U = AUC n_real n_synthetic),
+    recomputed here from the AUC (logreg: no tied scores, so no tie correction)."""
+    from scipy.stats import norm
+    from sklearn.metrics import roc_auc_score
+
+    real = rng.normal(size=(600, 8))
+    copy = real + 1e-3 * rng.normal(size=real.shape)
+    t = c2st.c2st_test(real, copy)  # gbm (a linear classifier falls below 0.5 too, less far: 0.42-0.45)
+    assert t["auc"] < 0.15 and t["copying"] and t["p_value"] < 1e-10, t
+    for seed in range(3):
+        t = c2st.c2st_test(real, rng.normal(size=(600, 8)), seed=seed)
+        assert 0.4 < t["auc"] < 0.6 and not t["copying"] and t["p_value"] > c2st.COPYING_ALPHA, t
+    assert c2st.c2st_test(real, rng.normal(size=(600, 8)) + 1.5)["p_value"] > 0.99  # far above chance
+    proba, y = c2st.held_out_scores(real, copy, "logreg")
+    t = c2st.below_chance(proba, y)
+    n0, n1 = (y == 0).sum(), (y == 1).sum()
+    assert (t["n_real"], t["n_synthetic"]) == (n0, n1) == (180, 180)
+    u = roc_auc_score(y, proba) * n0 * n1
+    z = (u - n0 * n1 / 2 + 0.5) / np.sqrt(n0 * n1 * (n0 + n1 + 1) / 12)  # continuity-corrected
+    assert t["p_value"] == pytest.approx(norm.cdf(z), rel=1e-6)
+
+
 # ---- toy mixture ----------------------------------------------------------------------------
 def test_mode_scores_on_the_ring(ring8):
     from pgan_cli.dataset import read_dataset
@@ -197,12 +286,21 @@ def test_mmd_cli_json_and_text(cli, vecs):
     for key in ("mmd2", "p_value", "kernel", "bandwidth", "n_x", "n_y", "permutations", "estimator", "provenance"):
         assert key in out
     assert (out["n_x"], out["n_y"], out["permutations"], out["kernel"]) == (60, 50, 200, "rbf")
+    assert not any(k.startswith("kid") for k in out) and out["provenance"]["params"]["bandwidth"] == "median"
     assert out["p_value"] < 0.01 and out["mmd2"] > 0
     assert len(out["provenance"]["inputs"]) == 2
     again = json.loads(cli("mmd", vecs["a"], vecs["b"], "--permutations", "200", "--seed", "1", "--json").stdout)
     assert again["p_value"] == out["p_value"] and again["mmd2"] == out["mmd2"]
     r = cli("mmd", vecs["a"], vecs["b"], "--kernel", "poly", "--permutations", "0")
     assert r.exit_code == 0 and r.stdout.startswith("MMD² = ") and "p = n/a" in r.stdout
+    assert "; KID = " in r.stdout and "(100 subsets of 50)" in r.stdout
+    out = json.loads(cli("mmd", vecs["a"], vecs["b"], "--kernel", "poly", "--permutations", "0", "--kid-subsets",
+                         "20", "--kid-subset-size", "30", "--seed", "4", "--json").stdout)
+    assert (out["kid_subsets"], out["kid_subset_size"], out["bandwidth"]) == (20, 30, None)
+    a, b = (np.load(vecs[k]).astype(np.float64) for k in "ab")
+    assert out["kid_mean"] == pytest.approx(torch_fidelity_kid(a, b, 20, 30, 4)["mean"], rel=1e-9)
+    assert out["kid_std"] == pytest.approx(torch_fidelity_kid(a, b, 20, 30, 4)["std"], rel=1e-9)
+    assert out["provenance"]["params"]["kid_subset_size"] == 30
 
 
 def test_mmd_cli_on_dataset_files(cli, digits_splits):
@@ -222,6 +320,12 @@ def test_mmd_cli_on_dataset_files(cli, digits_splits):
     (("a", "b", "--bandwidth", "-2"), "bandwidth"),
     (("a", "b", "--bandwidth", "wide"), "bandwidth"),
     (("a", "b", "--estimator", "quadratic"), "--estimator must be one of"),
+    (("a", "b", "--kernel", "poly", "--bandwidth", "2"), "the poly kernel (x·y/d + 1)³ of KID has no bandwidth, so --bandwidth 2"),
+    (("a", "b", "--kernel", "poly", "--bandwidth", "median"), "leave --bandwidth out"),
+    (("a", "b", "--kid-subsets", "10"), "--kid-subsets is for KID, the poly kernel; add --kernel poly"),
+    (("a", "b", "--kernel", "poly", "--kid-subsets", "0"), "--kid-subsets must be"),
+    (("a", "b", "--kernel", "poly", "--kid-subset-size", "51"), "--kid-subset-size 51 is larger than a set"),
+    (("a", "b", "--kernel", "poly", "--kid-subset-size", "1"), "--kid-subset-size must be"),
     (("a", "b", "--permutations", "-1"), "permutations"),
     (("a", "missing"), "does not exist"),
 ])
@@ -242,15 +346,38 @@ def test_fidelity_cli_on_ring(cli, ring8, tmp_path):
     assert r.exit_code == 0, r
     out = json.loads(r.stdout)
     for key in ("precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "frechet",
-                "c2st_auc", "modes_covered", "modes_total", "high_quality_fraction", "log_likelihood",
+                "c2st_auc", "c2st_copying", "c2st_copying_test", "modes_covered", "modes_total", "high_quality_fraction", "log_likelihood",
                 "n_real", "n_synthetic", "k", "space", "provenance"):
         assert key in out, key
     assert (out["modes_covered"], out["modes_total"]) == (8, 8)
     assert out["precision"] > 0.9 and out["coverage"] > 0.8 and out["c2st_auc"] < 0.62
+    assert out["c2st_copying"] is False and "warning" not in r.stderr
+    assert set(out["c2st_copying_test"]) == {"p_value", "alpha", "test", "n_real", "n_synthetic"}
     assert json.loads((tmp_path / "fid.json").read_text())["precision"] == out["precision"]
     r = cli("fidelity", ring8, synth, "--metrics", "frechet", "--json")
     out = json.loads(r.stdout)
     assert "frechet" in out and "precision" not in out and "c2st_auc" not in out and out["modes_covered"] == 8
+
+
+def test_fidelity_cli_says_a_copy_is_below_chance(cli, tmp_path, rng):
+    """S = the real set + tiny noise: the JSON flags copying, stderr says so in one line, and the
+    text output marks the AUC; an independent sample gets no flag."""
+    real = rng.normal(size=(500, 6)).astype(np.float32)
+    np.save(tmp_path / "real.npy", real)
+    np.save(tmp_path / "copy.npy", real + np.float32(1e-3) * rng.normal(size=real.shape).astype(np.float32))
+    np.save(tmp_path / "fresh.npy", rng.normal(size=(500, 6)).astype(np.float32))
+    r = cli("fidelity", tmp_path / "real.npy", tmp_path / "copy.npy", "--metrics", "c2st", "--json")
+    assert r.exit_code == 0, r
+    out = json.loads(r.stdout)
+    assert out["c2st_auc"] < 0.15 and out["c2st_copying"] is True
+    assert out["c2st_copying_test"]["p_value"] < out["c2st_copying_test"]["alpha"] == 0.01
+    warning = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and "significantly below 0.5" in warning[0] and "copy" in warning[0]
+    text = cli("fidelity", tmp_path / "real.npy", tmp_path / "copy.npy", "--metrics", "c2st")
+    assert "(below chance: copying)" in text.stdout
+    fresh = json.loads(cli("fidelity", tmp_path / "real.npy", tmp_path / "fresh.npy", "--metrics", "c2st",
+                           "--json").stdout)
+    assert fresh["c2st_copying"] is False and fresh["c2st_copying_test"]["p_value"] > 0.01
 
 
 def test_fidelity_cli_errors(cli, vecs, ring8):

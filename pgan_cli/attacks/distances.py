@@ -7,7 +7,8 @@ All neighbour searches go through :func:`pgan_cli.neighbors.knn` (via a shared
 - DCR share: fraction of S closer to M than to H (ties count one half); ideal 0.5 when
   |M| = |H|; with unequal sizes the larger set is subsampled to the smaller (10 seeded repeats,
   mean), so the ideal stays 0.5.
-- NNDR: d1 / d2, the distances to the two nearest members, per synthetic record.
+- NNDR: d1 / d2, the distances to the two nearest members, per synthetic record; the same per
+  holdout record is the baseline (``nndr_holdout``).
 - NNAA (Yale et al., "Generation and evaluation of privacy preserving synthetic health data",
   Neurocomputing 2020): AA(A, S) = 1/2 [mean_i 1(d_AS(i) > d_AA(i)) + mean_j 1(d_SA(j) > d_SS(j))],
   self excluded from d_AA and d_SS; privacy loss = AA(H, S) - AA(M, S). With unequal sizes
@@ -23,6 +24,14 @@ All neighbour searches go through :func:`pgan_cli.neighbors.knn` (via a shared
   >> 0 underfitting).
 - Near-copies: synthetic records with d(s, M) below the 1st percentile of member-to-member
   nearest-neighbour distances; the worst pairs are listed (indices and distance only).
+- epsilon-identifiability (Yoon, Drumright & van der Schaar, "Anonymization through data
+  synthesis using generative adversarial networks (ADS-GAN)", IEEE JBHI 2020): the share of
+  members m with d(m, S) < d(m, M without m) (strict); the baseline is the same share for holdout
+  records h with d(h, S) < d(h, M), so both are measured against the same real set. Reported in
+  L2 and, as the paper, with each feature scaled by w_j = 1/H_j, H_j the entropy of the
+  members' column j rounded to integers (the authors' code; a column with H_j = 0 gets w_j = 0,
+  where their code divides by zero). docs/privacy-metrics.md says where synthcity and SynthEval
+  differ.
 """
 
 from __future__ import annotations
@@ -72,6 +81,55 @@ def dcr_share(d_sm: np.ndarray, d_sh: np.ndarray) -> float:
 def authenticity(d_sm: np.ndarray, nearest_member: np.ndarray, member_radius: np.ndarray) -> np.ndarray:
     """Per synthetic record: 1 if d(s, x_i*) > d(x_i*, nearest other member), i* = nearest member."""
     return (d_sm > member_radius[nearest_member]).astype(np.int8)
+
+
+def identifiability(d_to_synthetic: np.ndarray, d_to_real: np.ndarray) -> float:
+    """Share of records whose nearest synthetic record is strictly closer than their nearest real
+    one (Yoon et al. 2020: r-hat_i < r_i)."""
+    return float(np.mean(np.asarray(d_to_synthetic, np.float64) < np.asarray(d_to_real, np.float64)))
+
+
+def entropy_weights(members: np.ndarray) -> np.ndarray:
+    """ADS-GAN's feature weights: w_j = 1/H_j, H_j the entropy (nats) of the members' column j
+    rounded to integers (as the authors' code, ``np.round`` then ``scipy.stats.entropy`` of the
+    counts); 0 where H_j = 0 (one rounded value: the authors' code divides by zero there)."""
+    from scipy.stats import entropy
+
+    h = np.array([entropy(np.unique(np.round(members[:, j]), return_counts=True)[1])
+                  for j in range(members.shape[1])], dtype=np.float64)
+    w = np.zeros_like(h)
+    np.divide(1.0, h, out=w, where=h > 0)
+    return w
+
+
+def eps_identifiability(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
+                        cache: NeighborCache) -> dict:
+    """epsilon-identifiability of the members and of the holdout baseline, in L2 and entropy-weighted.
+
+    L2 searches come from ``cache`` (shared with the other metrics); the weighted space is searched
+    once more with a cache of its own (same device), k = 1.
+    """
+    M, H, S = members, holdout, synthetic
+    k = cache.default_k
+
+    def shares(c: NeighborCache, m, h, s, kk: int) -> dict:
+        r_m = c.knn(m, m, kk, exclude_self=True).distances[:, 0]
+        r_h = c.knn(h, m, kk).distances[:, 0]
+        return {K.KEY_EPS_MEMBERS: identifiability(c.knn(m, s, kk).distances[:, 0], r_m),
+                K.KEY_EPS_HOLDOUT: identifiability(c.knn(h, s, kk).distances[:, 0], r_h)}
+
+    out = shares(cache, M, H, S, k)
+    w = entropy_weights(M)
+    zero = int(np.count_nonzero(w == 0))
+    weighted: dict = {K.KEY_EPS_MEMBERS: None, K.KEY_EPS_HOLDOUT: None}
+    if zero < len(w):
+        w32 = w.astype(np.float32)
+        mw, hw, sw = (np.ascontiguousarray(a * w32) for a in (M, H, S))
+        own = NeighborCache(default_k=1, shared_passes=cache.shared_passes, device=cache.device)
+        weighted = shares(own, mw, hw, sw, 1)
+    weighted.update({K.KEY_EPS_FEATURES: int(len(w)), K.KEY_EPS_ZERO_ENTROPY_FEATURES: zero})
+    out[K.KEY_EPS_WEIGHTED] = weighted
+    return out
 
 
 def _aa(d_as: np.ndarray, d_aa: np.ndarray, d_sa: np.ndarray, d_ss: np.ndarray) -> float:
@@ -167,7 +225,8 @@ def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.nd
     notes = []
     sm = cache.knn(S, M, k)
     d_sm, nearest = sm.distances[:, 0].astype(np.float64), sm.indices[:, 0]
-    d_hm = cache.knn(H, M, k).distances[:, 0].astype(np.float64)
+    hm = cache.knn(H, M, k)
+    d_hm = hm.distances[:, 0].astype(np.float64)
     sh = cache.knn(S, H, k)
     d_sh = sh.distances[:, 0].astype(np.float64)
     mm = cache.knn(M, M, k, exclude_self=True)
@@ -190,9 +249,12 @@ def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.nd
         notes.append(f"dcr_share: |members| = {len(M)} and |holdout| = {len(H)} differ; the larger was "
                      f"subsampled to {n} ({repeats} repeats, mean)")
 
-    d2 = sm.distances[:, 1].astype(np.float64) if sm.distances.shape[1] > 1 else np.full(len(S), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nndr = np.where(d2 > 0, d_sm / d2, 1.0)
+    def ratio(res, d1):  # NNDR: d1/d2 to the two nearest members (1 where d2 = 0)
+        d2 = res.distances[:, 1].astype(np.float64) if res.distances.shape[1] > 1 else np.full(len(d1), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(d2 > 0, d1 / d2, 1.0)
+
+    nndr, nndr_h = ratio(sm, d_sm), ratio(hm, d_hm)
     auth = authenticity(d_sm, nearest, radius)
 
     # near-copies
@@ -210,6 +272,12 @@ def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.nd
     ct = data_copying_ct(d_hm, d_sm, cells_h, cells_s, len(centers))
 
     aa = nnaa(M, H, S, cache, repeats=repeats, seed=seed)
+    eps = eps_identifiability(M, H, S, cache)
+    if eps[K.KEY_EPS_WEIGHTED][K.KEY_EPS_ZERO_ENTROPY_FEATURES]:
+        z = eps[K.KEY_EPS_WEIGHTED]
+        notes.append(f"eps_identifiability.weighted: {z[K.KEY_EPS_ZERO_ENTROPY_FEATURES]} of {z[K.KEY_EPS_FEATURES]} "
+                     f"features take one rounded value in the members (entropy 0) and get weight 0"
+                     + ("; no feature is left, so no weighted value" if z[K.KEY_EPS_MEMBERS] is None else ""))
     if aa["repeats"] > 1:
         notes.append(f"nnaa: set sizes differ; members, holdout and synthetic were subsampled to "
                      f"{aa['subsample_size']} ({aa['repeats']} repeats, mean)")
@@ -218,6 +286,7 @@ def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.nd
                     K.KEY_DCR_SYNTHETIC_TO_HOLDOUT: _stats(d_sh)},
         K.KEY_DCR_SHARE: share,
         K.KEY_NNDR: _stats(nndr),
+        K.KEY_NNDR_HOLDOUT: _stats(nndr_h),
         K.KEY_NNAA: {"members": aa["members"], "holdout": aa["holdout"],
                      "subsample_size": aa["subsample_size"], "repeats": aa["repeats"]},
         K.KEY_NNAA_PRIVACY_LOSS: aa["privacy_loss"],
@@ -226,6 +295,7 @@ def privacy_distances(members: np.ndarray, holdout: np.ndarray, synthetic: np.nd
         K.KEY_NEAR_COPIES: int(len(close)),
         K.KEY_NEAR_COPY_THRESHOLD: thr,
         K.KEY_NEAR_COPY_PAIRS: pairs,
+        K.KEY_EPS_IDENTIFIABILITY: eps,
         K.KEY_DETAILS: {"data_copying": ct, "notes": notes, "metric": "l2"},
     }
     arrays = {K.SCORES_DCR_SYNTHETIC: d_sm, K.SCORES_DCR_HOLDOUT: d_hm, K.SCORES_DCR_SYNTHETIC_HOLDOUT: d_sh,

@@ -6,8 +6,9 @@ Reports, audits and tests import these constants instead of repeating strings
     {"attacks":   {"<method>": {"auc", "auc_ci", "tpr_at_fpr": {"0.001", "0.01", "0.1"},
                                 "advantage", "balanced_accuracy", "epsilon_lower_bound", ...,
                                 "targets": [...] (attacks scored over chosen targets: shadow)}},
-     "distances": {"dcr": {...}, "dcr_share", "nndr", "nnaa", "nnaa_privacy_loss",
-                   "authenticity", "data_copying_ct", "near_copies"},
+     "distances": {"dcr": {...}, "dcr_share", "nndr", "nndr_holdout", "nnaa", "nnaa_privacy_loss",
+                   "authenticity", "data_copying_ct", "near_copies",
+                   "eps_identifiability": {"members", "holdout", "weighted": {...}}},
      "sets":      {...},
      "provenance": {...}}
 
@@ -70,14 +71,25 @@ KEY_P5 = "p5"
 KEY_MEDIAN = "median"
 KEY_MEAN = "mean"
 KEY_DCR_SHARE = "dcr_share"
-KEY_NNDR = "nndr"
+KEY_NNDR = "nndr"                  # d1/d2 of each synthetic record's two nearest members: p5, median, mean
+KEY_NNDR_HOLDOUT = "nndr_holdout"  # the same for each holdout record (the baseline of a fresh sample)
 KEY_NNAA = "nnaa"
 KEY_NNAA_PRIVACY_LOSS = "nnaa_privacy_loss"
 KEY_AUTHENTICITY = "authenticity"
 KEY_DATA_COPYING_CT = "data_copying_ct"
 KEY_NEAR_COPIES = "near_copies"
-DISTANCE_KEYS = (KEY_DCR, KEY_DCR_SHARE, KEY_NNDR, KEY_NNAA, KEY_NNAA_PRIVACY_LOSS, KEY_AUTHENTICITY,
-                 KEY_DATA_COPYING_CT, KEY_NEAR_COPIES)
+# epsilon-identifiability (Yoon et al., ADS-GAN, JBHI 2020): {"members", "holdout", "weighted": {"members",
+# "holdout", "features", "zero_entropy_features"}}; members: share of members whose nearest synthetic record
+# is closer than their nearest other member; holdout: share of holdout records whose nearest synthetic record
+# is closer than their nearest member (the baseline); weighted: the same with each feature scaled by 1/H(X_j)
+KEY_EPS_IDENTIFIABILITY = "eps_identifiability"
+KEY_EPS_MEMBERS = "members"
+KEY_EPS_HOLDOUT = "holdout"
+KEY_EPS_WEIGHTED = "weighted"
+KEY_EPS_FEATURES = "features"                            # features in the space
+KEY_EPS_ZERO_ENTROPY_FEATURES = "zero_entropy_features"  # features with H(X_j) = 0, given weight 0
+DISTANCE_KEYS = (KEY_DCR, KEY_DCR_SHARE, KEY_NNDR, KEY_NNDR_HOLDOUT, KEY_NNAA, KEY_NNAA_PRIVACY_LOSS,
+                 KEY_AUTHENTICITY, KEY_DATA_COPYING_CT, KEY_NEAR_COPIES, KEY_EPS_IDENTIFIABILITY)
 
 # ---- scores file (HDF5, ``--scores``) --------------------------------------------------------
 SCORES_GROUP = "scores"                       # scores/<method>: float64 (n_candidates,)

@@ -51,8 +51,9 @@ def attack_cmd(
 ) -> None:
     """Score every candidate of M ∪ H with each attack (higher = more likely a member) and report
     AUC with a bootstrap 95% interval, TPR at FPR 0.1%/1%/10%, advantage, balanced accuracy and
-    an effective-epsilon lower bound; plus DCR, DCR share, NNDR, NNAA, authenticity, the
-    data-copying test C_T and near-copies. Inputs are dataset files (pixels) or NPY embeddings
+    an effective-epsilon lower bound; plus DCR, DCR share, NNDR (synthetic and holdout), NNAA,
+    authenticity, the data-copying test C_T, near-copies and epsilon-identifiability (members
+    and the holdout baseline, L2 and entropy-weighted). Inputs are dataset files (pixels) or NPY embeddings
     from `pgan embed`, all in one space. Methods: dcr, dcr-calibrated, pairwise, density,
     domias, logan-blackbox, and with --generator logan and gan-leaks. Named only: shadow
     (--synthetic, --reference, --generator): trains --shadow-models generators with the
@@ -95,6 +96,9 @@ def attack_cmd(
         lines.append(f"DCR share {d[K.KEY_DCR_SHARE]:.3f} (ideal 0.5), authenticity {d[K.KEY_AUTHENTICITY]:.3f}, "
                      f"NNAA privacy loss {d[K.KEY_NNAA_PRIVACY_LOSS]:+.3f}, C_T "
                      f"{'n/a' if ct is None else f'{ct:.2f}'}, near-copies {d[K.KEY_NEAR_COPIES]}")
+        eps = d[K.KEY_EPS_IDENTIFIABILITY]
+        lines.append(f"epsilon-identifiability {eps[K.KEY_EPS_MEMBERS]:.3f} (holdout baseline "
+                     f"{eps[K.KEY_EPS_HOLDOUT]:.3f})")
     if result[K.KEY_SETS]["balanced_subsampling"]:
         lines.append(result[K.KEY_SETS]["note"])
     if scores is not None:

@@ -28,6 +28,10 @@ def fidelity_cmd(
     For files made by `pgan data gaussian`, the true mixture stored in REAL also gives
     modes_covered, modes_total, high_quality_fraction and log_likelihood.
 
+    A C2ST AUC significantly below 0.5 (one-sided Mann-Whitney test on the held-out scores,
+    p < 0.01) means the synthetic set copies the real one: c2st_copying is true, its test is in
+    c2st_copying_test, and a warning says so on stderr.
+
     Example: pgan fidelity splits/train.h5 synthetic.h5 --k 5 --json
     """
     from pgan_cli.files import write_json
@@ -42,7 +46,9 @@ def fidelity_cmd(
         return
     names = ["precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "frechet",
              "c2st_auc", "high_quality_fraction", "log_likelihood"]
-    parts = [f"{n} {result[n]:.4g}" for n in names if n in result]
+    # a C2ST AUC significantly below 0.5 is a copying signal, not an ideal score
+    copying = " (below chance: copying)" if result.get("c2st_copying") else ""
+    parts = [f"{n} {result[n]:.4g}" + (copying if n == "c2st_auc" else "") for n in names if n in result]
     if "modes_covered" in result:
         parts.insert(0, f"modes {result['modes_covered']}/{result['modes_total']}")
     console.emit(", ".join(parts))

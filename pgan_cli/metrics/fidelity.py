@@ -1,8 +1,9 @@
 """All fidelity metrics at once: what ``pgan fidelity`` runs.
 
 Result keys (stable, top level): precision, recall, density, coverage (``prdc``),
-alpha_precision, beta_recall (``alpha-beta``), frechet (``frechet``), c2st_auc (``c2st``),
-and for toy mixtures modes_covered, modes_total, high_quality_fraction, log_likelihood.
+alpha_precision, beta_recall (``alpha-beta``), frechet (``frechet``), c2st_auc, c2st_copying and
+c2st_copying_test (``c2st``), and for toy mixtures modes_covered, modes_total, high_quality_fraction,
+log_likelihood.
 Metrics that were not selected are absent (never NaN, never 0 by default).
 """
 
@@ -21,6 +22,8 @@ METRIC_GROUPS = ("prdc", "alpha-beta", "frechet", "c2st")
 KEY_PRECISION, KEY_RECALL, KEY_DENSITY, KEY_COVERAGE = "precision", "recall", "density", "coverage"
 KEY_ALPHA_PRECISION, KEY_BETA_RECALL = "alpha_precision", "beta_recall"
 KEY_FRECHET, KEY_C2ST_AUC = "frechet", "c2st_auc"
+# the held-out AUC significantly below 0.5: true/false, and the test behind it (metrics/c2st.py)
+KEY_C2ST_COPYING, KEY_C2ST_COPYING_TEST = "c2st_copying", "c2st_copying_test"
 KEY_MODES_COVERED, KEY_MODES_TOTAL = "modes_covered", "modes_total"
 KEY_HIGH_QUALITY, KEY_LOG_LIKELIHOOD = "high_quality_fraction", "log_likelihood"
 
@@ -80,10 +83,22 @@ def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = DEFAULT_PRDC_K, m
         out[KEY_FRECHET] = frechet.frechet_distance(real, synthetic)
     if "c2st" in metrics:
         say("classifier two-sample test ...")
-        out[KEY_C2ST_AUC] = c2st.c2st_auc(real, synthetic, c2st_classifier, seed)
+        test = c2st.c2st_test(real, synthetic, c2st_classifier, seed)
+        out[KEY_C2ST_AUC] = test.pop("auc")
+        out[KEY_C2ST_COPYING] = test.pop("copying")
+        out[KEY_C2ST_COPYING_TEST] = test
     if mixture is not None:
         out.update(modes.mode_scores(synthetic, mixture, real))
     return out
+
+
+def copying_message(result: dict) -> str:
+    """The human line for a C2ST AUC significantly below 0.5 (a copying signal, not an ideal score)."""
+    t = result[KEY_C2ST_COPYING_TEST]
+    return (f"C2ST AUC {result[KEY_C2ST_AUC]:.3f} is significantly below 0.5 (one-sided p = {t['p_value']:.2g} "
+            f"< {t['alpha']}): the synthetic set looks like a copy of the real one (a real record and its copy "
+            f"on opposite sides of the classifier's train/test split get the wrong label); this is a copying "
+            f"signal, not an ideal score")
 
 
 def _space(path) -> str:
@@ -121,6 +136,8 @@ def fidelity_files(real, synthetic, *, k: int = DEFAULT_PRDC_K, metrics: list[st
     mixture = _mixture(real) or _mixture(synthetic)
     result = fidelity(x, y, k=k, metrics=chosen, seed=seed, mixture=mixture,
                       c2st_classifier=c2st_classifier, log=console.log)
+    if result.get(KEY_C2ST_COPYING):
+        console.warn(copying_message(result))
     result.update({"n_real": len(x), "n_synthetic": len(y), "k": k, "dim": int(x.shape[1]),
                    "metrics": chosen, "space": _space(real),
                    "frechet_note": "Fréchet distance of Gaussian fits in this space (FID only in Inception space)",

@@ -19,7 +19,16 @@ Kernels: ``rbf`` exp(-||x-y||²/(2σ²)), ``laplace`` exp(-||x-y||/σ), and ``po
 (x·y/d + 1)³, the kernel of KID (Bińkowski, Sutherland, Arbel & Gretton, ICLR 2018).
 The bandwidth σ defaults to the median heuristic: the median Euclidean distance between
 distinct points of the pooled sample, taken on a seeded subsample of at most 1,000 points per
-side (``MEDIAN_SUBSAMPLE``) so it costs O(1) whatever N is.
+side (``MEDIAN_SUBSAMPLE``) so it costs O(1) whatever N is. The poly kernel has no bandwidth
+(its scale 1/d and offset 1 are KID's fixed choices); a bandwidth given with it is refused.
+
+KID over subsets (:func:`kid_over_subsets`), as torch-fidelity's ``kid_features_to_metric``: for
+each of ``subsets`` rounds, ``subset_size`` rows of X and then of Y are drawn without
+replacement by ``numpy.random.RandomState(seed mod 2³²).choice`` (so ``seed=2020``, its default
+``rng_seed``, draws torch-fidelity's subsets); the unbiased MMD² of the two subsets
+with the poly kernel (equal sizes m: 1/(m(m-1)) Σ_{i≠j} over XX and YY minus 2/m² Σ_{i,j} over
+XY, torch-fidelity's ``mmd2(..., mmd_est="unbiased")``) is computed in float64; the result is
+their mean and their standard deviation with ``numpy.std``'s default ddof = 0.
 
 Permutation test (Schrab et al., "MMD aggregated two-sample test", JMLR 2023, appendix C):
 the pooled kernel matrix K (N = n + m rows, diagonal zeroed) is computed exactly once, in
@@ -44,9 +53,13 @@ import numpy as np
 
 from pgan_cli.errors import InputError
 from pgan_cli import params
-from pgan_cli.params import MAX_PERMUTATIONS, Interval, Options, constrained
+from pgan_cli.params import MAX_PERMUTATIONS, Interval, OptionError, Optional_, Options, constrained
 
 KERNELS = ("rbf", "laplace", "poly")
+KID_KERNEL = "poly"
+DEFAULT_KID_SUBSETS = 100      # torch-fidelity's kid_subsets
+DEFAULT_KID_SUBSET_SIZE = 1000  # torch-fidelity's kid_subset_size (capped at the smaller set)
+MAX_KID_SUBSETS = 100_000
 ESTIMATORS = ("unbiased", "linear")
 DEFAULT_KERNEL = "rbf"
 DEFAULT_PERMUTATIONS = params.DEFAULT_PERMUTATIONS
@@ -131,8 +144,16 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, seed: int = 0,
 
 def resolve_bandwidth(x: np.ndarray, y: np.ndarray, kernel: str, bandwidth: float | str | None,
                       seed: int = 0) -> tuple[float | None, str]:
-    """The bandwidth σ to use and how it was chosen (``median``, ``fixed`` or ``none``)."""
+    """The bandwidth σ to use and how it was chosen (``median``, ``fixed`` or ``none``).
+
+    ``None`` means the median heuristic for ``rbf`` and ``laplace``; the ``poly`` kernel has no
+    bandwidth, so any other value with it is refused (it would otherwise be ignored).
+    """
     if kernel == "poly":
+        if bandwidth is not None:
+            raise OptionError(f"the poly kernel (x·y/d + 1)³ of KID has no bandwidth, so $bandwidth "
+                              f"{OptionError.literal(bandwidth)} would be ignored; leave $bandwidth out "
+                              f"(or use $kernel rbf or laplace)", "bandwidth", "kernel")
         return None, "none"
     if bandwidth is None or (isinstance(bandwidth, str) and bandwidth.strip().lower() == "median"):
         return median_bandwidth(x, y, seed), "median"
@@ -284,7 +305,7 @@ def _paired(a, b, kernel: str, sigma: float | None, dim: int):
 @constrained(kernel=Options(KERNELS), estimator=Options(ESTIMATORS),
              permutations=Interval(0, MAX_PERMUTATIONS))
 def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
-             bandwidth: float | str | None = "median", permutations: int = DEFAULT_PERMUTATIONS,
+             bandwidth: float | str | None = None, permutations: int = DEFAULT_PERMUTATIONS,
              estimator: str = DEFAULT_ESTIMATOR, seed: int = 0, device: str = "cpu",
              block_bytes: int = BLOCK_BYTES,
              progress: Callable[[int], None] | None = None,
@@ -293,7 +314,8 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
 
     ``estimator="unbiased"``: the U-statistic and a permutation test with ``permutations``
     random splits (0 for no p-value). ``estimator="linear"``: the linear-time statistic with
-    a Gaussian p-value (``permutations`` is ignored and reported as 0).
+    a Gaussian p-value (``permutations`` is ignored and reported as 0). ``bandwidth``: None or
+    ``"median"`` for the median heuristic, or a number; None with the poly kernel (no bandwidth).
     """
     _check_kernel(kernel)
     if estimator not in ESTIMATORS:
@@ -320,25 +342,88 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
-                  bandwidth: float | str | None = "median", seed: int = 0, device: str = "cpu") -> float:
+                  bandwidth: float | str | None = None, seed: int = 0, device: str = "cpu") -> float:
     """Just the unbiased MMD² (no test)."""
     return mmd_test(x, y, kernel, bandwidth, permutations=0, seed=seed, device=device).mmd2
 
 
-def mmd_files(x_path, y_path, *, kernel: str = DEFAULT_KERNEL, bandwidth: str | float = "median",
+def kid_subset_size_for(n_x: int, n_y: int, subset_size: int | None) -> int:
+    """The subset size KID uses: ``subset_size``, or by default torch-fidelity's 1,000 capped at the
+    smaller set; a size larger than a set is refused (as torch-fidelity does)."""
+    if subset_size is None:
+        return min(DEFAULT_KID_SUBSET_SIZE, n_x, n_y)
+    if subset_size > min(n_x, n_y):
+        raise OptionError(f"$kid_subset_size {int(subset_size)} is larger than a set (X has {n_x} rows, "
+                          f"Y {n_y}); give at most {min(n_x, n_y)} or leave it out", "kid_subset_size")
+    return int(subset_size)
+
+
+@constrained(subsets=Interval(1, MAX_KID_SUBSETS), subset_size=Optional_(Interval(2, None)))
+def kid_over_subsets(x: np.ndarray, y: np.ndarray, subsets: int = DEFAULT_KID_SUBSETS,
+                     subset_size: int | None = None, seed: int = 0, device: str = "cpu") -> dict:
+    """KID's mean and standard deviation over random subsets, as torch-fidelity computes them
+    (module docstring): ``{"kid_mean", "kid_std", "kid_subsets", "kid_subset_size"}``.
+
+    ``subset_size`` None: min(1000, |X|, |Y|). ``kid_std`` is the spread of the subset estimates
+    (``numpy.std``, ddof = 0), not a standard error of ``kid_mean``.
+    """
+    import torch
+
+    x, y = check_samples(x, y)
+    m = kid_subset_size_for(len(x), len(y), subset_size)
+    dim = x.shape[1]
+    dev = torch.device(device)
+    xt = torch.from_numpy(np.asarray(x, np.float64)).to(dev)
+    yt = torch.from_numpy(np.asarray(y, np.float64)).to(dev)
+    rng = np.random.RandomState(seed % 2 ** 32)  # torch-fidelity's generator and draws (its rng_seed: 2020)
+    values = np.zeros(int(subsets))
+    for i in range(int(subsets)):
+        a = xt[torch.from_numpy(rng.choice(len(x), m, replace=False)).to(dev)]
+        b = yt[torch.from_numpy(rng.choice(len(y), m, replace=False)).to(dev)]
+        k_xx = kernel_block(a, a, KID_KERNEL, None, dim)
+        k_yy = kernel_block(b, b, KID_KERNEL, None, dim)
+        k_xy = kernel_block(a, b, KID_KERNEL, None, dim)
+        off = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+        values[i] = float(off - 2.0 * k_xy.sum() / (m * m))
+    if not np.isfinite(values).all():
+        raise InputError("a KID subset statistic is not finite (kernel overflow); scale the data first")
+    return {"kid_mean": float(np.mean(values)), "kid_std": float(np.std(values)), "kid_subsets": int(subsets),
+            "kid_subset_size": m}
+
+
+@constrained(kid_subsets=Optional_(Interval(1, MAX_KID_SUBSETS)), kid_subset_size=Optional_(Interval(2, None)))
+def mmd_files(x_path, y_path, *, kernel: str = DEFAULT_KERNEL, bandwidth: str | float | None = None,
               permutations: int = DEFAULT_PERMUTATIONS, estimator: str = DEFAULT_ESTIMATOR, seed: int = 0,
-              device: str = "cpu") -> dict:
-    """``pgan mmd``: the test between two files of vectors, as the stamped JSON the command prints."""
+              device: str = "cpu", kid_subsets: int | None = None, kid_subset_size: int | None = None) -> dict:
+    """``pgan mmd``: the test between two files of vectors, as the stamped JSON the command prints.
+
+    With the poly kernel the result also holds KID over subsets (:func:`kid_over_subsets`:
+    ``kid_mean``, ``kid_std``, ``kid_subsets``, ``kid_subset_size``); ``kid_subsets`` (default
+    100) and ``kid_subset_size`` are refused with another kernel.
+    """
     from pgan_cli import console, formats
     from pgan_cli.samples import load_vectors
     from pgan_cli.provenance import make_provenance
 
+    kid = kernel == KID_KERNEL
+    for name, value in (("kid_subsets", kid_subsets), ("kid_subset_size", kid_subset_size)):
+        if value is not None and not kid:
+            raise OptionError(f"${name} is for KID, the poly kernel; add $kernel poly or leave ${name} out",
+                              name, "kernel")
     x = load_vectors(x_path, "X")
     y = load_vectors(y_path, "Y")
+    if kid:  # before any work: a subset size larger than a set is an error
+        kid_subset_size_for(len(x), len(y), kid_subset_size)
     with console.progress_task("kernel rows", len(x) + len(y)) as step:
         res = mmd_test(x, y, kernel=kernel, bandwidth=bandwidth, permutations=permutations, estimator=estimator,
                        seed=seed, device=device, progress=step, log=console.log)
     result = res.to_dict()
+    params = {"bandwidth": bandwidth if bandwidth is not None or kid else "median"}
+    if kid:
+        subsets = DEFAULT_KID_SUBSETS if kid_subsets is None else kid_subsets
+        console.log(f"KID over {subsets} subsets ...")
+        result.update(kid_over_subsets(x, y, subsets=subsets, subset_size=kid_subset_size, seed=seed, device=device))
+        params.update(kid_subsets=subsets, kid_subset_size=result["kid_subset_size"])
     result["provenance"] = make_provenance([x_path, y_path], seed=seed, device=device, kernel=kernel,
-                                           bandwidth=bandwidth, permutations=permutations, estimator=estimator)
+                                           permutations=permutations, estimator=estimator, **params)
     return formats.stamped(formats.MMD, result)
