@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from pgan_cli.report.measure import MAX_MAP_POINTS, PageData
-from pgan_cli.report.page import (Raw, css, esc, figure_png, flatten, image_png, img_tag, na, new_figure,
+from pgan_cli.metrics.fidelity import KEY_C2ST_AUC, KEY_C2ST_COPYING, KEY_C2ST_COPYING_TEST
+from pgan_cli.report.page import (Raw, css, esc, figure_png, flatten, fmt, image_png, img_tag, na, new_figure,
                                   section, table)
 from pgan_cli.report.measure import labels_and_names as _labels_names
 from pgan_cli.report.results import KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair
@@ -45,7 +46,8 @@ def verdict_section(summary: dict[str, Any], gate_rows: list[dict[str, Any]], ve
     failed = sum(1 for g in gate_rows if not g["passed"])
     text = (f"{len(gate_rows)} gates, {failed} failed" if gate_rows
             else f"nothing was checked (preset {summary.get('preset', 'none')}, no --gate)")
-    body = [f'<p><span class="verdict {cls}">{label}</span> <span class="meta">{esc(text)}</span></p>']
+    body = [f'<p><span class="verdict {cls}">{label}</span> <span class="meta">{esc(text)}</span></p>',
+            copying_warning(summary.get(KEY_FIDELITY))]
     if gate_rows:
         rows = [[g["gate"], g["path"], f"missing ({g['missing']})" if g.get("missing") else g["value"],
                  "pass" if g["passed"] else "FAIL", g["source"]] for g in gate_rows]
@@ -287,11 +289,23 @@ def training_section(results: list[ResultFile]) -> str:
     return section("training", "".join(body))
 
 
+def copying_warning(fid: dict[str, Any] | None) -> str:
+    """A C2ST AUC significantly below 0.5 read as what it is: synthetic records that copy the real
+    ones (the classifier learns them backwards), not ideal fidelity (``pgan fidelity``'s test)."""
+    if not fid or fid.get(KEY_C2ST_COPYING) is not True:
+        return ""
+    test = fid.get(KEY_C2ST_COPYING_TEST) or {}
+    return (f'<p class="warn"><b>Copying signal:</b> the classifier two-sample AUC is {fmt(fid.get(KEY_C2ST_AUC))}, '
+            f'significantly below 0.5 (one-sided p = {fmt(test.get("p_value"))}): the classifier separates real '
+            f'from synthetic backwards, which happens when synthetic records copy real ones. This is not ideal '
+            f'fidelity; see the distances and the members most at risk.</p>')
+
+
 def fidelity_section(summary: dict[str, Any]) -> str:
     fid = summary.get(KEY_FIDELITY)
     if not fid:
         return section("fidelity", na("give the --json output of pgan mmd and pgan fidelity"))
-    body = []
+    body = [copying_warning(fid)]
     mmd_keys = [k for k in fid if k.startswith("mmd")]
     for k in mmd_keys:
         m = fid[k]
