@@ -86,12 +86,13 @@ def _import(backend: str) -> None:
                           f"reinstall the '{extra}' extra: pip install '{PACKAGE}[{extra}]'", "track") from None
 
 
-def _probe_folder(folder: Path, param: str) -> None:
+def _probe_folder(folder: Path, param: str, shown: str | None = None) -> None:
     """``folder`` (which may not exist yet) can be made and written: its nearest existing
     ancestor is a folder we can write to. Writes nothing that stays."""
     p = Path(os.path.abspath(folder))
     if os.path.lexists(p) and not p.is_dir():
-        raise OptionError(f"${param} {OptionError.literal(folder)} is a file, not a folder; give a folder path", param)
+        raise OptionError(f"${param} {OptionError.literal(shown or folder)} is a file, not a folder; give a folder "
+                          f"path", param)
     anc = p
     while not os.path.lexists(anc):
         anc = anc.parent
@@ -147,7 +148,7 @@ def store_path(uri: str | os.PathLike) -> Path:
     else:
         path = text
     folder = Path(os.path.abspath(path))
-    _probe_folder(folder, "track_uri")
+    _probe_folder(folder, "track_uri", text)
     if folder.is_dir() and any(folder.iterdir()) and not _is_store(folder):
         raise OptionError(f"$track_uri {lit}: {OptionError.literal(folder)} holds files but no MLflow store; give "
                           f"a new or empty folder, or an existing store", "track_uri")
@@ -194,7 +195,22 @@ def check_tracking(track: str = "none", *, track_uri: str | None = None, track_d
     spec = TrackSpec("mlflow", uri=store.as_uri(), store=store, experiment=experiment, run_id=track_run)
     if track_run is not None:
         _check_run(spec)
+    elif store.is_dir() and _is_store(store):
+        _check_experiment(spec)
     return spec
+
+
+def _check_experiment(spec: TrackSpec) -> None:
+    """The experiment of ``spec`` is not deleted in its (existing) store."""
+    with _mlflow(spec.uri) as (client, errors):
+        try:
+            exp = client.get_experiment_by_name(spec.experiment)
+        except errors as e:
+            raise OptionError(f"$track_uri {OptionError.literal(spec.uri)} is not a readable MLflow store "
+                              f"({OptionError.literal(_why(e))})", "track_uri") from None
+    if exp is not None and exp.lifecycle_stage != "active":
+        raise OptionError(f"$track_experiment {OptionError.literal(spec.experiment)!r} is deleted in "
+                          f"{OptionError.literal(spec.uri)}; restore it or name another", "track_experiment")
 
 
 def _check_run(spec: TrackSpec) -> None:
@@ -329,8 +345,8 @@ class MlflowTracker(Tracker):
                         raise
             if exp is not None:
                 if exp.lifecycle_stage != "active":
-                    raise InputError(f"MLflow experiment {self.spec.experiment!r} is deleted in {self.spec.uri}; "
-                                     f"restore it or choose another --track-experiment")
+                    raise OptionError(f"$track_experiment {OptionError.literal(self.spec.experiment)!r} is deleted "
+                                      f"in {OptionError.literal(self.spec.uri)}", "track_experiment")
                 self.experiment_id = exp.experiment_id
             run_tags = dict(tags or {})
             if prev is not None and isinstance(prev.get("run_id"), str):
@@ -600,3 +616,14 @@ def with_folder(spec: TrackSpec, folder: str | os.PathLike) -> TrackSpec:
     """``spec`` writing its event files into ``folder`` instead (checked)."""
     _probe_folder(Path(folder), "track_dir")
     return replace(spec, folder=Path(folder))
+
+
+def describe(record: dict[str, Any] | None) -> str:
+    """Where a run was tracked, as a phrase for a command's summary line (``""`` for none)."""
+    if not record:
+        return ""
+    if record.get("error"):
+        return f"; tracking ({record.get('backend')}) stopped early: see the warning"
+    if record.get("backend") == "mlflow":
+        return f"; MLflow run {record.get('run_id')} in {record.get('uri')}"
+    return f"; TensorBoard events in {record.get('dir')}"

@@ -110,6 +110,8 @@ def train_cmd(
 
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    from pgan_cli.tracking import describe
+
     if json_out:
         console.emit_json(summary)
     else:
@@ -117,13 +119,4 @@ def train_cmd(
                      f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s"
                      + (f", DP epsilon {summary['dp']['epsilon']:.3g} at delta {summary['dp']['delta']:.2g}"
                         if summary.get("dp") else "")
-                     + _tracked(summary.get("tracking")))
-
-
-def _tracked(rec) -> str:
-    """Where the run was tracked, for the one summary line."""
-    if not rec:
-        return ""
-    where = (f"MLflow run {rec.get('run_id')} in {rec.get('uri')}" if rec.get("backend") == "mlflow"
-             else f"TensorBoard events in {rec.get('dir')}")
-    return f"; {where}" + (" (tracking stopped early: see the warning)" if rec.get("error") else "")
+                     + describe(summary.get("tracking")))
