@@ -58,6 +58,11 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l show-real-images -d '
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l attacks -d 'Attacks to run (pgan attack --methods) - all (every one whose inputs are given) ' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l bootstrap -d 'Bootstrap resamples for the attacks AUC intervals (pgan attacks default - 1000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l force -d 'Re-run every step, even unchanged ones.' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track -d 'Log to an experiment tracker - none, mlflow, tensorboard (optional extras - pip ' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-uri -d '--track mlflow - the local file store, a folder or a file - URI (no server) (def' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-experiment -d '--track mlflow - the experiment the run goes in (default - pgan).' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-run -d '--track mlflow - log into this existing run (the training runs ID, pgan train --' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-dir -d '--track tensorboard - the folder for the event files (the training runs, to log ' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l help -d 'Show help and exit.'
@@ -299,6 +304,10 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l dp-delta -d 'DP delta
 complete -c pgan -n '__fish_seen_subcommand_from train' -l max-grad-norm -d 'DP-SGD per-sample gradient clipping norm C (default - 1.0).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l audit-canaries -d 'Add M audit canaries, each trained on with probability 1/2, for `pgan dp-audit` ' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l canary-source -d 'Held-out dataset file the canaries are drawn from (default - crafted noise canar' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track -d 'Log to an experiment tracker - none, mlflow, tensorboard (optional extras - pip ' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-uri -d '--track mlflow - the local file store, a folder or a file - URI (no server) (def' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-experiment -d '--track mlflow - the experiment the run goes in (default - pgan).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-dir -d '--track tensorboard - the folder for the runs event files (default - runs/<check' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the result as JSON on stdout.' -r

@@ -48,8 +48,8 @@ def audit_cmd(
     commands.sh holding the exact pgan command of each step. Re-running skips steps whose
     inputs and arguments have not changed. Exit 0 when the gates pass, 1 when one fails.
 
-    With --track mlflow the summary's figures, the verdict and report.html + summary.json are
-    logged to MLflow once the report is written (--track-run: into the training run).
+    With --track mlflow (or tensorboard) the summary's figures, the verdict and report.html +
+    summary.json are logged once the report is written (--track-run: into the training run).
 
     Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit
     Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit --track mlflow --track-run RUN_ID
