@@ -126,6 +126,33 @@ def test_mlflow_stderr_stays_clean_and_runs_share_the_experiment(cli, tmp_path, 
     assert [m.step for m in c.get_metric_history(runs[0].info.run_id, "loss_g")] == [2]
 
 
+@pytest.mark.slow
+def test_mlflow_logs_the_dp_epsilon_spent(cli, tmp_path, digits_splits, monkeypatch):
+    store, log = tmp_path / "store", tmp_path / "dp.jsonl"
+    r = cli("train", digits_splits["train"], "--dp-epsilon", "4", "--epochs", "1", "--log", log, "--log-every", "5",
+            "--track", "mlflow", "--track-uri", store, "-o", tmp_path / "dp.pt", "--json", *TINY)
+    assert r.exit_code == 0, r
+    run_id = json.loads(r.stdout)["tracking"]["run_id"]
+    c = _client(monkeypatch, store)
+    recs = _records(log)
+    spent = [(x["step"], x["epsilon"]) for x in recs if x["epsilon"] is not None]  # null before the first epoch end
+    assert spent and sorted((m.step, m.value) for m in c.get_metric_history(run_id, "epsilon")) == spent
+    assert sorted(m.step for m in c.get_metric_history(run_id, "critic_steps")) == [x["step"] for x in recs]
+    assert "loss_d" not in c.get_run(run_id).data.metrics  # DP-SGD leaves real-batch statistics out of the log
+    assert c.get_run(run_id).data.params["dp.target_epsilon"] == "4.0"
+
+
+def test_canary_inclusion_bits_stay_in_the_checkpoint(cli, tmp_path, digits8, monkeypatch):
+    """Which audit canaries were trained on is what pgan dp-audit is scored against: not logged."""
+    store = tmp_path / "store"
+    r = cli("train", digits8, "--steps", "2", "--audit-canaries", "6", "--track", "mlflow", "--track-uri", store,
+            "-o", tmp_path / "g.pt", "--json", *TINY)
+    assert r.exit_code == 0, r
+    params = _client(monkeypatch, store).get_run(json.loads(r.stdout)["tracking"]["run_id"]).data.params
+    assert params["audit_canaries.m"] == "6" and params["audit_canaries.source"] == "crafted"
+    assert not [k for k in params if k.startswith(("audit_canaries.included", "audit_canaries.rows"))]
+
+
 def test_mlflow_resume_continues_the_run(cli, tmp_path, digits8, monkeypatch):
     store = tmp_path / "store"
     first, log, _, out = _train(cli, digits8, tmp_path, "--track", "mlflow", "--track-uri", store, steps=4)
@@ -210,6 +237,7 @@ def test_tensorboard_default_folder_and_resume(cli, tmp_path, digits8, monkeypat
 ODD = "my store $(touch pwned) 'q' #1 %20"
 
 
+@pytest.mark.slow
 def test_audit_logs_into_the_training_run(cli, tmp_path, digits_splits, monkeypatch):
     """The training run and the audit of its samples in one MLflow run, in a store whose name holds
     shell and URI characters; commands.sh quotes the --track options."""
