@@ -83,10 +83,14 @@ OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", hel
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
 # Experiment tracking (pgan train, pgan audit; pgan_cli/tracking.py)
-TrackOpt = Annotated[str, typer.Option("--track", help="Log to an experiment tracker: " + ", ".join(TRACK_BACKENDS)
-                                       + " (optional extras: pip install 'pgan-cli[mlflow]' or 'pgan-cli[tensorboard]').")]
-TrackUriOpt = Annotated[Optional[str], typer.Option("--track-uri", help=f"--track mlflow: the local file store, a folder or a file: URI (no server) [default: ./{DEFAULT_MLFLOW_STORE}].")]
-TrackExperimentOpt = Annotated[Optional[str], typer.Option("--track-experiment", help=f"--track mlflow: the experiment the run goes in [default: {DEFAULT_TRACK_EXPERIMENT}].")]
+TrackOpt = Annotated[str, typer.Option(
+    "--track", help="Log to an experiment tracker: " + ", ".join(TRACK_BACKENDS)
+    + " (optional extras: pip install 'pgan-cli[mlflow]' or 'pgan-cli[tensorboard]').")]
+TrackUriOpt = Annotated[Optional[str], typer.Option(
+    "--track-uri", help="--track mlflow: the local file store, a folder or a file: URI (no server) "
+    f"[default: ./{DEFAULT_MLFLOW_STORE}].")]
+TrackExperimentOpt = Annotated[Optional[str], typer.Option(
+    "--track-experiment", help=f"--track mlflow: the experiment the run goes in [default: {DEFAULT_TRACK_EXPERIMENT}].")]
 
 # One vocabulary (docs/CLI.md): the same set has the same option in every command, ``-n`` is a
 # count, ``-o`` a file and ``--out-dir`` a folder. Earlier spellings still work: they are

@@ -45,7 +45,7 @@ EXTRAS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # backend -> the py
 PACKAGE = "pgan-cli"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters at least: C:\ is a drive
-RUN_ID = re.compile(r"^[A-Za-z0-9][\w\-]{0,255}$")    # MLflow's own run-id rule (no path tricks)
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,255}")  # MLflow's run-id rule, ASCII (no path tricks)
 MAX_EXPERIMENT_NAME = 500
 MAX_KEY = 250            # MLflow's longest param, metric or tag key
 FALLBACK_PARAM_VALUE = 500  # MLflow < 2.3's longest param value; newer versions say theirs
@@ -187,7 +187,7 @@ def check_tracking(track: str = "none", *, track_uri: str | None = None, track_d
     if not experiment.strip() or len(experiment) > MAX_EXPERIMENT_NAME or _CONTROL.search(experiment):
         raise OptionError(f"$track_experiment {OptionError.literal(experiment)!r} is not an experiment name (1 to "
                           f"{MAX_EXPERIMENT_NAME} printable characters)", "track_experiment")
-    if track_run is not None and not RUN_ID.match(track_run):
+    if track_run is not None and not RUN_ID.fullmatch(track_run):
         raise OptionError(f"$track_run {OptionError.literal(track_run)!r} is not an MLflow run ID (the 32 "
                           f"hexadecimal digits pgan train --json prints as tracking.run_id)", "track_run")
     store = store_path(track_uri if track_uri is not None else DEFAULT_MLFLOW_STORE)
@@ -357,7 +357,7 @@ class MlflowTracker(Tracker):
     def _reopen(self, c, prev: dict[str, Any]) -> bool:
         """Continue the run a resumed checkpoint logged to, when it is in this store and not deleted."""
         run_id = prev.get("run_id")
-        if not isinstance(run_id, str) or not RUN_ID.match(run_id) or prev.get("store") != str(self.spec.store):
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or prev.get("store") != str(self.spec.store):
             self.resumed_from = run_id if isinstance(run_id, str) else None
             return False
         try:

@@ -69,7 +69,7 @@ def _train(cli, data, tmp_path, *extra, steps=6, name="g"):
     log, grids, out = tmp_path / f"{name}.jsonl", tmp_path / f"{name}-grids", tmp_path / f"{name}.pt"
     r = cli("train", data, "--steps", str(steps), "--log", log, "--log-every", "2", "--sample-every", "3",
             "--sample-dir", grids, "-o", out, "--json", *TINY, *extra)
-    assert r.exit_code == 0, r
+    assert r.exit_code == 0 and r.stderr == "", r  # the tracking libraries print nothing of their own
     return json.loads(r.stdout), log, grids, out
 
 
@@ -368,7 +368,10 @@ def test_audit_bad_run_id_fails_before_any_work(cli, tmp_path, digits_splits, di
     base = ["audit", "--members", digits_splits["train"], "--holdout", digits_splits["holdout"], "--synthetic",
             digits_splits["reference"], "--out-dir", tmp_path / "audit"]
     for args, needles in (
-            (["--track", "mlflow", "--track-uri", store, "--track-run", "../../etc"], ("--track-run", "not an MLflow run ID")),
+            (["--track", "mlflow", "--track-uri", store, "--track-run", "../../etc"],
+             ("--track-run", "not an MLflow run ID")),
+            (["--track", "mlflow", "--track-uri", store, "--track-run", "0" * 32 + "\n"],
+             ("--track-run", "not an MLflow run ID")),
             (["--track", "mlflow", "--track-uri", store, "--track-run", "0" * 32], ("--track-run", "not a run in")),
             (["--track", "mlflow", "--track-uri", tmp_path / "nostore", "--track-run", "0" * 32],
              ("no MLflow store", "--track-uri")),
