@@ -612,10 +612,15 @@ def resumed_record(provenance: Any) -> dict[str, Any] | None:
     return {k: v for k, v in rec.items() if isinstance(v, str) and len(v) < 4096 and not _CONTROL.search(v)}
 
 
-def with_folder(spec: TrackSpec, folder: str | os.PathLike) -> TrackSpec:
-    """``spec`` writing its event files into ``folder`` instead (checked)."""
-    _probe_folder(Path(folder), "track_dir")
-    return replace(spec, folder=Path(folder))
+def resumed_folder(spec: TrackSpec, record: dict[str, Any] | None) -> TrackSpec:
+    """A resumed TensorBoard run goes on in the folder its checkpoint records, when that is still a
+    folder of TensorBoard event files (a checkpoint is untrusted: it cannot send event files
+    anywhere else); otherwise ``spec`` as it is."""
+    folder = Path(record["dir"]) if record and record.get("backend") == "tensorboard" and record.get("dir") else None
+    if folder is None or not folder.is_dir() or not any(folder.glob("events.out.tfevents.*")):
+        return spec
+    _probe_folder(folder, "track_dir")
+    return replace(spec, folder=folder)
 
 
 def describe(record: dict[str, Any] | None) -> str:

@@ -233,6 +233,25 @@ def test_tensorboard_default_folder_and_resume(cli, tmp_path, digits8, monkeypat
     assert not (tmp_path / "runs" / "h").exists()
 
 
+def test_a_checkpoint_cannot_send_event_files_elsewhere(cli, tmp_path, digits8, monkeypatch):
+    """The folder a checkpoint records is followed on resume only when it holds event files."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("train", digits8, "--steps", "2", "--track", "tensorboard", "--track-dir", "tb", "-o", "g.pt",
+               *TINY).exit_code == 0
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    blob = torch.load("g.pt", weights_only=True)
+    prov = json.loads(blob["provenance"])
+    prov["tracking"]["dir"] = str(victim)
+    blob["provenance"] = json.dumps(prov)
+    torch.save(blob, "g.pt")
+    r = cli("train", digits8, "--resume", "g.pt", "--steps", "4", "--track", "tensorboard", "-q")
+    assert r.exit_code == 0, r
+    assert sorted(os.listdir(victim)) == ["notes.txt"]
+    assert [e.step for e in _events(tmp_path / "runs" / "g").Scalars("loss_d")] == [4]
+
+
 # ---- the audit -----------------------------------------------------------------------------------------------
 ODD = "my store $(touch pwned) 'q' #1 %20"
 

@@ -70,7 +70,7 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import sha256_file
     from pgan_cli.provenance import make_provenance
-    from pgan_cli.tracking import check_tracking, resumed_record, with_folder
+    from pgan_cli.tracking import check_tracking, resumed_folder, resumed_record
 
     spec = check_tracking(track, track_uri=track_uri, track_dir=track_dir, track_experiment=track_experiment,
                           default_dir=Path(DEFAULT_TENSORBOARD_ROOT) / Path(output).stem)
@@ -115,8 +115,8 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
         prov["tracking"] = tracked
     track_cb = None
     if spec is not None:
-        if spec.backend == "tensorboard" and track_dir is None and tracked and tracked.get("dir"):
-            spec = with_folder(spec, tracked["dir"])  # a resumed run goes on in its folder
+        if spec.backend == "tensorboard" and track_dir is None:
+            spec = resumed_folder(spec, tracked)  # a resumed run goes on in its folder
         track_cb = TrackRun(spec, resume=tracked)
         callbacks = [*(callbacks or []), track_cb]
     trainer = trainer_cls(config, samples, labels, device=device, output=output, log_path=log_path,
