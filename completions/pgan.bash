@@ -17,7 +17,7 @@ _pgan_words() {
     case "$1" in
         "") words="attack audit cluster completions data dp-audit embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
         "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --shadow-models --targets --shadow-dir --shadow-steps --shadow-copies --seed --device --json --help" ;;
-        "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --seed --json --help" ;;
+        "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --track --track-uri --track-experiment --track-run --track-dir --seed --json --help" ;;
         "cluster") words="--output -o --method -m -k --k --epochs --heads --overcluster --batch-size --repeats --seed --device --json --help" ;;
         "completions") words="--write --help" ;;
         "data") words="breast-cancer digits export gaussian import info leak split --help" ;;
@@ -38,7 +38,7 @@ _pgan_words() {
         "privatize") words="--output -o --mechanism -m --epsilon --delta --clip --calibration --threshold --rr-p --rr-q --labels-epsilon --keep-raw-labels --seed --json --help" ;;
         "report") words="--output -o --summary --gate --preset --members --synthetic --holdout --show-real-images --map --title --seed --json --help" ;;
         "sample") words="-n --n --output -o --class --classes-from --uniform-classes --batch-size --interpolate --grid --rows --steps --seed --device --json --help" ;;
-        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --audit-canaries --canary-source --seed --device --json --help" ;;
+        "train") words="--output -o --arch --net --norm --conditional --class-loss-weight --class-balanced --epochs --steps --batch-size --lr-g --lr-d --n-critic --gp-weight --clip --latent-dim --width --precision --augment --r1 --ema --no-ema --resume --checkpoint-every --log --log-every --sample-every --sample-dir --dp-epsilon --dp-delta --max-grad-norm --audit-canaries --canary-source --track --track-uri --track-experiment --track-dir --seed --device --json --help" ;;
         "utility") words="--synthetic --members --holdout --classifier --permutations --kmeans --epochs --seed --json --output -o --help" ;;
         *) return 1 ;;
     esac

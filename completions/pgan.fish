@@ -15,7 +15,7 @@ complete -c pgan -n '__fish_use_subcommand' -a mmd -d 'MMD² between two sets (N
 complete -c pgan -n '__fish_use_subcommand' -a privatize -d 'Local DP - randomise every record (randomized response, Gaussian, Laplace) and i'
 complete -c pgan -n '__fish_use_subcommand' -a report -d 'Assemble results into a self-contained HTML report, summary.json and a verdict.'
 complete -c pgan -n '__fish_use_subcommand' -a sample -d 'Draw N samples from a checkpoint into a dataset file, or draw an interpolation g'
-complete -c pgan -n '__fish_use_subcommand' -a train -d 'Train a GAN (dcgan, wgan, wgan-gp) on images or vectors; writes a checkpoint.'
+complete -c pgan -n '__fish_use_subcommand' -a train -d 'Train a GAN (dcgan, wgan, wgan-gp, sngan) on images or vectors; writes a checkpo'
 complete -c pgan -n '__fish_use_subcommand' -a utility -d 'Train on synthetic, test on real (TSTR) against train on real (TRTR).'
 complete -c pgan -n '__fish_use_subcommand' -l version -d 'Print the version and exit.' -r
 complete -c pgan -n '__fish_use_subcommand' -l quiet -d 'No progress bars or logs on stderr.' -r
@@ -58,6 +58,11 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l show-real-images -d '
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l attacks -d 'Attacks to run (pgan attack --methods) - all (every one whose inputs are given) ' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l bootstrap -d 'Bootstrap resamples for the attacks AUC intervals (pgan attacks default - 1000).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l force -d 'Re-run every step, even unchanged ones.' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track -d 'Log to an experiment tracker - none, mlflow, tensorboard (optional extras - pip ' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-uri -d '--track mlflow - the local file store, a folder or a file - URI (no server) (def' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-experiment -d '--track mlflow - the experiment the run goes in (default - pgan).' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-run -d '--track mlflow - log into this existing run (the training runs ID, pgan train --' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l track-dir -d '--track tensorboard - the folder for the event files (the training runs, to log ' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l json -d 'Print the result as JSON on stdout.' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l help -d 'Show help and exit.'
@@ -271,9 +276,9 @@ complete -c pgan -n '__fish_seen_subcommand_from sample' -l help -d 'Show help a
 complete -c pgan -n '__fish_seen_subcommand_from sample' -F
 complete -c pgan -n '__fish_seen_subcommand_from train' -l output -d 'Checkpoint to write (.pt); default - the --resume file.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -s o -d 'Checkpoint to write (.pt); default - the --resume file.'
-complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and regulariser - dcgan, wgan, wgan-gp.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and regulariser - dcgan, wgan, wgan-gp, sngan.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l net -d 'Backbone - conv (default for images) or mlp (default for vectors).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm, none (default per arch - dcgan batchn' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm, spectral, none (default per arch - dc' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l conditional -d 'Class-conditional G and an AC-GAN class head on D (needs labels).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 'Weight of the AC-GAN class loss.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-balanced -d 'Weight the class loss by inverse class frequency.' -r
@@ -282,14 +287,16 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l steps -d 'Total gener
 complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real samples per critic step (split across torchrun processes).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-gp 0.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-g' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default per arch - dcgan 1, wgan 5, wgan-gp 5).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default per arch - dcgan 1, wgan 5, wgan-gp 5, ' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l gp-weight -d 'wgan-gp - gradient-penalty weight lambda (default 10).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l clip -d 'wgan - weight-clipping bound c (default 0.01).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l latent-dim -d 'Size of the noise z.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l width -d 'Base width of the nets (conv channels; MLP hidden = 4x).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l precision -d 'fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l augment -d 'pGAN augmentation - small zoom, rotation, shift, intensity shift.' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l ema -d 'Keep an exponential moving average of Gs weights (used for sampling).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l augment -d 'What D sees - none, pgan, diffaug, ada. diffaug - DiffAugment (colour, translati' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l r1 -d 'R1 penalty weight gamma on Ds gradient at real data, applied every 16 D steps (0' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l ema -d 'Sample from an exponential moving average of Gs weights.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l no-ema -d 'Sample from an exponential moving average of Gs weights.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run saved in this checkpoint.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l checkpoint-every -d 'Save the checkpoint every N generator steps (0 - only at the end).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l log -d 'Write a JSON line per log step (train.jsonl).' -r
@@ -301,6 +308,10 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l dp-delta -d 'DP delta
 complete -c pgan -n '__fish_seen_subcommand_from train' -l max-grad-norm -d 'DP-SGD per-sample gradient clipping norm C (default - 1.0).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l audit-canaries -d 'Add M audit canaries, each trained on with probability 1/2, for `pgan dp-audit` ' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l canary-source -d 'Held-out dataset file the canaries are drawn from (default - crafted noise canar' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track -d 'Log to an experiment tracker - none, mlflow, tensorboard (optional extras - pip ' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-uri -d '--track mlflow - the local file store, a folder or a file - URI (no server) (def' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-experiment -d '--track mlflow - the experiment the run goes in (default - pgan).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l track-dir -d '--track tensorboard - the folder for the runs event files (default - runs/<check' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l json -d 'Print the result as JSON on stdout.' -r

@@ -76,6 +76,7 @@ class AuditResult:
     exit_code: int = 0
     summary: dict[str, Any] | None = None
     failed_gates: str | None = None  # the line naming each failed gate (exit code 1)
+    tracking: dict[str, Any] | None = None  # where --track logged the report (tracking.log_audit)
 
 
 def _space_dir(method: str) -> str:
@@ -318,10 +319,23 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
               generator: str | os.PathLike | None = None, train_log: str | os.PathLike | None = None,
               embeddings: list[str] | None = None, gates: list[str] | None = None, preset: str | None = None,
               show_real_images: bool = False, seed: int = 0, force: bool = False,
-              bootstrap: int | None = None, attacks: str = "all") -> AuditResult:
+              bootstrap: int | None = None, attacks: str = "all", track: str = "none",
+              track_uri: str | None = None, track_dir: str | os.PathLike | None = None,
+              track_experiment: str | None = None, track_run: str | None = None) -> AuditResult:
     """Run every step of the audit into ``output_dir``; return what ran and the exit code
-    (0 pass, 1 a gate failed; a failing step raises StepFailed with its code)."""
+    (0 pass, 1 a gate failed; a failing step raises StepFailed with its code).
+
+    ``track`` ``mlflow`` or ``tensorboard`` logs the finished report (:func:`pgan_cli.tracking.log_audit`;
+    checked before any work): into the MLflow run ``track_run`` (e.g. the training run's) or a new
+    one in ``track_uri``/``track_experiment``, or into TensorBoard event files in ``track_dir``
+    (default ``runs/<folder name>``)."""
+    from pgan_cli.params import DEFAULT_TENSORBOARD_ROOT
     from pgan_cli.report.gates import parse_gate, preset_gates
+    from pgan_cli.tracking import check_tracking
+
+    spec = check_tracking(track, track_uri=track_uri, track_dir=track_dir, track_experiment=track_experiment,
+                          track_run=track_run,
+                          default_dir=Path(DEFAULT_TENSORBOARD_ROOT) / Path(os.path.abspath(output_dir)).name)
 
     embeddings = [e.strip() for e in (embeddings or ["pixel"]) if e.strip()]
     if not embeddings:
@@ -402,7 +416,25 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
         if "audit" not in sys.argv[1:]:  # called from Python, not the command line
             audit_line = f"run_audit({str(output_dir)!r}, ...)"
         _run_steps(work, steps, skipped, links, audit_line, result, force)
+    if spec is not None and result.summary is not None:
+        result.tracking = _track(spec, dir_, result.summary, {
+            "members": members, "holdout": holdout, "synthetic": synthetic, "generator": generator,
+            "embedding": ",".join(embeddings), "preset": preset, "gates": list(gates or []) or None, "seed": seed})
     return result
+
+
+def _track(spec, dir_: Path, summary: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Log the committed report (:func:`pgan_cli.tracking.log_audit`); a failure is a warning, and
+    the audit's files and exit code stand."""
+    from pgan_cli.tracking import log_audit
+
+    try:
+        return log_audit(spec, dir_, summary, settings={k: str(v) if isinstance(v, Path) else v
+                                                        for k, v in settings.items()})
+    except Exception as e:
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+        console.warn(f"tracking ({spec.backend}) failed: {why}; the audit's files are written as usual")
+        return {"backend": spec.backend, "error": why}
 
 
 def _canary_source(generator: str | os.PathLike) -> tuple[str | None, str | None]:

@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
+from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, TRACK_BACKENDS
 
 PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "cluster", "attack",
                   "dp-audit", "privatize", "report", "audit", "env", "completions"]
@@ -81,6 +82,15 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file.", 
 OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file.", dir_okay=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
+# Experiment tracking (pgan train, pgan audit; pgan_cli/tracking.py)
+TrackOpt = Annotated[str, typer.Option(
+    "--track", help="Log to an experiment tracker: " + ", ".join(TRACK_BACKENDS)
+    + " (optional extras: pip install 'pgan-cli[mlflow]' or 'pgan-cli[tensorboard]').")]
+TrackUriOpt = Annotated[Optional[str], typer.Option(
+    "--track-uri", help="--track mlflow: the local file store, a folder or a file: URI (no server) "
+    f"[default: ./{DEFAULT_MLFLOW_STORE}].")]
+TrackExperimentOpt = Annotated[Optional[str], typer.Option(
+    "--track-experiment", help=f"--track mlflow: the experiment the run goes in [default: {DEFAULT_TRACK_EXPERIMENT}].")]
 
 # One vocabulary (docs/CLI.md): the same set has the same option in every command, ``-n`` is a
 # count, ``-o`` a file and ``--out-dir`` a folder. Earlier spellings still work: they are
@@ -109,7 +119,7 @@ def _print_traceback(exc: BaseException) -> None:
 
 # Parameters that name what a command writes; every other path parameter is one of its inputs.
 OUTPUT_FILES = ("output", "scores", "summary", "log", "grid", "save_model")
-OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "shadow_dir")
+OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "shadow_dir", "track_dir")
 SEED_RANGE = (0, 2**63 - 1)
 
 

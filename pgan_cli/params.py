@@ -53,6 +53,14 @@ DEFAULT_IIC_HEADS = 5
 DEFAULT_IIC_OVERCLUSTER = 5
 DEFAULT_IIC_BATCH = 32
 DEFAULT_IIC_REPEATS = 8
+# Experiment tracking (pgan_cli/tracking.py; docs/train.md and docs/audit.md, "Tracking"): the
+# backends, MLflow's local file store and experiment, TensorBoard's folder of run folders, and the
+# optional extras that install each library (pyproject.toml).
+TRACK_BACKENDS = ("none", "mlflow", "tensorboard")
+DEFAULT_TRACK = "none"
+DEFAULT_MLFLOW_STORE = "mlruns"        # ./mlruns: MLflow's own default file store
+DEFAULT_TRACK_EXPERIMENT = "pgan"
+DEFAULT_TENSORBOARD_ROOT = "runs"      # runs/<name>: torch.utils.tensorboard's own default root
 
 
 class ParameterError(InputError):

@@ -453,6 +453,40 @@ for cid, argv in FOLDERS:
     CASES.append(Case(cid, argv, (), copy=WORLD_FILES))
 
 
+# experiment tracking (--track): refused before any work, whether or not the library is installed
+TRAIN1 = ["train", "train.h5", "--steps", "1", "-o", "g2.pt"]
+AUDIT1 = ["audit", "--members", "train.h5", "--holdout", "holdout.h5", "--synthetic", "syn.h5", "-o", "au"]
+TRACKING = [
+    ("track-bogus", lambda f, w: [*TRAIN1, "--track", "wandb"], "--track must be one of"),
+    ("track-uri-server", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", "http://localhost:5000"],
+     "not a local MLflow file store"),
+    ("track-uri-database", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", "sqlite:///mlflow.db"],
+     "not a local MLflow file store"),
+    ("track-uri-is-file", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", _file_named(f, "notes.txt")],
+     "is a file"),
+    ("track-uri-under-file", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri",
+                                           _file_named(f, "notes.txt") + "/store"], "is a file"),
+    ("track-uri-foreign-folder", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", "imgs"],
+     "no MLflow store"),
+    ("track-uri-query", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", "file:///tmp/a?b#c"],
+     "percent-encode"),
+    ("track-uri-newline", lambda f, w: [*TRAIN1, "--track", "mlflow", "--track-uri", "st\nore"], "control character"),
+    ("track-uri-without-mlflow", lambda f, w: [*TRAIN1, "--track-uri", "store"], "--track-uri is for --track mlflow"),
+    ("track-dir-is-file", lambda f, w: [*TRAIN1, "--track", "tensorboard", "--track-dir",
+                                        _file_named(f, "notes.txt")], "--track-dir"),
+    ("audit-track-run-malformed", lambda f, w: [*AUDIT1, "--track", "mlflow", "--track-run", "../../x"],
+     "not an MLflow run ID"),
+    ("audit-track-run-no-store", lambda f, w: [*AUDIT1, "--track", "mlflow", "--track-uri", "nostore",
+                                               "--track-run", "0" * 32], "no MLflow store"),
+    ("audit-track-run-tensorboard", lambda f, w: [*AUDIT1, "--track", "tensorboard", "--track-run", "0" * 32],
+     "--track-run is for --track mlflow"),
+    ("audit-track-dir-is-file", lambda f, w: [*AUDIT1, "--track", "tensorboard", "--track-dir",
+                                              _file_named(f, "notes.txt")], "--track-dir"),
+]
+for cid, argv, needle in TRACKING:
+    CASES.append(Case(cid, argv, (needle,), copy=WORLD_FILES))
+
+
 # members and holdout (or train and test) that share records
 def _copy(folder: Path, src: str, dst: str) -> str:
     shutil.copy(folder / src, folder / dst)

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import JsonOpt, SeedOpt, command
+from pgan_cli.cli import JsonOpt, SeedOpt, TrackExperimentOpt, TrackOpt, TrackUriOpt, command
 from pgan_cli.commands.report import GateOpt, PresetOpt, ShowRealOpt
+from pgan_cli.params import DEFAULT_TENSORBOARD_ROOT, DEFAULT_TRACK
 
 FileOpt = Optional[Path]
 
@@ -35,6 +36,11 @@ def audit_cmd(
     bootstrap: Annotated[Optional[int], typer.Option("--bootstrap", help="Bootstrap resamples for the attacks' AUC "
                                                                         "intervals (pgan attack's default: 1000).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run every step, even unchanged ones.")] = False,
+    track: TrackOpt = DEFAULT_TRACK,
+    track_uri: TrackUriOpt = None,
+    track_experiment: TrackExperimentOpt = None,
+    track_run: Annotated[Optional[str], typer.Option("--track-run", help="--track mlflow: log into this existing run (the training run's ID, pgan train --json's tracking.run_id) instead of a new one.")] = None,
+    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help=f"--track tensorboard: the folder for the event files (the training run's, to log beside it) [default: {DEFAULT_TENSORBOARD_ROOT}/<--out-dir name>].", file_okay=False)] = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
@@ -42,7 +48,11 @@ def audit_cmd(
     commands.sh holding the exact pgan command of each step. Re-running skips steps whose
     inputs and arguments have not changed. Exit 0 when the gates pass, 1 when one fails.
 
+    With --track mlflow (or tensorboard) the summary's figures, the verdict and report.html +
+    summary.json are logged once the report is written (--track-run: into the training run).
+
     Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit
+    Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit --track mlflow --track-run RUN_ID
     """
     from pgan_cli.audit import StepFailed, run_audit
 
@@ -50,11 +60,13 @@ def audit_cmd(
         res = run_audit(output_dir, members=members, holdout=holdout, synthetic=synthetic, reference=reference,
                         generator=generator, train_log=train_log, embeddings=embedding.split(","), gates=gate,
                         preset=preset, show_real_images=show_real_images, seed=seed, force=force,
-                        bootstrap=bootstrap, attacks=attacks)
+                        bootstrap=bootstrap, attacks=attacks, track=track, track_uri=track_uri, track_dir=track_dir,
+                        track_experiment=track_experiment, track_run=track_run)
     except StepFailed as e:  # the step printed its own error line
         raise typer.Exit(e.exit_code) from None
     from pgan_cli.errors import InputError
     from pgan_cli.report.gates import VERDICT_FAIL, VERDICT_NONE, VERDICT_PASS
+    from pgan_cli.tracking import describe
 
     verdict = (res.summary or {}).get("verdict")
     if verdict not in (VERDICT_PASS, VERDICT_FAIL, VERDICT_NONE):  # fail closed: no verdict is no pass
@@ -64,9 +76,10 @@ def audit_cmd(
         console.emit_json({"verdict": verdict, "report": str(report), "summary": str(output_dir / "summary.json"),
                            "commands": str(output_dir / "commands.sh"), "steps_run": res.steps_run,
                            "steps_cached": res.steps_cached, "steps_skipped": res.steps_skipped,
-                           "gates": (res.summary or {}).get("gates", [])})
+                           "gates": (res.summary or {}).get("gates", []),
+                           **({"tracking": res.tracking} if res.tracking else {})})
     else:
-        console.emit(f"verdict: {verdict.upper()}; report: {report}")
+        console.emit(f"verdict: {verdict.upper()}; report: {report}" + describe(res.tracking))
     if res.exit_code or verdict == VERDICT_FAIL:
         from pgan_cli.cli import report_error
 

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
+from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, TrackExperimentOpt, TrackOpt, TrackUriOpt, command
+from pgan_cli.params import DEFAULT_TENSORBOARD_ROOT, DEFAULT_TRACK
 from pgan_cli.training import defaults as D
 
 _PER_ARCH = lambda key: ", ".join(f"{a} {D.ARCH_DEFAULTS[a][key]:g}" for a in D.ARCHS)  # noqa: E731
@@ -50,6 +51,10 @@ def train_cmd(
     max_grad_norm: Annotated[Optional[float], typer.Option("--max-grad-norm", help="DP-SGD per-sample gradient clipping norm C [default: 1.0].")] = None,
     audit_canaries: Annotated[int, typer.Option("--audit-canaries", help="Add M audit canaries, each trained on with probability 1/2, for `pgan dp-audit` (0: none). Not for a release.")] = 0,
     canary_source: Annotated[Optional[Path], typer.Option("--canary-source", help="Held-out dataset file the canaries are drawn from (default: crafted noise canaries).", dir_okay=False)] = None,
+    track: TrackOpt = DEFAULT_TRACK,
+    track_uri: TrackUriOpt = None,
+    track_experiment: TrackExperimentOpt = None,
+    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help=f"--track tensorboard: the folder for the run's event files [default: {DEFAULT_TENSORBOARD_ROOT}/<checkpoint name>; with --resume, the run's own].", file_okay=False)] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -65,6 +70,7 @@ def train_cmd(
     Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
     Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt
     Example: pgan train splits/train.h5 --dp-epsilon 4 --audit-canaries 200 --canary-source splits/reference.h5 -o audit.pt
+    Example: pgan train splits/train.h5 --track mlflow --sample-every 500 --sample-dir grids -o gen.pt
     """
     from pgan_cli.cli import resolve_device
     from pgan_cli.errors import UsageError
@@ -100,16 +106,20 @@ def train_cmd(
     summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,
                          log_every=log_every, sample_every=sample_every, sample_dir=sample_dir,
                          progress=not console.state.quiet, audit_canaries=audit_canaries,
-                         canary_source=canary_source, **options,
+                         canary_source=canary_source, track=track, track_uri=track_uri, track_dir=track_dir,
+                         track_experiment=track_experiment, **options,
                          **({"trainer_cls": trainer_cls} if trainer_cls else {}))
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    from pgan_cli.tracking import describe
+
     if json_out:
         console.emit_json(summary)
     else:
         console.emit(f"wrote {out}: {summary['arch']}/{summary['net']}, {summary['steps']} generator steps, "
                      f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s"
                      + (f", DP epsilon {summary['dp']['epsilon']:.3g} at delta {summary['dp']['delta']:.2g}"
-                        if summary.get("dp") else ""))
+                        if summary.get("dp") else "")
+                     + describe(summary.get("tracking")))

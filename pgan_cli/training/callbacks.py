@@ -3,14 +3,21 @@
 :meth:`pgan_cli.training.loop.Trainer.train` calls, in order, ``on_start`` once, ``on_step``
 after every generator step (with the step's log record, or None when the step is not logged),
 ``on_epoch_end`` when an epoch's batches run out, ``on_end`` once training is over, and ``close``
-always (also after an error or an interrupt). The loop's own callbacks, in this order: the
-training log (JSON lines), the progress bar, the sample grids and the periodic checkpoints.
+always (also after an error or an interrupt). Two more hooks carry what one callback makes to
+the others (:func:`notify`): ``on_record`` gets every record the training log writes, exactly as it
+writes it (epoch-end records after the epoch's last critic steps, each step once), and
+``on_file(trainer, kind, path)`` each file the loop wrote: ``grid`` (a sample grid, as it is drawn)
+and ``checkpoint`` (the final checkpoint, once, after ``on_end``). The loop's own callbacks, in this
+order: the training log (JSON lines; it also runs without a file when another callback wants the
+records), the progress bar, the sample grids and the periodic checkpoints; ``--track`` adds
+:class:`TrackRun`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -37,21 +44,44 @@ class TrainingCallback:
     def close(self) -> None:
         pass
 
+    def on_record(self, trainer, record: dict[str, Any]) -> None:
+        """A record the training log wrote (read it, do not change it)."""
+
+    def on_file(self, trainer, kind: str, path: Path) -> None:
+        """A file the loop wrote: ``grid`` or ``checkpoint`` (the final one)."""
+
+
+def notify(trainer, hook: str, *args: Any) -> None:
+    """Call ``hook`` (``on_record``, ``on_file``) of every callback of the running loop."""
+    for cb in getattr(trainer, "running_callbacks", ()):
+        getattr(cb, hook)(trainer, *args)
+
+
+def wants_records(cb: TrainingCallback) -> bool:
+    """Whether ``cb`` reads the log records (the loop then keeps the log's records without a file)."""
+    return type(cb).on_record is not TrainingCallback.on_record
+
 
 class TrainingLog(TrainingCallback):
     """The JSON-lines training log: a record per ``--log-every`` step, at every epoch end and at the
     last step, never the same step twice; a resumed run first drops what a killed run logged past
-    the checkpoint (:func:`trim_log`)."""
+    the checkpoint (:func:`trim_log`). Each record goes to the other callbacks' ``on_record`` too;
+    with ``path`` None there is no file, only those."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | None):
+        self.path = Path(path) if path is not None else None
         self.file = None
         self.written = 0  # the last step with a record in the log
         self.pending: dict[str, Any] | None = None  # an epoch_end record waiting for the epoch's last critic steps
+        self.trainer = None
 
     def on_start(self, trainer) -> None:
         from pgan_cli.files import make_dirs
 
+        self.trainer = trainer
+        if self.path is None:
+            self.written = trainer.step  # what a resumed run logged before its checkpoint is not repeated
+            return
         make_dirs(self.path.parent)
         if trainer.step > 0:
             self.written = trim_log(self.path, trainer.step)
@@ -63,8 +93,10 @@ class TrainingLog(TrainingCallback):
         if rec["step"] <= self.written:
             return
         self.written = rec["step"]
-        self.file.write(json.dumps(rec, sort_keys=True) + "\n")
-        self.file.flush()
+        if self.file is not None:
+            self.file.write(json.dumps(rec, sort_keys=True) + "\n")
+            self.file.flush()
+        notify(self.trainer, "on_record", rec)
 
     def on_step(self, trainer, record) -> None:
         if record is None:
@@ -140,7 +172,7 @@ class SampleGrids(TrainingCallback):
 
     def on_step(self, trainer, record) -> None:
         if self.every and trainer.step % self.every == 0:
-            self.draw(trainer, self.folder / f"step{trainer.step:07d}.png")
+            notify(trainer, "on_file", "grid", self.draw(trainer, self.folder / f"step{trainer.step:07d}.png"))
 
     def draw(self, trainer, path: Path) -> Path:
         """A picture of G's samples (the EMA copy when kept) on the fixed noise batch; for vectors a
@@ -184,6 +216,94 @@ class PeriodicCheckpoint(TrainingCallback):
     def on_step(self, trainer, record) -> None:
         if self.every and trainer.step % self.every == 0:
             trainer.save()
+
+
+class TrackRun(TrainingCallback):
+    """Experiment tracking (``--track``; :mod:`pgan_cli.tracking`), main process only: the run's
+    config as parameters, every record of the training log (``on_record``: the numbers, by step),
+    each sample grid as an image and the final checkpoint as a file. The run is recorded in the
+    checkpoint's provenance (``tracking``), so ``--resume`` continues it.
+
+    A failure to open the run stops training before its first step; a failure after that is one
+    warning, and tracking stops while training goes on: it never costs the checkpoint."""
+
+    # kept in the checkpoint only: which canaries were trained on is what a DP audit is scored against
+    PRIVATE = ("audit_canaries.included", "audit_canaries.rows")
+
+    def __init__(self, spec, resume: dict[str, Any] | None = None):
+        self.spec, self.resume = spec, resume
+        self.tracker = None
+        self.record: dict[str, Any] | None = None
+        self.done = False  # the final checkpoint was written
+        self.error: str | None = None
+
+    def on_start(self, trainer) -> None:
+        if not trainer.dist.main:
+            return
+        from pgan_cli import __version__
+        from pgan_cli.tracking import flatten_params, open_tracker
+
+        tracker = open_tracker(self.spec)
+        config = trainer.config
+        tags = {"pgan.command": "train", "pgan.version": __version__, "pgan.arch": str(config.get("arch")),
+                "pgan.checkpoint": str(trainer.output.resolve()) if trainer.output else "",
+                "pgan.data_sha256": str(config.get("data_sha256"))}
+        tracker.start(trainer.output.stem if trainer.output else "train", tags, resume=self.resume,
+                      step=trainer.step)
+        self.tracker, self.record = tracker, tracker.record()
+        trainer.provenance["tracking"] = self.record
+        params = {k: v for k, v in flatten_params(config, limit=1 << 30).items() if k not in self.PRIVATE}
+        if trainer.step:
+            self._safe(tracker.set_tags, {"pgan.resumed_at_step": str(trainer.step)})
+        self._safe(tracker.log_params, params)
+
+    def _safe(self, fn, *args) -> None:
+        if self.tracker is None or self.error is not None:
+            return
+        try:
+            fn(*args)
+        except Exception as e:
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        from pgan_cli import console
+
+        self.error = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+        console.warn(f"tracking ({self.spec.backend}) stopped: {self.error}; training goes on and writes its "
+                     f"checkpoint as usual")
+
+    def on_record(self, trainer, record) -> None:
+        from pgan_cli.tracking import numbers
+
+        if self.tracker is not None:
+            self._safe(self.tracker.log_metrics, numbers(record), record["step"])
+
+    def on_file(self, trainer, kind, path) -> None:
+        if self.tracker is None:
+            return
+        if kind == "grid":
+            self._safe(self.tracker.log_image, path, trainer.step)
+        elif kind == "checkpoint":
+            self._safe(self.tracker.log_artifact, path, "checkpoint")
+            self.done = True
+
+    def close(self) -> None:
+        tracker, self.tracker = self.tracker, None
+        if tracker is None:
+            return
+        exc = sys.exc_info()[0]  # close() runs in the loop's finally: the error or interrupt, if any
+        status = "FINISHED" if self.done else ("KILLED" if exc and issubclass(exc, KeyboardInterrupt) else "FAILED")
+        try:
+            tracker.end(status)
+        except Exception as e:
+            if self.error is None:
+                self._failed(e)
+
+    def result(self) -> dict[str, Any] | None:
+        """Where the run went (``pgan train --json``'s ``tracking``), with the error that stopped it."""
+        if self.record is None:
+            return None
+        return {**self.record, **({"error": self.error} if self.error else {})}
 
 
 def read_training_log(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ from pgan_cli.errors import InputError
 from pgan_cli.params import OptionError
 from pgan_cli.training import losses
 from pgan_cli.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
-                                         TrainingLog)
+                                         TrainingLog, notify, wants_records)
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, R1_EVERY, augment_name
 from pgan_cli.training.distributed import Dist
 
@@ -367,6 +367,8 @@ class Trainer:
                         generator_ema=self.G_ema, optimizer_g=self.opt_g, optimizer_d=self.opt_d,
                         progress=self.progress_state(finished), rng=get_rng_state(),
                         provenance=self.provenance, extra=self.checkpoint_extra())
+        if finished:  # the final checkpoint, for the callbacks' on_file
+            notify(self, "on_file", "checkpoint", self.output)
 
     def _restore(self, blob: dict[str, Any]) -> None:
         unwrap(self.G).load_state_dict(blob["generator"])
@@ -464,12 +466,12 @@ class Trainer:
             return self.step >= int(c["steps"])
         return self.epoch >= int(c["epochs"])
 
-    def callbacks(self) -> list[TrainingCallback]:
+    def callbacks(self, records: bool = False) -> list[TrainingCallback]:
         """What the loop does besides training (:mod:`pgan_cli.training.callbacks`), in order: the
-        training log, the progress bar, the sample grids and the periodic checkpoints. Only the
-        main process of a distributed run logs, shows progress and draws grids."""
+        training log (without a file for ``records`` only), the progress bar, the sample grids and
+        the periodic checkpoints. Only the main process logs, shows progress and draws grids."""
         out: list[TrainingCallback] = []
-        if self.dist.main and self.log_path is not None:
+        if self.dist.main and (self.log_path is not None or records):
             out.append(TrainingLog(self.log_path))
         if self.dist.main and self.show_progress:
             out.append(ProgressBar(self.total_steps()))
@@ -492,7 +494,8 @@ class Trainer:
         self.D.train()
         self.last_record: dict[str, Any] = {}
         seen_images, t_rate = 0, time.perf_counter()
-        callbacks = self.callbacks() + list(extra_callbacks or [])
+        extra = list(extra_callbacks or [])
+        callbacks = self.running_callbacks = self.callbacks(any(map(wants_records, extra))) + extra
         try:
             for cb in callbacks:
                 cb.on_start(self)

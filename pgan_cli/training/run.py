@@ -4,13 +4,15 @@ checkpoint's when resuming), record provenance and run the :class:`~pgan_cli.tra
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pgan_cli.checkpoint import read_checkpoint_file
 from pgan_cli.errors import InputError
-from pgan_cli.params import Interval, OptionError, constrained
+from pgan_cli.params import (DEFAULT_TENSORBOARD_ROOT, DEFAULT_TRACK, TRACK_BACKENDS, Interval, OptionError, Options,
+                             constrained)
 from pgan_cli.privacy import canaries
-from pgan_cli.training.callbacks import TrainingCallback
+from pgan_cli.training.callbacks import TrackRun, TrainingCallback
 from pgan_cli.training.config import check_resume_options, make_config
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
 from pgan_cli.training.loop import Trainer
@@ -38,14 +40,15 @@ def _add_canaries(config: dict[str, Any], data, m: int, source, resume) -> tuple
 
 
 @constrained(checkpoint_every=Interval(0, None), log_every=Interval(1, None), sample_every=Interval(0, None),
-             audit_canaries=Interval(0, MAX_CANARIES))
+             audit_canaries=Interval(0, MAX_CANARIES), track=Options(TRACK_BACKENDS))
 def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
                resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
                checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, log_every: int = DEFAULT_LOG_EVERY,
                sample_every: int = 0, sample_dir: str | os.PathLike | None = None, progress: bool = True,
                trainer_cls: type[Trainer] = Trainer, callbacks: list[TrainingCallback] | None = None,
                audit_canaries: int = 0, canary_source: str | os.PathLike | None = None,
-               **options: Any) -> dict[str, Any]:
+               track: str = DEFAULT_TRACK, track_uri: str | None = None, track_dir: str | os.PathLike | None = None,
+               track_experiment: str | None = None, **options: Any) -> dict[str, Any]:
     """Train on a dataset file and write the checkpoint ``output``; what ``pgan train`` runs.
 
     ``options`` are :func:`~pgan_cli.training.config.make_config`'s keyword arguments. With
@@ -57,10 +60,20 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     ``audit_canaries`` M > 0 adds M audit canaries, each trained on with probability 1/2, drawn from
     ``canary_source`` (a held-out dataset file) or crafted (:mod:`pgan_cli.privacy.canaries`), for
     ``pgan dp-audit``; a resumed run keeps the canaries it started with.
+
+    ``track`` ``mlflow`` or ``tensorboard`` logs the run (:mod:`pgan_cli.tracking`, checked before
+    any work): into the MLflow file store ``track_uri`` (default ``./mlruns``), experiment
+    ``track_experiment`` (default ``pgan``), or TensorBoard event files in ``track_dir`` (default
+    ``runs/<checkpoint name>``); the summary's ``tracking`` says where. A resumed run continues the
+    MLflow run (or TensorBoard folder) its checkpoint records.
     """
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import sha256_file
     from pgan_cli.provenance import make_provenance
+    from pgan_cli.tracking import check_tracking, resumed_folder, resumed_record
+
+    spec = check_tracking(track, track_uri=track_uri, track_dir=track_dir, track_experiment=track_experiment,
+                          default_dir=Path(DEFAULT_TENSORBOARD_ROOT) / Path(output).stem)
 
     if canary_source is not None and not audit_canaries and resume is None:
         raise OptionError("$canary_source needs $audit_canaries M (the number of canaries)",
@@ -97,6 +110,15 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
                            **{k: config[k] for k in ("arch", "net", "norm", "epochs", "steps", "batch_size",
                                                      "conditional", "precision")},
                            resumed_from=str(resume) if resume else None)
+    tracked = resumed_record(blob.get("provenance")) if blob is not None else None
+    if tracked:  # kept for a later --resume --track, replaced by this run's own when it tracks
+        prov["tracking"] = tracked
+    track_cb = None
+    if spec is not None:
+        if spec.backend == "tensorboard" and track_dir is None:
+            spec = resumed_folder(spec, tracked)  # a resumed run goes on in its folder
+        track_cb = TrackRun(spec, resume=tracked)
+        callbacks = [*(callbacks or []), track_cb]
     trainer = trainer_cls(config, samples, labels, device=device, output=output, log_path=log_path,
                           checkpoint_every=checkpoint_every, log_every=log_every, sample_every=sample_every,
                           sample_dir=sample_dir, resume=blob, provenance=prov, progress=progress)
@@ -111,4 +133,6 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     if config.get(canaries.CONFIG_KEY):
         rec = config[canaries.CONFIG_KEY]
         summary["audit_canaries"] = {"m": rec["m"], "included": int(sum(rec["included"])), "source": rec["source"]}
+    if track_cb is not None and track_cb.result() is not None:
+        summary["tracking"] = track_cb.result()
     return summary
