@@ -10,7 +10,10 @@ the budget (its cost per step measured on a short run first), then the same audi
 - fidelity: PRDC coverage (>= 0.7), beta-recall (>= 0.3), C2ST AUC (<= 0.85);
 - privacy: the strongest black-box attack's AUC (<= 0.6), the default preset's verdict.
 
-Run: PYTHONPATH=. python bench/data_efficient.py [--budget 240] [--candidates today,sngan,...]
+Costs are CPU seconds of the training process with one torch thread (robust to other jobs on a
+shared machine); the default budget is what today's 1,200 steps cost in the same run.
+
+Run: PYTHONPATH=. python bench/data_efficient.py [--budget CPU_S] [--candidates today,sngan-diffaug,...]
      [--json out.jsonl]
 """
 
@@ -53,20 +56,23 @@ def prepare(folder: Path, size: int = 16) -> dict[str, Path]:
 
 
 def train(sets: dict[str, Path], folder: Path, name: str, options: dict, steps: int, seed: int = 0) -> dict:
+    """Train one candidate; its cost is CPU time of this process (one torch thread), which other
+    jobs on a shared machine slow down far less than wall time."""
     from pgan_cli.training.run import train_file
 
     ck = folder / f"{name}.pt"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     train_file(sets["train"], ck, conditional=True, steps=steps, seed=seed, progress=False,
                log_path=folder / f"{name}.jsonl", log_every=25, **options)
-    return {"checkpoint": ck, "log": folder / f"{name}.jsonl", "train_s": time.perf_counter() - t0}
+    return {"checkpoint": ck, "log": folder / f"{name}.jsonl", "train_s": time.perf_counter() - t0,
+            "train_cpu_s": time.process_time() - c0}
 
 
 def cost_per_step(sets, folder: Path, name: str, options: dict) -> float:
-    """Seconds per generator step, from two short runs (the difference removes start-up)."""
+    """CPU seconds per generator step, from two short runs (the difference removes start-up)."""
     times = []
     for steps in (10, 40):
-        times.append(train(sets, folder / "calib", f"{name}-{steps}", options, steps)["train_s"])
+        times.append(train(sets, folder / "calib", f"{name}-{steps}", options, steps)["train_cpu_s"])
     return max(1e-3, (times[1] - times[0]) / 30)
 
 
@@ -95,7 +101,8 @@ def evaluate(sets, folder: Path, name: str, trained: dict, seed: int = 0) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--budget", type=float, default=240.0, help="CPU seconds of training per candidate")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="CPU seconds of training per candidate (default: what today's 1,200 steps cost)")
     ap.add_argument("--candidates", default="today,defaults", help="comma-separated: " + ", ".join(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="append one JSON line per candidate")
@@ -103,6 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    torch.set_num_threads(1)
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,19 +118,25 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "calib").mkdir(exist_ok=True)
         sets = prepare(folder)
-        print("| candidate | steps | train s | TSTR/TRTR | coverage | beta-recall | C2ST AUC | max black-box AUC | verdict |")
+        print("| candidate | steps | train CPU s | TSTR/TRTR | coverage | beta-recall | C2ST AUC | max black-box AUC | verdict |")
         print("|---|---|---|---|---|---|---|---|---|")
+        budget = args.budget
         for name in args.candidates.split(","):
             options = CANDIDATES[name]
             if name == "today":
                 steps = TODAY_STEPS
             else:
-                steps = max(50, int(args.budget / cost_per_step(sets, folder, name, options)))
+                if budget is None:
+                    budget = TODAY_STEPS * cost_per_step(sets, folder, "today", CANDIDATES["today"])
+                steps = max(50, int(budget / cost_per_step(sets, folder, name, options)))
             trained = train(sets, folder, name, options, steps, args.seed)
+            if name == "today" and budget is None:
+                budget = trained["train_cpu_s"]
             row = {"candidate": name, "options": options, "steps": steps, "train_s": round(trained["train_s"], 1),
+                   "train_cpu_s": round(trained["train_cpu_s"], 1),
                    **evaluate(sets, folder, name, trained, args.seed), "load": os.getloadavg()[0]}
             f = lambda v: "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-            print(f"| {name} | {steps} | {row['train_s']} | {f(row['tstr_over_trtr'])} | {f(row['coverage'])} | "
+            print(f"| {name} | {steps} | {row['train_cpu_s']} | {f(row['tstr_over_trtr'])} | {f(row['coverage'])} | "
                   f"{f(row['beta_recall'])} | {f(row['c2st_auc'])} | {f(row['max_blackbox_auc'])} | {row['verdict']} |",
                   flush=True)
             if args.json:

@@ -111,8 +111,12 @@ def write_samples(ck, output: str | os.PathLike, n: int, seed: int = 0, batch_si
     attrs = dict(ck.config.get("data_attrs") or {})
     if ck.config.get("audit_canaries"):
         attrs["audit_canaries"] = {k: ck.config["audit_canaries"].get(k) for k in ("m", "source", "seed")}
-    attrs["generator"] = {"arch": ck.config.get("arch"), "net": ck.config.get("net"),
-                          "checkpoint_sha256": ck.sha256, "data_sha256": ck.data_sha256,
+    from pgan_cli.training.defaults import TRAINING_SETTINGS, augment_name
+
+    settings = {k: ck.config.get(k) for k in TRAINING_SETTINGS if k in ck.config}
+    if "augment" in settings:
+        settings["augment"] = augment_name(settings["augment"])
+    attrs["generator"] = {**settings, "checkpoint_sha256": ck.sha256, "data_sha256": ck.data_sha256,
                           "step": ck.step, "conditional": ck.conditional}
     counts = np.zeros(ck.num_classes, dtype=np.int64) if ck.conditional else None
     with DatasetWriter(output, n, ck.sample_shape, provenance=provenance or {}, kind=ck.kind,

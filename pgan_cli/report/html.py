@@ -242,15 +242,30 @@ def samples_section(synthetic, seed: int) -> str:
 
 _CURVE_GROUPS = (("losses", ("loss",)), ("discriminator outputs", ("d_real", "d_fake")),
                  ("Wasserstein estimate", ("wasserstein",)), ("gradient norms", ("grad_norm", "gradient_penalty")),
-                 ("privacy spent (epsilon)", ("epsilon",)), ("throughput (images/s)", ("images_per_s",)))
+                 ("privacy spent (epsilon)", ("epsilon",)), ("throughput (images/s)", ("images_per_s",)),
+                 ("augmentation and R1", ("augment_p", "r1")))
 _NOT_CURVES = {"step", "epoch", "wall_time", "time", "batch", "rank"}
 
 
-def training_section(results: list[ResultFile]) -> str:
+def training_settings(synthetic) -> str:
+    """The settings of the run that made the synthetic set, as ``pgan sample`` recorded them."""
+    gen = (getattr(synthetic, "attrs", None) or {}).get("generator")
+    if not isinstance(gen, dict):
+        return ""
+    from pgan_cli.training.defaults import TRAINING_SETTINGS
+
+    rows = [[k, ", ".join(map(str, gen[k])) if isinstance(gen[k], list) else gen[k]]
+            for k in (*TRAINING_SETTINGS, "conditional", "step") if k in gen]
+    return (f'<h3>Settings of the run that made {esc(synthetic.path.name)}</h3>'
+            + table(rows, ["setting", "value"])) if rows else ""
+
+
+def training_section(results: list[ResultFile], synthetic=None) -> str:
     logs = _by_kind(results, KIND_TRAIN_LOG)
+    settings = training_settings(synthetic)
     if not logs:
-        return section("training", na("give the training log (pgan train --log train.jsonl)"))
-    body = []
+        return section("training", settings + na("give the training log (pgan train --log train.jsonl)"))
+    body = [settings]
     for res in logs:
         recs = res.data
         keys = sorted({k for r in recs for k, v in r.items()
@@ -463,7 +478,7 @@ def render(summary: dict[str, Any], results: list[ResultFile], page: PageData, *
              exposure_section(page, members, synthetic, show_real_images),
              map_section(page),
              samples_section(synthetic, seed),
-             training_section(results),
+             training_section(results, synthetic),
              fidelity_section(summary),
              utility_section(summary, results),
              provenance_section(summary, results)]

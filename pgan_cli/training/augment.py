@@ -147,3 +147,32 @@ class AdaptiveP:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.p = float(state["p"])
+
+
+class DiscriminatorView:
+    """What D sees of a batch under a config's ``augment`` (``pgan`` acts on real batches as they are
+    drawn, not here): DiffAugment always, ADA with its adaptive p, or the images as they are. Used
+    for real and generated images alike, in D's and in G's update."""
+
+    def __init__(self, augment: str):
+        self.augment = augment
+        self.ada = AdaptiveP() if augment == "ada" else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.augment == "diffaug":
+            return diff_augment(x)
+        if self.ada is not None:
+            return diff_augment(x, p=self.ada.p)
+        return x
+
+    def observe(self, real_logit: torch.Tensor) -> None:
+        """D's logits on the (viewed) real batch: ADA's overfitting signal."""
+        if self.ada is not None:
+            self.ada.observe(real_logit)
+
+    def state_dict(self) -> dict[str, float] | None:
+        return self.ada.state_dict() if self.ada is not None else None
+
+    def load_state_dict(self, state: dict[str, float] | None) -> None:
+        if self.ada is not None and state:
+            self.ada.load_state_dict(state)

@@ -36,6 +36,12 @@ IMAGE_AUGMENT, VECTOR_AUGMENT = "diffaug", "none"
 R1_EVERY = 16  # lazy R1: the penalty every 16 D steps, weighted by 16 (Karras et al. 2020)
 
 
+# the settings a synthetic set records about the run that made it (``pgan sample``'s ``generator``
+# attribute), shown in the report's training section
+TRAINING_SETTINGS = ("arch", "net", "norm", "augment", "r1", "ema", "ema_decay", "n_critic", "lr_g", "lr_d",
+                     "betas", "gp_weight", "clip", "class_loss_weight", "batch_size", "width", "latent_dim")
+
+
 def augment_name(value) -> str:
     """The augmentation a config records; checkpoints before ``--augment NAME`` stored a bool."""
     if value is True:

@@ -1,9 +1,12 @@
-"""The GAN trainer behind ``pgan train``: dcgan / wgan / wgan-gp, conditional (AC-GAN), resumable,
-data-parallel under ``torchrun``.
+"""The GAN trainer behind ``pgan train``: dcgan / wgan / wgan-gp / sngan, conditional (AC-GAN),
+resumable, data-parallel under ``torchrun``.
 
 Algorithms: DCGAN (Radford et al. 2016), WGAN (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al.
-2017), AC-GAN (Odena et al. 2017, as pGAN conditioned on the anatomical region); see
-:mod:`pgan_cli.training.losses` for the formulas and the per-arch defaults.
+2017), SNGAN (Miyato et al. 2018), AC-GAN (Odena et al. 2017, as pGAN conditioned on the
+anatomical region); see :mod:`pgan_cli.training.losses` for the formulas and
+:mod:`pgan_cli.training.defaults` for the per-arch defaults. D sees real and generated images
+through :class:`~pgan_cli.training.augment.DiscriminatorView` (DiffAugment, ADA); lazy R1
+(Mescheder et al. 2018) and an EMA of G's weights are options of the config.
 
 The loop walks over the real data in epochs. Every real batch is one critic step
 (:meth:`Trainer.critic_step`); after every ``n_critic`` critic steps comes one generator step
@@ -47,6 +50,7 @@ from pgan_cli.checkpoint import build_networks, get_rng_state, save_checkpoint, 
 from pgan_cli.errors import InputError
 from pgan_cli.params import OptionError
 from pgan_cli.training import losses
+from pgan_cli.training.augment import DiscriminatorView
 from pgan_cli.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
                                          TrainingLog, notify, wants_records)
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, R1_EVERY, augment_name
@@ -142,9 +146,7 @@ class Trainer:
         self.G_ema = copy.deepcopy(unwrap(self.G)).eval().requires_grad_(False) if config["ema"] else None
         # what D sees: docs/train.md, "Augmentation and regularisers"
         self.augment = augment_name(config.get("augment"))
-        from pgan_cli.training.augment import AdaptiveP
-
-        self.ada = AdaptiveP() if self.augment == "ada" else None
+        self.d_view = DiscriminatorView(self.augment)
         self.r1 = float(config.get("r1", 0.0))
         self.r1_every = int(config.get("r1_every", R1_EVERY))
         self._last_r1: torch.Tensor | None = None
@@ -221,8 +223,8 @@ class Trainer:
         extra: dict[str, Any] = {}
         if self.scaler is not None:
             extra["grad_scaler"] = self.scaler.state_dict()
-        if self.ada is not None:
-            extra["ada"] = self.ada.state_dict()
+        if self.d_view.ada is not None:
+            extra["ada"] = self.d_view.state_dict()
         return extra
 
     # ---- helpers -------------------------------------------------------------------------------------
@@ -238,19 +240,6 @@ class Trainer:
 
     def _cl(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
-
-    def d_view(self, x: torch.Tensor) -> torch.Tensor:
-        """The images as D sees them: through DiffAugment (always, or with ADA's probability p), real
-        and generated alike, in D's and in G's update (Zhao et al. 2020; Karras et al. 2020)."""
-        if self.augment == "diffaug":
-            from pgan_cli.training.augment import diff_augment
-
-            return diff_augment(x)
-        if self.ada is not None:
-            from pgan_cli.training.augment import diff_augment
-
-            return diff_augment(x, p=self.ada.p)
-        return x
 
     def sample_z(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Noise and (for conditional models) classes drawn from the training prior."""
@@ -305,8 +294,7 @@ class Trainer:
             r1 = losses.r1_penalty(self.D, real, self.d_view)
             loss = loss + 0.5 * self.r1 * self.r1_every * r1
             self._last_r1 = r1.detach()
-        if self.ada is not None:
-            self.ada.observe(real_logit)
+        self.d_view.observe(real_logit)
         gn = self.backward_step(loss, self.D, self.opt_d)
         if arch == "wgan":
             c = self.config["clip"]
@@ -385,9 +373,7 @@ class Trainer:
         self.wall_offset = float(p.get("wall_time", 0.0))
         if blob.get("rng") is not None:
             set_rng_state(blob["rng"])
-        ada_state = (blob.get("extra") or {}).get("ada")
-        if self.ada is not None and ada_state:
-            self.ada.load_state_dict(ada_state)
+        self.d_view.load_state_dict((blob.get("extra") or {}).get("ada"))
         scaler_state = (blob.get("extra") or {}).get("grad_scaler")
         if self.scaler is not None and scaler_state:
             self.scaler.load_state_dict(scaler_state)
@@ -413,8 +399,8 @@ class Trainer:
             rec["gradient_penalty"] = float(d_stats["gp"])
         if self._last_r1 is not None:  # the last lazy R1 value (computed every r1_every D steps)
             rec["r1"] = float(self._last_r1)
-        if self.ada is not None:
-            rec["augment_p"] = self.ada.p
+        if self.d_view.ada is not None:
+            rec["augment_p"] = self.d_view.ada.p
         for key in ("loss_class_d",):
             if key in d_stats:
                 rec[key] = float(d_stats[key])
