@@ -33,7 +33,7 @@ def score_modes(samples: np.ndarray, means: np.ndarray, std: float) -> tuple[int
 
 
 def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 256,
-        gp_weight: float | None = None, width: int = 64) -> dict:
+        gp_weight: float | None = None, width: int = 64, options: dict | None = None) -> dict:
     import h5py
 
     from pgan_cli.checkpoint import load_checkpoint
@@ -48,9 +48,13 @@ def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 25
         write_dataset(data, b.samples, labels=b.labels, class_names=b.class_names, attrs=b.attrs, provenance={})
     ck = folder / f"{arch}.pt"
     t0 = time.perf_counter()
-    train_file(data, ck, arch=arch, steps=steps, batch_size=batch_size, seed=seed, checkpoint_every=0,
-               gp_weight=gp_weight if arch == "wgan-gp" else None, width=width,
-               progress=False, log_path=folder / f"{arch}.jsonl", log_every=250)
+    if options is not None:  # `pgan train DATA --arch ARCH` plus exactly these options
+        train_file(data, ck, arch=arch, steps=steps, seed=seed, checkpoint_every=0, progress=False,
+                   log_path=folder / f"{arch}.jsonl", log_every=250, **options)
+    else:
+        train_file(data, ck, arch=arch, steps=steps, batch_size=batch_size, seed=seed, checkpoint_every=0,
+                   gp_weight=gp_weight if arch == "wgan-gp" else None, width=width,
+                   progress=False, log_path=folder / f"{arch}.jsonl", log_every=250)
     train_s = time.perf_counter() - t0
     c = load_checkpoint(ck)
     out = folder / f"{arch}.h5"
@@ -71,17 +75,25 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--gp-weight", type=float, default=None, help="wgan-gp lambda (default 10)")
     ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--defaults", action="store_true",
+                    help="`pgan train DATA --arch ARCH` with no other option, beside today's trainer before "
+                         "issue 15 (penalty 10, no EMA)")
     args = ap.parse_args()
     from pgan_cli import console
 
     console.configure(quiet=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        variants = ([("defaults", {}), ("before", {"gp_weight": 10.0, "ema": False})] if args.defaults
+                    else [("options", None)])
         for arch in args.archs.split(","):
-            r = run(arch, args.steps, Path(tmp), args.seed, gp_weight=args.gp_weight, width=args.width)
-            rows.append(r)
-            print(f"{arch:8s} mlp  steps {r['steps']:5d}  modes {r['modes']}/8  high-quality "
-                  f"{100 * r['high_quality']:.1f}%  ({r['train_seconds']} s)", flush=True)
+            for label, options in variants:
+                r = run(arch, args.steps, Path(tmp), args.seed, gp_weight=args.gp_weight, width=args.width,
+                        options=options)
+                r["variant"] = label
+                rows.append(r)
+                print(f"{arch:8s} {label:8s} mlp  steps {r['steps']:5d}  modes {r['modes']}/8  high-quality "
+                      f"{100 * r['high_quality']:.1f}%  ({r['train_seconds']} s)", flush=True)
     print("peer (VEEGAN, published): modes 8/8, high-quality 52.9%")
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}")
     if args.json:
