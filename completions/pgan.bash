@@ -17,7 +17,7 @@ _pgan_words() {
     case "$1" in
         "") words="attack audit cluster completions data dp-audit embed env fidelity knn mmd privatize report sample train utility --version --quiet -q --verbose --no-provenance --help" ;;
         "attack") words="--members --holdout --synthetic --reference --generator --reference-generator --methods --scores --bootstrap --distances --no-distances --shadow-models --targets --shadow-dir --shadow-steps --shadow-copies --seed --device --json --help" ;;
-        "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --embedding --gate --preset --show-real-images --attacks --bootstrap --force --track --track-uri --track-experiment --track-run --track-dir --seed --json --help" ;;
+        "audit") words="--members --holdout --synthetic --out-dir --reference --generator --train-log --canary-source --embedding --gate --preset --show-real-images --attacks --bootstrap --force --track --track-uri --track-experiment --track-run --track-dir --seed --json --help" ;;
         "cluster") words="--output -o --method -m -k --k --epochs --heads --overcluster --batch-size --repeats --seed --device --json --help" ;;
         "completions") words="--write --help" ;;
         "data") words="breast-cancer digits export gaussian import info leak split --help" ;;

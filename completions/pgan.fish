@@ -51,6 +51,7 @@ complete -c pgan -n '__fish_seen_subcommand_from audit' -l out-dir -d 'Folder fo
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l reference -d 'More real records (calibrated attacks, domias).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l generator -d 'The generator checkpoint (white-box attacks).' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l train-log -d 'The training log (pgan train --log) for curves.' -r
+complete -c pgan -n '__fish_seen_subcommand_from audit' -l canary-source -d 'The held-out file a --generator trained with audit canaries drew them from (pgan' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l embedding -d 'Comma-separated spaces - pixel, pca, umap, autoencoder ...; the first one is use' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l gate -d 'A gate PATH OP NUMBER on summary.json, e.g. privacy.attacks.dcr.auc <= 0.6 (repe' -r
 complete -c pgan -n '__fish_seen_subcommand_from audit' -l preset -d 'Gate preset - default, strict or none (default - default when attack results are' -r

@@ -321,7 +321,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
               show_real_images: bool = False, seed: int = 0, force: bool = False,
               bootstrap: int | None = None, attacks: str = "all", track: str = "none",
               track_uri: str | None = None, track_dir: str | os.PathLike | None = None,
-              track_experiment: str | None = None, track_run: str | None = None) -> AuditResult:
+              track_experiment: str | None = None, track_run: str | None = None,
+              canary_source: str | os.PathLike | None = None) -> AuditResult:
     """Run every step of the audit into ``output_dir``; return what ran and the exit code
     (0 pass, 1 a gate failed; a failing step raises StepFailed with its code).
 
@@ -370,9 +371,12 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
 
         check_bootstrap(bootstrap)
     require_disjoint_digests(digests, "the audit's privacy figures")
-    for p, what in ((generator, "generator checkpoint"), (train_log, "training log")):
+    for p, what in ((generator, "generator checkpoint"), (train_log, "training log"),
+                    (canary_source, "canary source")):
         if p is not None:
             check_input(p, what)
+    if canary_source is not None and generator is None:
+        raise UsageError("--canary-source is the held-out file of a generator's audit canaries; give --generator too")
 
     from pgan_cli.outputs import output_set
 
@@ -396,7 +400,7 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
             links[gen_rel] = Path(generator).resolve()
         if train_log:
             links[log_rel] = Path(train_log).resolve()
-        dp_audit, why = _canary_source(generator) if generator else (None, None)
+        dp_audit, why = _canary_source(generator, canary_source) if generator else (None, None)
         if dp_audit:
             links["inputs/canary-source.h5"] = Path(dp_audit).resolve()
             dp_audit = "inputs/canary-source.h5"
@@ -437,10 +441,12 @@ def _track(spec, dir_: Path, summary: dict[str, Any], settings: dict[str, Any]) 
         return {"backend": spec.backend, "error": why}
 
 
-def _canary_source(generator: str | os.PathLike) -> tuple[str | None, str | None]:
+def _canary_source(generator: str | os.PathLike, given: str | os.PathLike | None = None
+                   ) -> tuple[str | None, str | None]:
     """Whether the audit can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
-    canaries, ``(path, None)`` for held-out ones whose recorded file is still there (same
-    SHA-256), ``(None, why)`` when it cannot, ``(None, None)`` for a run without canaries."""
+    canaries, ``(path, None)`` for held-out ones given as ``given`` (the recorded SHA-256; pgan
+    never opens the path the checkpoint names), ``(None, why)`` when it cannot, ``(None, None)``
+    for a run without canaries."""
     from pgan_cli.checkpoint import read_checkpoint_file
     from pgan_cli.privacy import canaries
 
@@ -449,12 +455,16 @@ def _canary_source(generator: str | os.PathLike) -> tuple[str | None, str | None
         return None, None
     design = canaries.CanaryDesign.from_record(rec, str(generator))
     if design.source == canaries.CRAFTED:
+        if given is not None:
+            raise InputError(f"{generator} was trained with crafted canaries; drop --canary-source")
         return "", None
-    src = Path(design.source_path or "")
-    if not src.is_file() or sha256_file(src) != design.source_sha256:
-        return None, (f"the canary source {design.source_path} recorded in the generator is not here (or changed); "
-                      f"run pgan dp-audit with --canary-source")
-    return str(src), None
+    if given is None:
+        return None, (f"the generator's canaries were held out from a file (recorded as {str(design.source_path)!r}); "
+                      f"give it with --canary-source to audit the DP claim")
+    if sha256_file(given) != design.source_sha256:
+        raise InputError(f"--canary-source {given} is not the file the generator's canaries came from "
+                         f"(SHA-256 differs from the recorded one)")
+    return str(given), None
 
 
 def _run_steps(work: Path, steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, run_pgan
+from tests.conftest import REPO, assert_clean_error, run_pgan
 
 
 def _figures(obj):
@@ -98,3 +98,25 @@ def test_audit_runs_dp_audit_for_a_generator_with_canaries(tmp_path, digits_spli
     assert summary["privacy"]["dp_audit"]["canaries"] == 20
     assert any(g["path"] == "privacy.dp_audit.exceeds_claim" for g in summary["gates"])
     assert "pgan dp-audit inputs/generator.pt --seed 0 --json > dp-audit.json" in (audit / "commands.sh").read_text()
+
+
+def test_audit_opens_a_canary_source_only_when_given(tmp_path, digits_splits):
+    """Held-out canaries: the checkpoint names their file, but the audit opens only a file given
+    with --canary-source (checked by SHA-256); without it the dp-audit step is skipped, saying why."""
+    gen, syn = tmp_path / "g.pt", tmp_path / "s.h5"
+    r = run_pgan("train", digits_splits["train"], "--net", "mlp", "--width", "8", "--latent-dim", "8", "--epochs", "1",
+                 "--audit-canaries", "20", "--canary-source", digits_splits["reference"], "-o", gen, "-q")
+    assert r.exit_code == 0, r
+    assert run_pgan("sample", gen, "-n", "200", "-o", syn, "-q").exit_code == 0
+    common = ["audit", "--members", digits_splits["train"], "--holdout", digits_splits["holdout"], "--synthetic", syn,
+              "--generator", gen, "--attacks", "dcr", "--bootstrap", "20", "--json"]
+    r = run_pgan(*common, "--out-dir", tmp_path / "a1")
+    assert r.exit_code in (0, 1), r
+    assert "--canary-source" in json.loads(r.stdout)["steps_skipped"]["dp-audit"]
+    assert not (tmp_path / "a1" / "dp-audit.json").exists()
+    r = run_pgan(*common, "--canary-source", digits_splits["holdout"], "--out-dir", tmp_path / "a2")
+    assert_clean_error(r, "--canary-source", "not the file")
+    r = run_pgan(*common, "--canary-source", digits_splits["reference"], "--out-dir", tmp_path / "a3")
+    assert r.exit_code in (0, 1), r
+    assert json.loads((tmp_path / "a3" / "dp-audit.json").read_text())["canaries"]["m"] == 20
+    assert "--canary-source inputs/canary-source.h5" in (tmp_path / "a3" / "commands.sh").read_text()

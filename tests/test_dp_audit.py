@@ -82,7 +82,7 @@ def audit_run(tmp_path_factory, digits_splits):
     r = run_pgan("train", digits_splits["train"], "--net", "mlp", "--width", "16", "--latent-dim", "8", "--epochs", "2",
                  "--audit-canaries", "60", "--canary-source", digits_splits["reference"], "-o", ck, "--json", "--quiet")
     assert r.exit_code == 0, r
-    return d, ck, json.loads(r.stdout)
+    return d, ck, {**json.loads(r.stdout), "source": digits_splits["reference"]}
 
 
 def test_train_records_canaries_and_dp_audit_reads_them(cli, audit_run, digits_splits):
@@ -96,7 +96,11 @@ def test_train_records_canaries_and_dp_audit_reads_them(cli, audit_run, digits_s
     assert rec["source"] == "file" and len(rec["rows"]) == 60 and sum(rec["included"]) == summary["audit_canaries"]["included"]
     assert config["data_n"] == read_dataset(digits_splits["train"]).n + sum(rec["included"])
     out = d / "audit.json"
-    r = cli("dp-audit", ck, "--json", "-o", out)
+    # the checkpoint names its canary source, but pgan opens only the files it is given
+    assert_clean_error(cli("dp-audit", ck, "--json", "-o", out), "held out from a file", "--canary-source")
+    assert not out.exists()
+    src = summary["source"]
+    r = cli("dp-audit", ck, "--canary-source", src, "--json", "-o", out)
     assert r.exit_code == 0, r
     res = json.loads(r.stdout)
     assert res == json.loads(out.read_text())
@@ -104,9 +108,9 @@ def test_train_records_canaries_and_dp_audit_reads_them(cli, audit_run, digits_s
     assert res["canaries"]["m"] == 60 and res["audited"]["epsilon_lower_bound"] >= 0
     assert 0 <= res["audited"]["correct"] <= res["audited"]["guesses"] <= 60
     # the same audit again: the same figures (deterministic scoring)
-    again = json.loads(cli("dp-audit", ck, "--json").stdout)
+    again = json.loads(cli("dp-audit", ck, "--canary-source", src, "--json").stdout)
     assert again["audited"] == res["audited"]
-    r = cli("dp-audit", ck, "--score", "gan-leaks", "--guesses", "10,10", "--json")
+    r = cli("dp-audit", ck, "--canary-source", src, "--score", "gan-leaks", "--guesses", "10,10", "--json")
     assert r.exit_code == 0, r
     g = json.loads(r.stdout)["audited"]
     assert g["guesses"] == 20 and g["correction"].startswith("none")
@@ -131,7 +135,10 @@ def test_resume_keeps_the_canaries(cli, audit_run, digits_splits, tmp_path):
 
     ck2 = tmp_path / "c2.pt"
     shutil.copy(ck, ck2)
-    r = cli("train", digits_splits["train"], "--resume", ck2, "--epochs", "3", "--quiet")
+    # the held-out canaries are re-read from the file given, never from the path the checkpoint names
+    assert_clean_error(cli("train", digits_splits["train"], "--resume", ck2, "--epochs", "3"), "--canary-source")
+    r = cli("train", digits_splits["train"], "--resume", ck2, "--epochs", "3", "--canary-source",
+            digits_splits["reference"], "--quiet")
     assert r.exit_code == 0, r
     assert read_checkpoint_file(ck2)["config"]["audit_canaries"] == read_checkpoint_file(ck)["config"]["audit_canaries"]
     assert_clean_error(cli("train", digits_splits["train"], "--resume", ck2, "--epochs", "4", "--audit-canaries", "10"),
@@ -165,15 +172,15 @@ def test_bad_inputs(cli, audit_run, digits_splits, digits8, tmp_path):
                "--quiet").exit_code == 0
     assert_clean_error(cli("dp-audit", plain), "without audit canaries", "--audit-canaries")
     assert_clean_error(cli("dp-audit", ck, "--canary-source", digits_splits["holdout"]), "not the canary source")
-    assert_clean_error(cli("dp-audit", ck, "--guesses", "40,40"), "--guesses")
-    assert_clean_error(cli("dp-audit", ck, "--guesses", "x"), "--guesses")
-    assert_clean_error(cli("dp-audit", ck, "--confidence", "1.0"), "--confidence")
-    assert_clean_error(cli("dp-audit", ck, "--score", "dcr"), "--score must be one of")
+    assert_clean_error(cli("dp-audit", ck, "--canary-source", digits_splits["reference"], "--guesses", "40,40"), "--guesses")
+    assert_clean_error(cli("dp-audit", ck, "--canary-source", digits_splits["reference"], "--guesses", "x"), "--guesses")
+    assert_clean_error(cli("dp-audit", ck, "--canary-source", digits_splits["reference"], "--confidence", "1.0"), "--confidence")
+    assert_clean_error(cli("dp-audit", ck, "--canary-source", digits_splits["reference"], "--score", "dcr"), "--score must be one of")
 
 
 def test_report_shows_the_claim_beside_the_audit_and_gates_an_exceeded_claim(cli, audit_run, tmp_path):
-    d, ck, _ = audit_run
-    res = json.loads(cli("dp-audit", ck, "--json").stdout)
+    d, ck, run = audit_run
+    res = json.loads(cli("dp-audit", ck, "--canary-source", run["source"], "--json").stdout)
     ok = tmp_path / "ok.json"
     ok.write_text(json.dumps(res))
     r = cli("report", ok, "-o", tmp_path / "r.html", "--summary", tmp_path / "s.json")

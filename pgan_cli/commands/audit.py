@@ -25,6 +25,7 @@ def audit_cmd(
     reference: Annotated[FileOpt, typer.Option("--reference", help="More real records (calibrated attacks, domias).")] = None,
     generator: Annotated[FileOpt, typer.Option("--generator", help="The generator checkpoint (white-box attacks).")] = None,
     train_log: Annotated[FileOpt, typer.Option("--train-log", help="The training log (pgan train --log) for curves.")] = None,
+    canary_source: Annotated[FileOpt, typer.Option("--canary-source", help="The held-out file a --generator trained with audit canaries drew them from (pgan train --canary-source): adds the dp-audit step.")] = None,
     embedding: Annotated[str, typer.Option("--embedding", help="Comma-separated spaces: pixel, pca, umap, "
                                                                "autoencoder ...; the first one is used for MMD "
                                                                "and fidelity.")] = "pixel",
@@ -61,7 +62,7 @@ def audit_cmd(
                         generator=generator, train_log=train_log, embeddings=embedding.split(","), gates=gate,
                         preset=preset, show_real_images=show_real_images, seed=seed, force=force,
                         bootstrap=bootstrap, attacks=attacks, track=track, track_uri=track_uri, track_dir=track_dir,
-                        track_experiment=track_experiment, track_run=track_run)
+                        track_experiment=track_experiment, track_run=track_run, canary_source=canary_source)
     except StepFailed as e:  # the step printed its own error line
         raise typer.Exit(e.exit_code) from None
     from pgan_cli.errors import InputError

@@ -130,14 +130,19 @@ def design_canaries(data, config: dict[str, Any], m: int, seed: int, source: str
 
 def canary_records(design: CanaryDesign, config: dict[str, Any], source: str | os.PathLike | None = None,
                    where: str = "the checkpoint") -> tuple[np.ndarray, np.ndarray | None]:
-    """The ``m`` canaries of a recorded design, regenerated (crafted) or re-read (held out; from
-    ``source``, default the recorded path, which must have the recorded SHA-256)."""
+    """The ``m`` canaries of a recorded design, regenerated (crafted) or re-read (held out: from
+    ``source``, which must have the recorded SHA-256). The path recorded in the checkpoint is only
+    named in the message: pgan opens the files it is given, never a path an input names
+    (docs/security.md)."""
     if design.source == CRAFTED:
         return crafted_canaries(design, config)
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import check_input, sha256_file
 
-    path = Path(source if source is not None else (design.source_path or ""))
+    if source is None:
+        raise InputError(f"{where} was trained with canaries held out from a file (recorded as "
+                         f"{str(design.source_path)!r}); give that file with --canary-source")
+    path = Path(source)
     check_input(path, "canary source (the held-out file the run's canaries came from)")
     digest = sha256_file(path)
     if digest != design.source_sha256:
