@@ -5,7 +5,7 @@ assigns to the conditioned class at least 80% of the time.
 The peer is the same classifier on held-out real digits (its accuracy is the ceiling).
 
 Run: PYTHONPATH=. python bench/conditional.py [--size 32] [--epochs 15] [--arch dcgan] [--width 32]
-     [--class-loss-weight 3]
+     [--class-loss-weight 3] [--options JSON]   (no option: pgan train's defaults only)
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 
-def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0, ema: bool = False,
-                    class_loss_weight: float = 3.0) -> dict:
+def class_agreement(size: int, epochs: int, arch: str | None = None, width: int | None = None, seed: int = 0,
+                    ema: bool | None = None, class_loss_weight: float | None = None, options: dict | None = None) -> dict:
+    """Train conditionally for ``epochs`` with ``options`` (pgan train's keywords; the ones given as
+    arguments are added when not None: None leaves pgan's default) and score the samples."""
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -40,9 +42,10 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
         data, ck = Path(tmp) / "digits.h5", Path(tmp) / "gen.pt"
         write_dataset(data, b.samples, labels=b.labels, class_names=b.class_names, attrs=b.attrs, provenance={})
         t0 = time.perf_counter()
-        train_file(data, ck, arch=arch, conditional=True, epochs=epochs, width=width, seed=seed, ema=ema,
-                   class_loss_weight=class_loss_weight,
-                   checkpoint_every=0, progress=False)
+        kw = dict(options or {})
+        kw.update({k: v for k, v in (("arch", arch), ("width", width), ("ema", ema),
+                                     ("class_loss_weight", class_loss_weight)) if v is not None})
+        train_file(data, ck, conditional=True, epochs=epochs, seed=seed, checkpoint_every=0, progress=False, **kw)
         seconds = time.perf_counter() - t0
         c = load_checkpoint(ck)
     g = torch.Generator().manual_seed(1)
@@ -50,7 +53,10 @@ def class_agreement(size: int, epochs: int, arch: str, width: int, seed: int = 0
     with torch.no_grad():
         s = c.generate(torch.randn(1000, c.latent_dim, generator=g), y).clamp(-1, 1).numpy()
     agree = float((clf.predict(s.reshape(1000, -1)) == y.numpy()).mean())
-    return {"size": size, "arch": arch, "epochs": epochs, "width": width, "ema": ema, "class_loss_weight": class_loss_weight, "agreement": agree,
+    cfg = c.config
+    return {"size": size, "arch": cfg["arch"], "epochs": epochs, "width": cfg["width"], "ema": cfg["ema"],
+            "class_loss_weight": cfg["class_loss_weight"], "augment": cfg.get("augment"), "options": kw,
+            "agreement": agree,
             "real_holdout_accuracy": real_acc, "train_seconds": round(seconds, 1)}
 
 
@@ -58,16 +64,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--arch", default="dcgan")
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--class-loss-weight", type=float, default=3.0)
-    ap.add_argument("--ema", action="store_true", help="train with --ema (sample from the EMA generator)")
+    ap.add_argument("--arch", default=None, help="default: pgan train's")
+    ap.add_argument("--width", type=int, default=None, help="default: pgan train's")
+    ap.add_argument("--class-loss-weight", type=float, default=None, help="default: pgan train's")
+    ap.add_argument("--options", default="{}", help="more pgan train keywords as JSON, e.g. '{\"augment\": \"none\"}'")
     args = ap.parse_args()
+    import json
     from pgan_cli import console
 
     console.configure(quiet=True)
-    r = class_agreement(args.size, args.epochs, args.arch, args.width, ema=args.ema)
-    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}, ema {r['ema']}, class-loss-weight {r['class_loss_weight']:g}: "
+    r = class_agreement(args.size, args.epochs, args.arch, args.width, class_loss_weight=args.class_loss_weight,
+                        options=json.loads(args.options))
+    print(f"conditional {r['arch']} {r['size']}x{r['size']}, {r['epochs']} epochs, width {r['width']}, ema {r['ema']}, "
+          f"augment {r['augment']}, class-loss-weight {r['class_loss_weight']:g} (options {r['options']}): "
           f"{100 * r['agreement']:.1f}% of samples classified as their conditioned class "
           f"(real holdout accuracy {100 * r['real_holdout_accuracy']:.1f}%), trained in {r['train_seconds']} s")
     print(f"machine: {platform.machine()}, {platform.platform()}")
