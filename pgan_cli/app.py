@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import os
 import sys
 from typing import Annotated
 
@@ -88,7 +89,28 @@ def _respell(argv: list[str]) -> list[str]:
     return out
 
 
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the tool (the ``pgan`` console script and ``python -m pgan_cli``)."""
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    app(args=args, prog_name="pgan")
+    null_before = _stdout_is_devnull()
+    try:
+        app(args=args, prog_name="pgan")
+    except SystemExit as e:
+        from click.utils import PacifyFlushWrapper
+
+        # stdout was closed early (`pgan train --help | head`): click (on EPIPE) and rich (which
+        # points stdout at /dev/null) exit 1, which pgan reserves for a failed gate; exit as a
+        # shell reports a process ended by SIGPIPE (128 + 13) instead (docs/CLI.md, "Exit codes")
+        if e.code == 1 and (isinstance(sys.stdout, PacifyFlushWrapper) or (not null_before and _stdout_is_devnull())):
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        raise
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(1), os.stat(os.devnull))
+    except OSError:
+        return False

@@ -33,7 +33,7 @@ def render_cli_reference() -> str:
            "Global flags, accepted anywhere on the command line: `--quiet`/`-q` (no progress or logs "
            "on stderr), `--verbose` (tracebacks on errors), `--no-provenance` (a fixed provenance stub: "
            "byte-comparable outputs). Exit codes: 0 ok, 1 an audit gate failed, 2 bad input, 130 "
-           "interrupted, 143 terminated (docs/security.md).", "",
+           "interrupted, 143 terminated, 141 stdout closed early (docs/security.md).", "",
            "One vocabulary: the same set has the same option in every command (`--members`, `--holdout`, "
            "`--synthetic`, `--reference`), `-n` is a count, `-o` a file and `--out-dir` a folder. "
            "Earlier spellings still work and are not listed below: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 import subprocess
 import sys
@@ -73,3 +75,21 @@ def test_unexpected_errors_are_one_line(monkeypatch, cli, tmp_path):
     r = cli("--verbose", "data", "digits", "-o", tmp_path / "x.h5")
     assert r.exit_code == 2 and "Traceback" in r.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_stdout_closed_early_is_not_a_failed_gate(tmp_path):
+    """`pgan train --help | head -1`: click and rich exit 1 on a broken pipe, which pgan keeps for a
+    failed gate; pgan exits 141 (128 + SIGPIPE) instead. Output sent to /dev/null on purpose
+    keeps its own exit codes."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    cmd = f"{sys.executable} -m pgan_cli train --help | true; echo ${{PIPESTATUS[0]}}"  # the reader is gone first
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.stdout.strip() == "141", p
+    p = subprocess.run([sys.executable, "-m", "pgan_cli", "train", "--help"], stdout=subprocess.DEVNULL,
+                       cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.returncode == 0
