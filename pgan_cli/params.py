@@ -53,7 +53,7 @@ DEFAULT_IIC_HEADS = 5
 DEFAULT_IIC_OVERCLUSTER = 5
 DEFAULT_IIC_BATCH = 32
 DEFAULT_IIC_REPEATS = 8
-# Experiment tracking (pgan_cli/tracking.py; docs/train.md and docs/audit.md, "Tracking"): the
+# Experiment tracking (pgan_cli/tracking/; docs/train.md and docs/audit.md, "Tracking"): the
 # backends, MLflow's local file store and experiment, TensorBoard's folder of run folders, and the
 # optional extras that install each library (pyproject.toml).
 TRACK_BACKENDS = ("none", "mlflow", "tensorboard")

@@ -1,4 +1,4 @@
-"""Experiment tracking (`pgan train --track`, `pgan audit --track`; pgan_cli/tracking.py): each run
+"""Experiment tracking (`pgan train --track`, `pgan audit --track`; pgan_cli/tracking/): each run
 read back with the library's own reader (MlflowClient, TensorBoard's EventAccumulator) and
 compared with the training log; hostile options and a missing extra end in one line."""
 
@@ -406,12 +406,12 @@ def test_audit_bad_run_id_fails_before_any_work(cli, tmp_path, digits_splits, di
 
 
 def test_a_tracking_failure_mid_run_keeps_the_checkpoint(cli, tmp_path, digits8, monkeypatch):
-    from pgan_cli import tracking
+    from pgan_cli.tracking.mlflow_run import MlflowTracker
 
     def broken(self, metrics, step):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tracking.MlflowTracker, "log_metrics", broken)
+    monkeypatch.setattr(MlflowTracker, "log_metrics", broken)
     out = tmp_path / "g.pt"
     r = cli("train", digits8, "--steps", "4", "--log-every", "2", "--track", "mlflow", "--track-uri",
             tmp_path / "store", "-o", out, "--json", *TINY)

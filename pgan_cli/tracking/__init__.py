@@ -4,12 +4,12 @@ docs/audit.md, "Tracking").
 Two backends behind one small interface, :class:`Tracker` (``start``, ``log_params``,
 ``log_metrics`` by step, ``log_image``, ``log_artifact``, ``set_tags``, ``end``):
 
-- **MLflow** (:class:`MlflowTracker`): a run in a local file store, a folder (``./mlruns`` by
+- **MLflow** (:class:`~pgan_cli.tracking.mlflow_run.MlflowTracker`): a run in a local file store, a folder (``./mlruns`` by
   default, or ``--track-uri``) written by ``MlflowClient`` with no server. MLflow 3 keeps its file
   store in "maintenance mode" and refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``: pgan sets that
   around its own calls only, and silences the library's deprecation warnings, so stderr stays
   pgan's. Only file stores are accepted (a server, a database or a remote URI is refused).
-- **TensorBoard** (:class:`TensorBoardTracker`): event files in one folder (``--track-dir``),
+- **TensorBoard** (:class:`~pgan_cli.tracking.tensorboard_run.TensorBoardTracker`): event files in one folder (``--track-dir``),
   written by ``torch.utils.tensorboard.SummaryWriter``; TensorBoard has no artifact store, so a
   file "logged" there is a text entry with its path and SHA-256.
 
@@ -29,7 +29,6 @@ import math
 import os
 import re
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +36,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pgan_cli.errors import InputError
 from pgan_cli.params import (DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, TRACK_BACKENDS, OptionError,
                              Options, check)
 
@@ -306,203 +304,15 @@ class Tracker:
         raise NotImplementedError
 
 
-class MlflowTracker(Tracker):
-    """A run in an MLflow file store, through ``MlflowClient`` (no active-run global state)."""
-
-    backend = "mlflow"
-
-    def __init__(self, spec: TrackSpec):
-        super().__init__(spec)
-        self.run_id: str | None = spec.run_id
-        self.experiment_id: str | None = None
-        self.owned = False    # whether end() closes the run (a run pgan opened or reopened)
-        self.reopened = False
-        self.resumed_from: str | None = None
-
-    @contextmanager
-    def _client(self):
-        with _mlflow(self.spec.uri) as (client, errors):
-            try:
-                yield client
-            except errors as e:
-                raise InputError(f"MLflow ({self.spec.uri}): {_why(e)}") from None
-
-    def start(self, name, tags=None, *, resume=None, step=0):
-        with self._client() as c:
-            if self.run_id is not None:  # log into an existing run (checked by check_tracking)
-                self.experiment_id = c.get_run(self.run_id).info.experiment_id
-                return
-            prev = resume if isinstance(resume, dict) and resume.get("backend") == "mlflow" else None
-            if prev is not None and self._reopen(c, prev):
-                return
-            exp = c.get_experiment_by_name(self.spec.experiment)
-            if exp is None:
-                try:
-                    self.experiment_id = c.create_experiment(self.spec.experiment)
-                except Exception:  # made meanwhile by another process
-                    exp = c.get_experiment_by_name(self.spec.experiment)
-                    if exp is None:
-                        raise
-            if exp is not None:
-                if exp.lifecycle_stage != "active":
-                    raise OptionError(f"$track_experiment {OptionError.literal(self.spec.experiment)!r} is deleted "
-                                      f"in {OptionError.literal(self.spec.uri)}", "track_experiment")
-                self.experiment_id = exp.experiment_id
-            run_tags = dict(tags or {})
-            if prev is not None and isinstance(prev.get("run_id"), str):
-                run_tags["pgan.resumed_from_run"] = prev["run_id"][:MAX_KEY]
-            self.run_id = c.create_run(self.experiment_id, run_name=name, tags=run_tags).info.run_id
-            self.owned = True
-
-    def _reopen(self, c, prev: dict[str, Any]) -> bool:
-        """Continue the run a resumed checkpoint logged to, when it is in this store and not deleted."""
-        run_id = prev.get("run_id")
-        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or prev.get("store") != str(self.spec.store):
-            self.resumed_from = run_id if isinstance(run_id, str) else None
-            return False
-        try:
-            run = c.get_run(run_id)
-        except Exception:
-            self.resumed_from = run_id
-            return False
-        if run.info.lifecycle_stage != "active":
-            self.resumed_from = run_id
-            return False
-        self.run_id, self.experiment_id = run_id, run.info.experiment_id
-        c.update_run(run_id, status="RUNNING")
-        self.owned = self.reopened = True
-        return True
-
-    def log_params(self, params):
-        from mlflow.entities import Param, RunTag
-
-        flat = flatten_params(params, limit=_param_limit())
-        with self._client() as c:
-            have = c.get_run(self.run_id).data.params if self.reopened or self.spec.run_id else {}
-            new = [Param(k, v) for k, v in flat.items() if k not in have]
-            # MLflow params are write-once: a value that changed (a resumed run's new --epochs or
-            # --steps) is kept as the tag pgan.param.KEY, the param keeps the run's first value
-            changed = [RunTag(_key(f"pgan.param.{k}"), v[:MAX_TAG_VALUE]) for k, v in flat.items()
-                       if k in have and have[k] != v]
-            for i in range(0, len(new), 100):
-                c.log_batch(self.run_id, params=new[i:i + 100])
-            for i in range(0, len(changed), 100):
-                c.log_batch(self.run_id, tags=changed[i:i + 100])
-
-    def log_metrics(self, metrics, step):
-        from mlflow.entities import Metric
-
-        ts = int(time.time() * 1000)
-        batch = [Metric(_key(k), float(v), ts, int(step)) for k, v in metrics.items()]
-        with self._client() as c:
-            for i in range(0, len(batch), 1000):
-                c.log_batch(self.run_id, metrics=batch[i:i + 1000])
-
-    def log_image(self, path, step, tag="samples"):
-        self.log_artifact(path, tag)
-
-    def log_artifact(self, path, folder=None):
-        with self._client() as c:
-            c.log_artifact(self.run_id, str(path), folder)
-
-    def set_tags(self, tags):
-        from mlflow.entities import RunTag
-
-        with self._client() as c:
-            c.log_batch(self.run_id, tags=[RunTag(_key(k), str(v)[:MAX_TAG_VALUE]) for k, v in tags.items()])
-
-    def end(self, status="FINISHED"):
-        if self.owned and self.run_id is not None:
-            with self._client() as c:
-                c.set_terminated(self.run_id, status)
-            self.owned = False
-
-    def record(self):
-        return {"backend": "mlflow", "uri": self.spec.uri, "store": str(self.spec.store),
-                "experiment": self.spec.experiment, "experiment_id": self.experiment_id, "run_id": self.run_id}
-
-
-def _param_limit() -> int:
-    try:
-        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-
-        return int(MAX_PARAM_VAL_LENGTH)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return FALLBACK_PARAM_VALUE
-
-
-# ---- TensorBoard --------------------------------------------------------------------------------------------
-class TensorBoardTracker(Tracker):
-    """Event files in one folder through ``torch.utils.tensorboard.SummaryWriter``."""
-
-    backend = "tensorboard"
-
-    def __init__(self, spec: TrackSpec):
-        super().__init__(spec)
-        self.writer = None
-        self.step = 0
-
-    def start(self, name, tags=None, *, resume=None, step=0):
-        from pgan_cli.files import make_dirs
-
-        make_dirs(self.spec.folder)
-        with _quiet():
-            from torch.utils.tensorboard import SummaryWriter
-
-            # a resumed run hides what a killed run logged past its checkpoint (as trim_log does
-            # for the JSON-lines log): TensorBoard purges events at steps >= purge_step
-            self.writer = SummaryWriter(str(self.spec.folder), purge_step=step + 1 if step else None)
-        self.step = step + 1 if step else 0
-        if tags:
-            self.set_tags(tags)
-
-    def log_params(self, params):
-        flat = flatten_params(params, limit=MAX_TAG_VALUE)
-        rows = "\n".join(f"| {k} | {_md(v)} |" for k, v in flat.items())
-        with _quiet():
-            self.writer.add_text("params", "| parameter | value |\n|---|---|\n" + rows, self.step)
-
-    def log_metrics(self, metrics, step):
-        with _quiet():
-            for k, v in metrics.items():
-                self.writer.add_scalar(k, float(v), int(step))
-
-    def log_image(self, path, step, tag="samples"):
-        import numpy as np
-        from PIL import Image
-
-        with Image.open(path) as im:
-            grey = im.mode in ("L", "1", "I;16", "I", "F")
-            pixels = np.asarray(im.convert("L" if grey else "RGB"))
-        with _quiet():
-            self.writer.add_image(tag, pixels, int(step), dataformats="HW" if grey else "HWC")
-
-    def log_artifact(self, path, folder=None):
-        from pgan_cli.files import sha256_file
-
-        p = Path(path)
-        with _quiet():
-            self.writer.add_text(f"artifacts/{folder or p.name}",
-                                 f"{_md(str(p.resolve()))} (SHA-256 {sha256_file(p)}; TensorBoard keeps no files)",
-                                 self.step)
-
-    def set_tags(self, tags):
-        with _quiet():
-            for k, v in tags.items():
-                self.writer.add_text(f"tags/{_key(k)}", _md(str(v)[:MAX_TAG_VALUE]), self.step)
-
-    def end(self, status="FINISHED"):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def record(self):
-        return {"backend": "tensorboard", "dir": str(Path(os.path.abspath(self.spec.folder)))}
-
-
 def open_tracker(spec: TrackSpec) -> Tracker:
-    """The tracker of ``spec`` (not started)."""
-    return MlflowTracker(spec) if spec.backend == "mlflow" else TensorBoardTracker(spec)
+    """The tracker of ``spec`` (not started): :mod:`.mlflow_run` or :mod:`.tensorboard_run`."""
+    if spec.backend == "mlflow":
+        from pgan_cli.tracking.mlflow_run import MlflowTracker
+
+        return MlflowTracker(spec)
+    from pgan_cli.tracking.tensorboard_run import TensorBoardTracker
+
+    return TensorBoardTracker(spec)
 
 
 # ---- values -------------------------------------------------------------------------------------------------
