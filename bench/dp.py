@@ -4,6 +4,7 @@
     python bench/dp.py accountant     # pgan's epsilon vs Opacus PRV / RDP computed directly
     python bench/dp.py overhead       # DP-SGD vs plain training throughput (same net, same data)
     python bench/dp.py memorization   # ~100 members, many epochs: attack AUC at eps 1/4/10 vs no DP
+    python bench/dp.py memorization-defaults  # the same without DP: the trainer before issue 15 vs the defaults
     python bench/dp.py all
 
 Each prints a Markdown table; ``--json PATH`` also writes the rows.
@@ -173,19 +174,45 @@ def bench_memorization(epochs: int = 400, eps_list=(None, 1.0, 4.0, 10.0)) -> li
     return rows
 
 
+def bench_memorization_defaults(epochs: int = 400, seeds=(0, 1, 2)) -> list[dict]:
+    """Does memorisation rise with quality? The memorisation setting without DP (100 members, 400
+    epochs, mlp), today's trainer before issue 15 (no augmentation, no EMA) beside pgan train's
+    defaults (DiffAugment, EMA) and sngan with them: white-box (D's logit) and DCR AUCs."""
+    from pgan_cli import console
+
+    console.configure(quiet=True)
+    variants = {"before (augment none, no EMA)": dict(arch="dcgan", augment="none", ema=False),
+                "defaults (dcgan, diffaug, EMA)": dict(arch="dcgan"),
+                "sngan defaults (diffaug, EMA)": dict(arch="sngan")}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = digits_sets(Path(tmp), n_members=100)
+        for seed in seeds:
+            for label, opts in variants.items():
+                out = Path(tmp) / "g.pt"
+                s, secs = train(sets, out, None, net="mlp", width=64, latent_dim=32, batch_size=20, epochs=epochs,
+                                seed=seed, **opts)
+                row = {"trainer": label, "seed": seed, "seconds": secs, **attack_aucs(out, sets, seed=seed)}
+                print(row, flush=True)
+                rows.append(row)
+    print(table(rows, ["trainer", "seed", "auc_whitebox_D", "auc_dcr", "seconds"]))
+    return rows
+
+
 def main() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))  # small nets: threads only contend
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ldp", "accountant", "overhead", "memorization", "all"])
+    ap.add_argument("what", choices=["ldp", "accountant", "overhead", "memorization", "memorization-defaults", "all"])
     ap.add_argument("--epochs", type=int, default=400, help="memorization: epochs over the 100 members")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     print(f"machine: {machine()}\n")
     res = {}
     for name, fn in (("ldp", bench_ldp), ("accountant", bench_accountant), ("overhead", bench_overhead),
-                     ("memorization", lambda: bench_memorization(a.epochs))):
+                     ("memorization", lambda: bench_memorization(a.epochs)),
+                     ("memorization-defaults", lambda: bench_memorization_defaults(a.epochs))):
         if a.what in (name, "all"):
             print(f"## {name}")
             res[name] = fn()
