@@ -24,11 +24,15 @@ Side by side, on the same arrays, in one run:
 - **sklearn converged**: the same without early stopping (it stops when the training loss
   improves by less than 1e-4 for 10 epochs), as a check of what early stopping costs.
 
-``--large``: pgan's cost and AUC at 20,000 members, holdout, synthetic (10% noisy copies)
-and reference rows of a 64-d mixture (the peers are not run there: domias D1 would take 300 x
-40,000 / 256 = 46,875 steps).
+``--curve``: the classifier pgan trains, with a stratified 20% of S and R held out, printing every
+250 steps the training loss, the held-out (validation) loss and the membership AUC: whether
+early stopping on a held-out split of S and R can find the point where the membership signal
+peaks. ``--large``: pgan's cost and AUC at 20,000 members, holdout, synthetic (10% noisy copies)
+and reference rows of a 64-d mixture, and on bench/attack.py's 4,096-d sets at ``--scale 0.25``
+(12,500 synthetic rows); the peers are not run there (domias D1 would take 300 x 40,000 / 256 =
+46,875 steps at 20,000 rows).
 
-    python bench/logan_convergence.py --seeds 3 --large --out logan.json
+    python bench/logan_convergence.py --seeds 3 --curve --large --out logan.json
 """
 
 from __future__ import annotations
@@ -187,21 +191,79 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def curve(seed: int = 0, steps: int = 4000, every: int = 250, holdout: float = 0.2) -> list[dict]:
+    """pgan's classifier (its architecture, batches and optimiser) with a stratified ``holdout`` of S
+    and of R kept out of training: training loss, held-out loss and membership AUC over steps."""
+    import torch
+    from torch import nn
+
+    from pgan_cli.attacks import logan
+
+    torch.set_num_threads(1)
+    w = world(seed, 1.0, 0.2)
+    f = standardiser(w["S"], w["R"])
+    xs, xr = torch.from_numpy(f(w["S"])), torch.from_numpy(f(w["R"]))
+    xc = torch.from_numpy(f(np.concatenate([w["M"], w["H"]])))
+    truth = np.r_[np.ones(N), np.zeros(N)]
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    ps, pr = torch.randperm(len(xs), generator=gen), torch.randperm(len(xr), generator=gen)
+    vs, vr = int(holdout * len(xs)), int(holdout * len(xr))
+    ts, tr = xs[ps[vs:]], xr[pr[vr:]]
+    xv = torch.cat([xs[ps[:vs]], xr[pr[:vr]]])
+    yv = torch.cat([torch.ones(vs), torch.zeros(vr)])
+    xt = torch.cat([ts, tr])
+    yt = torch.cat([torch.ones(len(ts)), torch.zeros(len(tr))])
+    net = logan.classifier(xs.shape[1])
+    opt = torch.optim.Adam(net.parameters(), lr=logan.LR)
+    half = logan.BATCH // 2
+    y = torch.cat([torch.ones(half), torch.zeros(half)])
+    loss_fn = nn.BCEWithLogitsLoss()
+    rows_s, rows_r, out = logan.ShuffledRows(len(ts), gen), logan.ShuffledRows(len(tr), gen), []
+    for step in range(1, steps + 1):
+        loss = loss_fn(net(torch.cat([ts[rows_s.take(half)], tr[rows_r.take(half)]])).squeeze(1), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % every == 0:
+            with torch.no_grad():
+                row = {"step": step, "train_loss": loss_fn(net(xt).squeeze(1), yt).item(),
+                       "validation_loss": loss_fn(net(xv).squeeze(1), yv).item(),
+                       "membership_auc": auc(net(xc).squeeze(1).double().numpy(), truth)}
+            out.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return out
+
+
 def large(seed: int = 0, n: int = 20000, d: int = 64) -> dict:
+    """pgan's cost at larger sizes: ``n`` rows of each set of a ``d``-dimensional mixture (F 0.1,
+    sigma 0.2), and bench/attack.py's sets at ``--scale 0.25`` (members, holdout, reference 5,000,
+    synthetic 12,500 with 10% noisy copies, 4,096-d, projected on 64 principal components)."""
+    import attack
+
+    out = {}
     w = world(seed, 0.1, 0.2, n=n, d=d)
-    C = np.concatenate([w["M"], w["H"]])
-    t = time.perf_counter()
-    s, params = pgan_logan(w["S"], w["R"], C, seed)
-    sec = time.perf_counter() - t
-    out = {"rows": n, "dim": d, "fraction": 0.1, "sigma": 0.2, "seconds": sec,
-           "auc": auc(s, np.r_[np.ones(n), np.zeros(n)]), "params": params}
-    print(json.dumps(out, default=str), file=sys.stderr, flush=True)
+    sets = {f"{n} rows x {d}-d mixture": (w["M"], w["H"], w["R"], w["S"])}
+    rng = np.random.default_rng(seed)
+    size = {k: int(round(v * 0.25)) for k, v in attack.FULL.items()}
+    pool = attack.structured_population(sum(size.values()), attack.DIM, rng)
+    cut = np.cumsum([size["members"], size["holdout"], size["reference"]])
+    M, H, R, P = pool[:cut[0]], pool[cut[0]:cut[1]], pool[cut[1]:cut[2]], pool[cut[2]:]
+    sets["bench/attack.py --scale 0.25 (12,500 synthetic, 4,096-d)"] = (
+        M, H, R, plant_leak(M, P, 0.1, 0.05, n=size["synthetic"], seed=seed).samples)
+    for label, (M, H, R, S) in sets.items():
+        t = time.perf_counter()
+        s, params = pgan_logan(S, R, np.concatenate([M, H]), seed)
+        out[label] = {"seconds": time.perf_counter() - t, "auc": auc(s, np.r_[np.ones(len(M)), np.zeros(len(H))]),
+                      "params": params}
+        print(json.dumps({label: out[label]}, default=str), file=sys.stderr, flush=True)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--curve", action="store_true", help="held-out loss against membership AUC over steps")
     ap.add_argument("--large", action="store_true", help="pgan's cost at 20,000 rows x 64-d")
     ap.add_argument("--out", default=None, help="write the JSON results here")
     args = ap.parse_args()
@@ -211,10 +273,15 @@ def main() -> None:
     t0 = time.perf_counter()
     res["compare"] = compare(args.seeds)
     print(table(res["compare"]), flush=True)
+    if args.curve:
+        res["curve"] = curve()
+        print("| step | training loss | held-out loss | membership AUC |\n|---|---|---|---|", flush=True)
+        for r in res["curve"]:
+            print(f"| {r['step']} | {r['train_loss']:.3f} | {r['validation_loss']:.3f} | {r['membership_auc']:.3f} |")
     if args.large:
         res["large"] = large()
-        print(f"large: {res['large']['rows']} rows x {res['large']['dim']}-d: AUC {res['large']['auc']:.3f}, "
-              f"{res['large']['seconds']:.1f} s, params {res['large']['params']}", flush=True)
+        for label, r in res["large"].items():
+            print(f"{label}: AUC {r['auc']:.3f}, {r['seconds']:.1f} s, params {r['params']}", flush=True)
     res["seconds_total"] = time.perf_counter() - t0
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1, default=str))
