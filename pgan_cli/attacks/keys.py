@@ -59,6 +59,13 @@ KEY_SHADOW_VALIDATION_AUC = "shadow_validation_auc"  # the classifier on held-ou
 KEY_RECIPE = "recipe"
 KEY_RECIPE_SHA256 = "recipe_sha256"
 KEY_CPU_MINUTES_PER_TARGET = "cpu_minutes_per_target"
+# logan-blackbox's parameters (``attacks.logan``): how its S-vs-R classifier was trained
+KEY_MAX_STEPS = "max_steps"              # the step budget (the cost bound)
+KEY_MIN_STEPS = "min_steps"              # steps before convergence may be declared
+KEY_STEPS_RUN = "steps_run"              # steps actually run
+KEY_BEST_STEP = "best_step"              # the step whose weights score (lowest training loss)
+KEY_TRAINING_LOSS = "training_loss"      # that loss: class-balanced BCE on up to 2,048 rows of S and of R
+KEY_CONVERGED = "converged"              # true: stopped because the loss stopped falling, not at max_steps
 ATTACK_KEYS = (KEY_AUC, KEY_AUC_CI, KEY_TPR_AT_FPR, KEY_ADVANTAGE, KEY_BALANCED_ACCURACY,
                KEY_EPSILON_LOWER_BOUND)
 
