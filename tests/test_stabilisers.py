@@ -137,7 +137,10 @@ def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
     assert (c["augment"], c["ema"], c["r1"]) == ("diffaug", True, 0.0)
     assert cli("train", ring8, "--arch", "wgan-gp", "--steps", "2", "-o", tmp_path / "v.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "v.pt")["config"]
-    assert (c["augment"], c["gp_weight"]) == ("none", 0.1)  # Gulrajani et al.'s toy setting on vectors
+    # Gulrajani et al.'s toy setting on vectors (TINY's --batch-size 32 wins over the default 256)
+    assert (c["augment"], c["gp_weight"], c["batch_size"]) == ("none", 0.1, 32)
+    assert cli("train", ring8, "--arch", "wgan-gp", "--steps", "1", "-o", tmp_path / "b.pt", "-q").exit_code == 0
+    assert read_checkpoint_file(tmp_path / "b.pt")["config"]["batch_size"] == 256
     assert cli("train", digits8, "--arch", "wgan-gp", "--steps", "1", "-o", tmp_path / "w.pt", *TINY).exit_code == 0
     assert read_checkpoint_file(tmp_path / "w.pt")["config"]["gp_weight"] == 10.0
     assert cli("train", digits8, "--arch", "sngan", "--steps", "1", "-o", tmp_path / "s.pt", *TINY).exit_code == 0

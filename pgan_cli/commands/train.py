@@ -28,7 +28,7 @@ def train_cmd(
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Weight the class loss by inverse class frequency.")] = False,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help=f"Total epochs over the data (also with --resume); default {D.DEFAULT_EPOCHS}.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total generator steps (instead of --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Real samples per critic step (split across torchrun processes).")] = D.DEFAULT_BATCH_SIZE,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=f"Real samples per critic step, split across torchrun processes (default {D.DEFAULT_BATCH_SIZE}; {D.VECTOR_GP_BATCH} for wgan-gp on vectors).")] = None,
     lr_g: Annotated[Optional[float], typer.Option("--lr-g", help=f"Generator learning rate (default per arch: {_PER_ARCH('lr_g')}).")] = None,
     lr_d: Annotated[Optional[float], typer.Option("--lr-d", help=f"Discriminator learning rate (default per arch: {_PER_ARCH('lr_d')}).")] = None,
     n_critic: Annotated[Optional[int], typer.Option("--n-critic", help=f"Critic steps per generator step (default per arch: {_PER_ARCH('n_critic')}).")] = None,

@@ -20,7 +20,7 @@ NON_NEGATIVE = Interval(0.0, None, real=True)
 
 
 @constrained(arch=Options(ARCHS), net=Optional_(Options(NETS)), norm=Optional_(Options(NORMS)),
-             epochs=Optional_(POSITIVE), steps=Optional_(POSITIVE), batch_size=POSITIVE,
+             epochs=Optional_(POSITIVE), steps=Optional_(POSITIVE), batch_size=Optional_(POSITIVE),
              lr_g=Optional_(RATE), lr_d=Optional_(RATE), n_critic=Optional_(POSITIVE),
              latent_dim=POSITIVE, width=POSITIVE, precision=Options(PRECISIONS),
              ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=NON_NEGATIVE,
@@ -28,7 +28,7 @@ NON_NEGATIVE = Interval(0.0, None, real=True)
              r1=NON_NEGATIVE)
 def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = None, norm: str | None = None,
                 epochs: int | None = None, steps: int | None = None,
-                batch_size: int = defaults.DEFAULT_BATCH_SIZE, lr_g: float | None = None,
+                batch_size: int | None = None, lr_g: float | None = None,
                 lr_d: float | None = None, n_critic: int | None = None,
                 latent_dim: int = defaults.DEFAULT_LATENT_DIM, width: int = defaults.DEFAULT_WIDTH,
                 seed: int = 0, precision: str = defaults.DEFAULT_PRECISION, augment: str | None = None,
@@ -70,6 +70,7 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
     lr_g = d["lr_g"] if lr_g is None else lr_g
     lr_d = d["lr_d"] if lr_d is None else lr_d
     kind_d = defaults.kind_defaults(arch, data.kind)
+    batch_size = kind_d.get("batch_size", defaults.DEFAULT_BATCH_SIZE) if batch_size is None else batch_size
     augment = kind_d["augment"] if augment is None else augment.lower()
     if augment != "none" and not is_images:
         raise OptionError(f"$augment {augment} transforms images; the data holds vectors (use $augment none)",
