@@ -38,6 +38,9 @@ CANDIDATES = {
     "dcgan-diffaug": dict(arch="dcgan", augment="diffaug"),
     "sngan-diffaug-r1": dict(arch="sngan", augment="diffaug", r1=0.1),
     "sngan-diffaug-clw3": dict(arch="sngan", augment="diffaug", class_loss_weight=3.0),
+    "wgan-gp-ema": dict(arch="wgan-gp", class_loss_weight=3.0, augment="none"),
+    "wgan-gp-diffaug-ema": dict(arch="wgan-gp", class_loss_weight=3.0, augment="diffaug"),
+    "dcgan-ada": dict(arch="dcgan", augment="ada"),
 }
 TODAY_STEPS = 1200
 
@@ -101,7 +104,7 @@ def evaluate(sets, folder: Path, name: str, trained: dict, seed: int = 0) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--budget", type=float, default=None,
+    ap.add_argument("--budget", type=float, default=None,  # today's cost, e.g. 394 CPU s measured on this VM
                     help="CPU seconds of training per candidate (default: what today's 1,200 steps cost)")
     ap.add_argument("--candidates", default="today,defaults", help="comma-separated: " + ", ".join(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0)
