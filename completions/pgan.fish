@@ -285,7 +285,7 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-balanced -d 'Weight the class loss by inverse class frequency.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l epochs -d 'Total epochs over the data (also with --resume); default 20.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l steps -d 'Total generator steps (instead of --epochs).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real samples per critic step (split across torchrun processes).' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l batch-size -d 'Real samples per critic step, split across torchrun processes (default 64; 256 f' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-g -d 'Generator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-gp 0.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l lr-d -d 'Discriminator learning rate (default per arch - dcgan 0.0002, wgan 5e-05, wgan-g' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l n-critic -d 'Critic steps per generator step (default per arch - dcgan 1, wgan 5, wgan-gp 5, ' -r

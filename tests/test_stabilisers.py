@@ -134,7 +134,7 @@ def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
 
     assert cli("train", digits8, "--steps", "2", "-o", tmp_path / "i.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "i.pt")["config"]
-    assert (c["augment"], c["ema"], c["r1"]) == ("diffaug", True, 0.0)
+    assert (c["augment"], c["ema"], c["r1"]) == ("none", True, 0.0)
     assert cli("train", ring8, "--arch", "wgan-gp", "--steps", "2", "-o", tmp_path / "v.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "v.pt")["config"]
     # Gulrajani et al.'s toy setting on vectors (TINY's --batch-size 32 wins over the default 256)

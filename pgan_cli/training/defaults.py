@@ -9,8 +9,8 @@ critic), SNGAN (Miyato et al. 2018: spectral normalisation, hinge loss, one D st
 beta1 0.5) with the two time-scale rates of TTUR (Heusel et al. 2017: D 4e-4, G 1e-4).
 Per data kind (:func:`kind_defaults`): WGAN-GP on vectors uses penalty 0.1 and batches of 256 (the
 setting Gulrajani et al. used for their 2-D toy sets; penalty 10 collapses the 8-mode ring, and
-batches of 64 cover its modes with only 22% of samples on them), and images get Differentiable
-Augmentation. ``docs/train.md`` lists them and where they depart from a paper.
+batches of 64 cover its modes with only 22% of samples on them). Augmentation is off by default:
+at pgan's CPU budgets DiffAugment and ADA lost quality on the main job. ``docs/train.md`` lists them and where they depart from a paper.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ARCH_DEFAULTS = {
               "norm": "spectral"},
 }
 VECTOR_GP_WEIGHT, VECTOR_GP_BATCH = 0.1, 256  # wgan-gp on vectors: Gulrajani et al.'s toy setting (gan_toy.py)
-IMAGE_AUGMENT, VECTOR_AUGMENT = "diffaug", "none"
+IMAGE_AUGMENT, VECTOR_AUGMENT = "none", "none"  # DiffAugment and ADA lost quality at pgan's CPU budgets (BENCHMARKS.md)
 R1_EVERY = 16  # lazy R1: the penalty every 16 D steps, weighted by 16 (Karras et al. 2020)
 
 
