@@ -120,17 +120,26 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
+def write_probe(folder: str | os.PathLike) -> str | None:
+    """Why a file cannot be made in the existing ``folder`` (None when it can): a real probe, since
+    permission bits say nothing to root, nor about a read-only file system."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pgan-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def _check_writable_folder(folder: Path, flag: str, target: Path) -> None:
     anc = _nearest_existing(folder)
     if not anc.is_dir():
         raise InputError(f"{flag} {target}: {anc} is a file, not a folder; choose another output path")
-    try:  # a real probe: permission bits say nothing to root, nor about a read-only file system
-        fd, probe = tempfile.mkstemp(prefix=".pgan-probe-", dir=anc)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise InputError(f"{flag} {target}: cannot write to {os.path.realpath(anc)} ({e.strerror}); "
-                         f"choose another output path") from None
+    why = write_probe(anc)
+    if why is not None:
+        raise InputError(f"{flag} {target}: cannot write to {os.path.realpath(anc)} ({why}); "
+                         f"choose another output path")
 
 
 def check_paths(inputs: Iterable[tuple[str, Path]], files: Iterable[tuple[str, Path]],

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,14 +96,12 @@ def _probe_folder(folder: Path, param: str, shown: str | None = None) -> None:
     if not anc.is_dir():
         raise OptionError(f"${param} {OptionError.literal(folder)}: {OptionError.literal(anc)} is a file, not a "
                           f"folder; give another path", param)
-    try:  # a real probe: permission bits say nothing to root, nor about a read-only file system
-        fd, probe = tempfile.mkstemp(prefix=".pgan-probe-", dir=anc)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
+    from pgan_cli.files import write_probe
+
+    why = write_probe(anc)
+    if why is not None:
         raise OptionError(f"${param} {OptionError.literal(folder)}: cannot write to "
-                          f"{OptionError.literal(os.path.realpath(anc))} ({e.strerror}); give another path",
-                          param) from None
+                          f"{OptionError.literal(os.path.realpath(anc))} ({why}); give another path", param)
 
 
 def _is_store(folder: Path) -> bool:
