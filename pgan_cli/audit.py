@@ -400,7 +400,9 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
             links[gen_rel] = Path(generator).resolve()
         if train_log:
             links[log_rel] = Path(train_log).resolve()
-        dp_audit, why = _canary_source(generator, canary_source) if generator else (None, None)
+        from pgan_cli.privacy import canaries
+
+        dp_audit, why = canaries.audit_source(generator, canary_source) if generator else (None, None)
         if dp_audit:
             links["inputs/canary-source.h5"] = Path(dp_audit).resolve()
             dp_audit = "inputs/canary-source.h5"
@@ -439,32 +441,6 @@ def _track(spec, dir_: Path, summary: dict[str, Any], settings: dict[str, Any]) 
         why = " ".join(f"{type(e).__name__}: {e}".split())[:500]
         console.warn(f"tracking ({spec.backend}) failed: {why}; the audit's files are written as usual")
         return {"backend": spec.backend, "error": why}
-
-
-def _canary_source(generator: str | os.PathLike, given: str | os.PathLike | None = None
-                   ) -> tuple[str | None, str | None]:
-    """Whether the audit can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
-    canaries, ``(path, None)`` for held-out ones given as ``given`` (the recorded SHA-256; pgan
-    never opens the path the checkpoint names), ``(None, why)`` when it cannot, ``(None, None)``
-    for a run without canaries."""
-    from pgan_cli.checkpoint import read_checkpoint_file
-    from pgan_cli.privacy import canaries
-
-    rec = read_checkpoint_file(generator)["config"].get(canaries.CONFIG_KEY)
-    if not rec:
-        return None, None
-    design = canaries.CanaryDesign.from_record(rec, str(generator))
-    if design.source == canaries.CRAFTED:
-        if given is not None:
-            raise InputError(f"{generator} was trained with crafted canaries; drop --canary-source")
-        return "", None
-    if given is None:
-        return None, (f"the generator's canaries were held out from a file (recorded as {str(design.source_path)!r}); "
-                      f"give it with --canary-source to audit the DP claim")
-    if sha256_file(given) != design.source_sha256:
-        raise InputError(f"--canary-source {given} is not the file the generator's canaries came from "
-                         f"(SHA-256 differs from the recorded one)")
-    return str(given), None
 
 
 def _run_steps(work: Path, steps: list[Step], skipped: dict[str, str], links: dict[str, Path], audit_line: str,

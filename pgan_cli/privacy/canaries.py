@@ -167,3 +167,29 @@ def with_canaries(samples: np.ndarray, labels: np.ndarray | None, design: Canary
     if canary_labels is None:
         raise InputError("the canaries have no labels but the training data has")
     return x, np.concatenate([labels, np.asarray(canary_labels, dtype=labels.dtype)[keep]])
+
+
+def audit_source(generator: str | os.PathLike, given: str | os.PathLike | None = None
+                   ) -> tuple[str | None, str | None]:
+    """Whether ``pgan audit`` can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
+    canaries, ``(path, None)`` for held-out ones given as ``given`` (the recorded SHA-256; pgan
+    never opens the path the checkpoint names), ``(None, why)`` when it cannot, ``(None, None)``
+    for a run without canaries."""
+    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.files import sha256_file
+
+    rec = read_checkpoint_file(generator)["config"].get(CONFIG_KEY)
+    if not rec:
+        return None, None
+    design = CanaryDesign.from_record(rec, str(generator))
+    if design.source == CRAFTED:
+        if given is not None:
+            raise InputError(f"{generator} was trained with crafted canaries; drop --canary-source")
+        return "", None
+    if given is None:
+        return None, (f"the generator's canaries were held out from a file (recorded as {str(design.source_path)!r}); "
+                      f"give it with --canary-source to audit the DP claim")
+    if sha256_file(given) != design.source_sha256:
+        raise InputError(f"--canary-source {given} is not the file the generator's canaries came from "
+                         f"(SHA-256 differs from the recorded one)")
+    return str(given), None
