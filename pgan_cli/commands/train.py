@@ -37,7 +37,7 @@ def train_cmd(
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = D.DEFAULT_LATENT_DIM,
     width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = D.DEFAULT_WIDTH,
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = D.DEFAULT_PRECISION,
-    augment: Annotated[Optional[str], typer.Option("--augment", help=f"What D sees: {', '.join(D.AUGMENTS)}. diffaug: DiffAugment (colour, translation, cutout) on real and generated images; ada: the same with ADA's adaptive probability; pgan: pGAN's zoom/rotation/shift/intensity on real images only (default: {D.IMAGE_AUGMENT} for images, {D.VECTOR_AUGMENT} for vectors).")] = None,
+    augment: Annotated[Optional[str], typer.Option("--augment", help=f"What D sees: {', '.join(D.AUGMENTS)}. diffaug: DiffAugment (colour, translation, cutout) on real and generated images; ada: the same with ADA's adaptive probability; pgan: pGAN's zoom/rotation/shift/intensity on real images only (default for images: diffaug with dcgan and sngan, none with wgan and wgan-gp; vectors: {D.VECTOR_AUGMENT}).")] = None,
     r1: Annotated[float, typer.Option("--r1", help=f"R1 penalty weight gamma on D's gradient at real data, applied every {D.R1_EVERY} D steps (0: off).")] = D.DEFAULT_R1,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Sample from an exponential moving average of G's weights.")] = D.DEFAULT_EMA,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run saved in this checkpoint.", dir_okay=False)] = None,
