@@ -504,7 +504,7 @@ def small_ckpt(tmp_path_factory, digits_small) -> Path:
     (["--lr-d", "0.001"], "--lr-d 0.001 differs from the checkpoint's 0.0002"),
     (["--batch-size", "64"], "--batch-size 64 differs from the checkpoint's 32"),
     (["--precision", "bf16"], "--precision bf16 differs from the checkpoint's fp32"),
-    (["--augment", "pgan"], "--augment pgan differs from the checkpoint's none"),
+    (["--augment", "pgan"], "--augment pgan differs from the checkpoint's diffaug"),
     (["--no-ema"], "--ema off differs from the checkpoint's on"),
     (["--r1", "1"], "--r1 1 differs from the checkpoint's 0"),
     (["--seed", "0"], "--seed 0 differs from the checkpoint's 3"),
