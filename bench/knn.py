@@ -16,16 +16,21 @@ distance computed once) against the one-direction FAISS search and scikit-learn,
 NPY files of N references x M queries at 4,096 dimensions and reports its peak RSS, to check
 that memory stays bounded by the reference set (queries are streamed in batches).
 
+`--files NQxNRxD,...` times the `pgan knn` command on NPY files (its own process) against the
+in-process call plus start-up (the bar: within 15%).
+
 `--sweep all` runs the shapes of the neighbour engine's bars (SWEEP below) and adds each
 search's rate as a share of one GEMM of the same shape, measured in the same process. Peers:
-``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py, with its default selection),
-``pgan-topk`` (the same engine selecting with torch.topk in per-core workers), ``pgan-faiss``
+``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py, choosing per batch: per-core
+workers with cache-sized blocks), ``pgan-heap`` (the same engine forced to FAISS's heaps on large
+multi-threaded GEMM blocks), ``pgan-faiss``
 (the same search with faiss.knn as the candidate engine), scikit-learn brute force, torch cdist + topk.
 
 Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [--json out.json]
      PYTHONPATH=. python bench/knn.py --sweep all --peers pgan,pgan-faiss,sklearn
      PYTHONPATH=. python bench/knn.py --dims 4096 --stream-refs 100000 --stream-queries 5000
      PYTHONPATH=. python bench/knn.py --dims 4096 --peers "" --self 30000
+     PYTHONPATH=. python bench/knn.py --peers "" --files 2000x12000x4096,100000x1600x64
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = ("pgan", "pgan-topk", "pgan-faiss", "sklearn", "torch")
+PEERS = ("pgan", "pgan-heap", "pgan-faiss", "sklearn", "torch")
+# the engine's selection each pgan peer forces (None: pgan's own choice per batch)
+PGAN_SELECTION = {"pgan": None, "pgan-heap": "heap", "pgan-faiss": None}
 # The shapes of the bars (Nq x Nr x D, every one with Nq·Nr·D >= 1e10): Nq from 1,000 to
 # 100,000, D from 64 to 4,096, the common audit (2,000 x 12,000 x 4,096) and the old table's.
 SWEEP = ("1000x160000x64", "100000x1600x64", "20000x20000x64", "10000x10000x512", "2000x12000x4096",
@@ -87,8 +94,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict:
-    """Runs inside the peer's own subprocess."""
+def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path, rates: bool = True) -> dict:
+    """Runs inside the peer's own subprocess (``rates``: also measure the GEMM rates after it)."""
     query, ref = make_data(nq, nr, d)
     cores = len(os.sched_getaffinity(0))
     import faiss  # noqa: F401  (imported before the baseline so every peer starts alike)
@@ -99,11 +106,11 @@ def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    if peer in ("pgan", "pgan-topk", "pgan-faiss"):
+    if peer in PGAN_SELECTION:
         from pgan_cli.neighbors import gemm, search
 
         search.CPU_ENGINE = "faiss" if peer == "pgan-faiss" else "gemm"
-        gemm.SELECTION = "topk" if peer == "pgan-topk" else gemm.SELECTION
+        gemm.SELECTION = PGAN_SELECTION[peer]
         res = knn(query, ref, k)
         dist, ind = res.distances, res.indices
     elif peer == "sklearn":
@@ -126,6 +133,8 @@ def run_peer(peer: str, nq: int, nr: int, d: int, k: int, out_dir: Path) -> dict
         dist, ind = torch.cat(ds).numpy(), torch.cat(ids).numpy()
     secs = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not rates:
+        return {"peer": peer, "seconds": secs, "peak_rss_mib": peak}
     gemm = gemm_gflops()  # right after the search, in the same process (a shared machine drifts)
     same = same_shape_gemm_gflops(query, ref)
     np.save(out_dir / f"{peer}_{nq}_{nr}_{d}_dist.npy", np.asarray(dist, np.float32))
@@ -184,6 +193,41 @@ def stream_check(nr: int, nq: int, d: int, k: int, folder: Path) -> dict:
             "extrapolated_seconds_for_100k_queries": s["seconds_search"] * 100_000 / nq}
 
 
+def files_check(nq: int, nr: int, d: int, k: int, folder: Path, reps: int = 2) -> dict:
+    """`pgan knn QUERY.npy REF.npy` (the whole command, its own process) against the in-process
+    call (`pgan_cli.neighbors.knn` on arrays already in memory, its own process) plus start-up (a
+    process that imports what the command imports), alternated ``reps`` times; the bar is the
+    command within 15% of in-process + start-up."""
+    query, ref = make_data(nq, nr, d)
+    paths = {"query": folder / "fq.npy", "ref": folder / "fr.npy"}
+    np.save(paths["query"], query)
+    np.save(paths["ref"], ref)
+    del query, ref
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    imports = "import pgan_cli.cli, pgan_cli.neighbors, pgan_cli.samples, torch, faiss, h5py"
+    t = {"cli": [], "in_process": [], "start_up": [], "cli_search": [], "cli_index": []}
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", imports], check=True, env=env)
+        t["start_up"].append(time.perf_counter() - t0)
+        t["in_process"].append(spawn(["--peer", "pgan", "--nq", str(nq), "--nr", str(nr), "--dim", str(d),
+                                      "-k", str(k), "--out-dir", str(folder), "--no-gemm"])["seconds"])
+        (folder / "fknn.h5").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "pgan_cli", "knn", str(paths["query"]), str(paths["ref"]), "-k",
+                            str(k), "-o", str(folder / "fknn.h5"), "--json", "--device", "cpu", "--quiet"],
+                           capture_output=True, text=True, env=env)
+        t["cli"].append(time.perf_counter() - t0)
+        if p.returncode != 0:
+            raise SystemExit(f"pgan knn failed: {p.stderr[-2000:]}")
+        s = json.loads(p.stdout)
+        t["cli_search"].append(s["seconds_search"])
+        t["cli_index"].append(s["seconds_index"])
+    best = {key: min(v) for key, v in t.items()}
+    return {"nq": nq, "nr": nr, "dim": d, "k": k, "seconds": t, "best": best,
+            "ratio_cli_over_in_process_plus_start_up": best["cli"] / (best["in_process"] + best["start_up"])}
+
+
 def self_check(n: int, d: int, k: int, folder: Path) -> dict:
     """`pgan knn X X --exclude-self` (symmetric: each distance once) against the one-direction
     FAISS search it replaced and scikit-learn brute force, side by side in this process."""
@@ -238,13 +282,16 @@ def main() -> None:
     ap.add_argument("--self", type=int, default=0, dest="self_n",
                     help="also time `pgan knn X X --exclude-self` on N rows of the last --dims")
     ap.add_argument("--sweep", default="", help="'all' (the shapes of the bars) or NQxNRxD,... instead of --nq/--nr/--dims")
+    ap.add_argument("--files", default="", help="NQxNRxD,...: also time `pgan knn` on NPY files of these shapes "
+                    "against the in-process call plus start-up")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
+    ap.add_argument("--no-gemm", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dim", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out-dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.peer:  # child mode
-        print(json.dumps(run_peer(a.peer, a.nq, a.nr, a.dim, a.k, a.out_dir)))
+        print(json.dumps(run_peer(a.peer, a.nq, a.nr, a.dim, a.k, a.out_dir, rates=not a.no_gemm)))
         return
     dims = [int(x) for x in a.dims.split(",") if x]
     peers = [p for p in a.peers.split(",") if p]
@@ -272,6 +319,11 @@ def main() -> None:
                     if r["peer"] == peer and (r["nq"], r["nr"], r["dim"]) == (nq, nr, d):
                         r["max_rel_diff_vs_pgan"] = err
         stream = self_res = None
+        files = []
+        for shape in (x for x in a.files.split(",") if x):
+            nq, nr, d = (int(v) for v in shape.split("x"))
+            files.append(files_check(nq, nr, d, a.k, Path(tmp)))
+            print(f"# files {shape}: {json.dumps(files[-1]['best'])}", file=sys.stderr, flush=True)
         if a.self_n:
             self_res = self_check(a.self_n, dims[-1], a.k, Path(tmp))
             print(json.dumps(self_res, indent=1), flush=True)
@@ -282,6 +334,14 @@ def main() -> None:
           f"(affinity {len(os.sched_getaffinity(0))}), load {os.getloadavg()[0]:.1f}; k = {a.k}\n")
     if rows:
         print_table(rows, base)
+    if files:
+        print("\n| Nq x Nr x D | `pgan knn` on NPY files (s) | in-process call (s) | start-up (s) | "
+              "command / (in-process + start-up) | command's index + search (s) |")
+        print("|---|---|---|---|---|---|")
+        for f in files:
+            b = f["best"]
+            print(f"| {f['nq']} x {f['nr']} x {f['dim']} | {b['cli']:.2f} | {b['in_process']:.2f} | {b['start_up']:.2f} | "
+                  f"{f['ratio_cli_over_in_process_plus_start_up']:.2f} | {b['cli_index']:.2f} + {b['cli_search']:.2f} |")
     if stream:
         print(f"\nStreaming `pgan knn` ({stream['n_query']} queries x {stream['n_reference']} references x "
               f"{stream['dim']}-d, memory-mapped NPY): peak RSS {stream['peak_rss_mib']:.0f} MiB for a "
@@ -289,7 +349,7 @@ def main() -> None:
               f"({stream['gflops']:.1f} GFLOP/s); 100k queries extrapolate to "
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+        a.json.write_text(json.dumps({"rows": rows, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
 
 
 def print_table(rows: list[dict], base: dict) -> None:

@@ -296,7 +296,7 @@ def _brute_force(q, ref, k, metric, exclude_self=False):
     return np.take_along_axis(d, order, 1), order, d
 
 
-@pytest.mark.parametrize("selection", ["heap", "topk"])
+@pytest.mark.parametrize("selection", ["fused", "heap"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_gemm_engine_is_exact_with_ties(metric, selection, monkeypatch):
     """The blocked GEMM engine (pgan_cli.neighbors.gemm) finds the exact neighbours with the
@@ -311,10 +311,13 @@ def test_gemm_engine_is_exact_with_ties(metric, selection, monkeypatch):
     ref = rng.standard_normal((700, 24)).astype(np.float32)
     ref[100:110] = ref[5]  # exact ties
     q = np.concatenate([rng.standard_normal((300, 24)).astype(np.float32), ref[:40]])
-    monkeypatch.setattr(gemm, "REF_CHUNK", 128)  # several reference chunks, merged
-    monkeypatch.setattr(gemm, "MIN_BLOCK_ROWS", 16)
-    monkeypatch.setattr(gemm, "BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
-    monkeypatch.setattr(gemm, "HEAP_BLOCK_BYTES", 16 * 4 * 128)
+    monkeypatch.setattr(gemm, "REF_CHUNK", 128)  # several reference chunks
+    monkeypatch.setattr(gemm, "CENTRE_BYTES", 4 * 24 * 128)  # centred on the fly in chunks too
+    monkeypatch.setattr(gemm, "HEAP_MIN_ROWS", 16)
+    monkeypatch.setattr(gemm, "HEAP_BLOCK_BYTES", 16 * 4 * 128)  # many query blocks
+    monkeypatch.setattr(gemm, "FUSED_QUERY_ROWS", 16)  # per-core workers: many query blocks,
+    monkeypatch.setattr(gemm, "FUSED_REF_ROWS", 100)   # reference slices that split the 11 copies
+    monkeypatch.setattr(gemm, "FUSED_MIN_ROWS", 8)
     monkeypatch.setattr(gemm, "SELECTION", selection)
     monkeypatch.setattr(search, "CPU_ENGINE", "gemm")
     from pgan_cli import devices
@@ -340,6 +343,30 @@ def test_gemm_engine_is_exact_with_ties(metric, selection, monkeypatch):
                 copies.remove(5)
             assert list(got.indices[dup][:min(k, len(copies))]) == copies[:k]
         nidx = NeighborIndex(ref, metric)
-        assert nidx.engine == "gemm" and nidx._gemm.threads == 2 and nidx._gemm.selection == selection
+        assert nidx.engine == "gemm" and nidx._gemm.threads == 2
+        nidx.search(q, 5)
+        assert nidx._gemm.selection == selection
     finally:
         torch.set_num_threads(old)
+
+
+def test_engine_choice_and_no_copy_of_the_reference(monkeypatch):
+    """The cost model gives every core a block of queries (fused) or, for a batch too small for
+    that, runs one multi-threaded product (heap); the L2 reference is centred slice by slice, not
+    copied, and the result equals the centred copy's (FAISS's index) to float32 rounding."""
+    from pgan_cli.neighbors import gemm
+    from pgan_cli.neighbors.search import NeighborIndex, knn
+
+    assert gemm.choose_selection(2 * gemm.FUSED_MIN_ROWS, 2) == "fused"
+    assert gemm.choose_selection(2 * gemm.FUSED_MIN_ROWS - 1, 2) == "heap"
+    assert gemm.choose_selection(gemm.FUSED_MIN_ROWS, 1) == "fused"
+    rng = np.random.default_rng(5)
+    ref = (rng.standard_normal((3000, 40)) + 500).astype(np.float32)  # a large offset: centring matters
+    q = (rng.standard_normal((400, 40)) + 500).astype(np.float32)
+    nidx = NeighborIndex(ref, "l2")
+    assert nidx.engine == "gemm" and not nidx.centred and np.shares_memory(nidx.refine_ref, ref)
+    for n_q in (400, 3):  # fused, then heap
+        got = knn(q[:n_q], ref, 4)
+        want = knn(q[:n_q], ref, 4, engine="faiss")  # FAISS on a centred copy
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_allclose(got.distances, want.distances, rtol=1e-6)

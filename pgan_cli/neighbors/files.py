@@ -130,7 +130,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
 
                 symmetric = exclude_self and index == "flat" and metric == "l2" and nidx.device == "cpu"
                 if symmetric:  # QUERY is REF: compute each distance once (half the GEMM work)
-                    stream = knn_self_batches(nidx.refine_ref, k, centred=True)
+                    stream = knn_self_batches(nidx.refine_ref, k, centred=nidx.centred)
                     n_batches = len(_pair_blocks(src.n, PAIR_BLOCK))
                 else:
                     stream = knn_batches(feed(), ref, k, metric, exclude_self, nidx)

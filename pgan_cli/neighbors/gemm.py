@@ -1,19 +1,32 @@
-"""Exact candidate search on the CPU as blocked matrix products: for a block of queries Q and the
-(centred or normalised) reference R, ``||r||² - 2 Q·Rᵀ`` (L2) or ``-Q·Rᵀ`` (cosine) by one torch
-GEMM, then the ``kk`` best of each row; the caller re-ranks them with exact distances
-(:mod:`pgan_cli.neighbors`, "Exactness").
+"""Exact candidate search on the CPU as blocked matrix products: for queries Q and the reference R
+(both centred on R's mean for L2, row-normalised for cosine), the scores ``||r||² - 2 Q·Rᵀ`` (L2) or
+``-Q·Rᵀ`` (cosine) by torch GEMMs, then the ``kk`` best of each row by FAISS's heaps; the caller
+re-ranks them with exact distances (:mod:`pgan_cli.neighbors`, "Exactness").
 
-Why not ``faiss.knn``: on the CPU, FAISS's exhaustive search multiplies small blocks (1,024
-references) with its own BLAS inside an OpenMP loop, so the threads oversubscribe the cores and
-each product is too thin to run at the GEMM rate; its heaps, though, select fast. This engine
-keeps the heaps and gives the products to torch (BENCHMARKS.md, "Nearest neighbours": measured
-side by side at the shapes of the bars).
+Why not ``faiss.knn``: on the CPU, FAISS's exhaustive search multiplies small blocks with its own
+BLAS inside an OpenMP loop, so the threads oversubscribe the cores and each product is too thin to
+run at the GEMM rate; its heaps, though, select fast. This engine keeps the heaps and gives the
+products to torch.
 
-Selection (``SELECTION``): ``heap``, FAISS's heaps fed one score block at a time with sequential
-reference ids (the GEMM's threads and the heaps' OpenMP loop take turns, never overlap; blocks of
-about ``HEAP_BLOCK_BYTES``); or ``topk``, ``torch.topk`` inside single-threaded per-core workers
-(blocks of about ``BLOCK_BYTES``, kept in cache). Both keep the earlier reference row among equal
-scores. References beyond ``REF_CHUNK`` rows are taken in chunks.
+Two ways to run them (:func:`choose_selection` picks one per query batch):
+
+- ``fused``: one worker per core, each taking a block of up to ``FUSED_QUERY_ROWS`` queries
+  through the reference in slices of ``FUSED_REF_ROWS`` rows: a single-threaded GEMM into a score
+  block small enough (2 MiB) to stay in the core's cache, then the heaps over it. The scores never
+  travel to memory and no OpenMP or BLAS threads oversubscribe the cores.
+- ``heap``: one multi-threaded GEMM per large block (about ``HEAP_BLOCK_BYTES`` of scores), then
+  the heaps' own OpenMP loop; the two take turns. Only for batches too small to give every core a
+  block of queries.
+
+Measured side by side (BENCHMARKS.md, "The neighbour engine"): at 64 dimensions a score costs 128
+flops and the heaps about a fifth of the product's time, so where the scores live decides the
+speed (fused 1.6-2.6x heap); at 4,096 dimensions the product dominates and both run near the
+GEMM rate (fused 1.05-1.13x heap).
+
+Both keep the earlier reference row among equal scores: the heaps replace their worst entry only
+for a strictly better score, and every row's references arrive in order. A reference given
+un-centred (``shift``) is centred slice by slice as it is multiplied, so the search makes no
+copy of it.
 """
 
 from __future__ import annotations
@@ -24,92 +37,136 @@ import numpy as np
 
 from pgan_cli.devices import cpu_threads
 
-BLOCK_BYTES = 8 << 20   # score matrix per block (float32)
-MIN_BLOCK_ROWS = 64     # queries per block at least
-MAX_BLOCK_ROWS = 4096
-WIDE_DIM, WIDE_BLOCK_ROWS = 512, 1024  # from this dimension on, heap blocks of at least 1,024 queries
-REF_CHUNK = 1 << 16     # references per chunk (candidates merged across chunks)
+FUSED_QUERY_ROWS, FUSED_REF_ROWS = 512, 1024  # one worker's block: 512 x 1,024 scores (2 MiB)
+FUSED_MIN_ROWS = 32      # fused needs this many queries per worker at least; fewer go to "heap"
 HEAP_BLOCK_BYTES = 32 << 20  # score matrix per block with heap selection (measured best of 8-256 MiB)
-# Selecting the best kk of each row: "heap" (FAISS's heaps, fed one GEMM block at a time; its
-# OpenMP loop and torch's GEMM threads take turns) or "topk" (torch.topk inside each worker).
-SELECTIONS = ("heap", "topk")
-SELECTION = "heap"
+HEAP_MIN_ROWS = 64       # queries per heap block at least
+HEAP_MAX_ROWS = 16384
+WIDE_DIM, WIDE_BLOCK_ROWS = 512, 1024  # from this dimension on, heap blocks of at least 1,024 queries
+REF_CHUNK = 1 << 16      # references per heap chunk (at most CENTRE_BYTES when centred on the fly)
+CENTRE_BYTES = 64 << 20  # a reference chunk centred on the fly (heap selection)
+SELECTIONS = ("fused", "heap")
+SELECTION: str | None = None  # None: choose_selection decides per batch; a name forces it (benchmarks, tests)
+
+
+def choose_selection(n_queries: int, threads: int) -> str:
+    """``fused`` when every worker gets at least ``FUSED_MIN_ROWS`` queries, else ``heap``.
+
+    The cost model behind it (BENCHMARKS.md): per score, fused costs one single-core GEMM step
+    plus one heap test, both in cache, on every core at once; heap costs the same work plus a
+    round trip of the score block through memory, and its product and selection take turns. Fused
+    was faster at every measured shape (64 to 4,096 dimensions, 1,000 to 100,000 queries); it
+    loses only when some cores would sit idle, i.e. when the batch has too few queries to hand
+    each worker a block, where heap's one multi-threaded product over the references keeps every
+    core busy.
+    """
+    if SELECTION is not None:
+        return SELECTION
+    return "fused" if n_queries >= FUSED_MIN_ROWS * max(1, threads) else "heap"
 
 
 class GemmSearch:
     """Candidate rows (the ``kk`` best by GEMM score) for query batches against a fixed reference.
 
-    ``base`` is the reference as the index holds it: centred (``l2``) or row-normalised
-    (``cosine``), float32, C-contiguous; it is shared, not copied.
+    ``base`` is the reference as the index holds it: row-normalised (``cosine``) or, for ``l2``,
+    centred, or as given with its mean in ``shift`` (then centred slice by slice: no copy);
+    float32, C-contiguous, shared, not copied. Queries come centred (``l2``) or normalised.
     """
 
-    def __init__(self, base: np.ndarray, metric: str, threads: int | None = None, selection: str | None = None):
+    def __init__(self, base: np.ndarray, metric: str, threads: int | None = None, shift: np.ndarray | None = None):
         import torch
 
         if metric not in ("l2", "cosine"):
             raise ValueError(f"the GEMM engine handles l2 and cosine, not {metric}")
-        self.selection = selection or SELECTION
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"unknown selection {self.selection!r}; one of {SELECTIONS}")
+        if shift is not None and metric != "l2":
+            raise ValueError("only an l2 reference is centred on the fly")
         self.metric = metric
         self.ref = torch.from_numpy(base)
+        self.shift = None if shift is None else torch.from_numpy(np.ascontiguousarray(shift, dtype=np.float32))
         self.norms = None
-        if metric == "l2":  # squared row norms, a chunk at a time (no temporary copy of the reference)
-            self.norms = torch.cat([(c * c).sum(1) for c in self.ref.split(REF_CHUNK // 4)])
+        if metric == "l2":  # squared norms of the centred rows, a chunk at a time (no copy of the reference)
+            step = max(1, CENTRE_BYTES // (4 * max(1, base.shape[1])))
+            self.norms = torch.cat([(c * c).sum(1) for c in map(self._centred, self.ref.split(step))])
         self.threads = max(1, int(threads or min(torch.get_num_threads(), cpu_threads())))
+        self.selection: str | None = None  # the last search's
 
-    def block_rows(self, n_ref: int) -> int:
-        return int(min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, BLOCK_BYTES // (4 * max(1, n_ref)))))
-
-    def _block(self, q, kk: int):
-        """(scores, rows) of the ``kk`` best references for each row of ``q`` (a torch tensor)."""
+    def _centred(self, r, out=None):
+        """Reference rows ``r`` centred (into ``out`` when given), or ``r`` itself when stored centred."""
         import torch
 
-        best_s = best_i = None
-        n = self.ref.shape[0]
-        for a in range(0, n, REF_CHUNK):
-            b = min(n, a + REF_CHUNK)
-            s = self._scores(q, a, b)
-            vals, idx = _smallest(s, min(kk, b - a))
-            idx += a
-            if best_s is None:
-                best_s, best_i = vals, idx
-            else:
-                best_s, best_i = _first(torch.cat([best_s, vals], 1), torch.cat([best_i, idx], 1), kk)
-        return best_s, best_i
+        if self.shift is None:
+            return r
+        return torch.sub(r, self.shift, out=out) if out is not None else r - self.shift
 
-    def _scores(self, q, a: int, b: int):
-        """Scores of query rows ``q`` against reference rows a..b (smaller is nearer)."""
+    def _scores(self, q, r, norms, out=None):
+        """Scores of query rows ``q`` against centred reference rows ``r`` (smaller is nearer)."""
         import torch
 
-        r = self.ref[a:b]
         if self.metric == "l2":
-            return torch.addmm(self.norms[a:b], q, r.T, beta=1.0, alpha=-2.0)
-        return torch.mm(q, r.T).neg_()
+            return torch.addmm(norms, q, r.T, beta=1.0, alpha=-2.0, out=out)
+        return torch.mm(q, r.T, out=out).neg_()
 
-    def _search_heap(self, qt, kk: int) -> np.ndarray:
-        """Candidates by FAISS's heaps: each block's scores go into the heaps of its rows with
-        sequential ids, in reference order (on equal scores the earlier row stays)."""
+    def _search_fused(self, qt, kk: int) -> np.ndarray:
+        """Candidates by per-core workers (module docstring, ``fused``)."""
+        import torch
+
         from pgan_cli.neighbors.search import _faiss
 
         faiss = _faiss()
         nq, n = qt.shape[0], self.ref.shape[0]
         dist = np.empty((nq, kk), dtype=np.float32)
         ind = np.empty((nq, kk), dtype=np.int64)
+        # enough query blocks to keep every worker busy, no more rows than fit the cache
+        rows = int(max(FUSED_MIN_ROWS, min(FUSED_QUERY_ROWS, -(-nq // self.threads))))
+        width = min(n, FUSED_REF_ROWS)
+        d = self.ref.shape[1]
+
+        def run(a: int) -> None:
+            b = min(nq, a + rows)
+            heaps = faiss.float_maxheap_array_t()
+            heaps.k, heaps.nh = kk, b - a
+            heaps.val, heaps.ids = faiss.swig_ptr(dist[a:b]), faiss.swig_ptr(ind[a:b])
+            heaps.heapify()
+            scores = torch.empty((b - a) * width)
+            slab = torch.empty(width * d) if self.shift is not None else None
+            q = qt[a:b]
+            for c in range(0, n, width):
+                e = min(n, c + width)
+                s = scores[:(b - a) * (e - c)].view(b - a, e - c)
+                r = self._centred(self.ref[c:e], None if slab is None else slab[:(e - c) * d].view(e - c, d))
+                self._scores(q, r, None if self.norms is None else self.norms[c:e], out=s)
+                heaps.addn(e - c, faiss.swig_ptr(s.numpy()), c, 0, b - a)
+            heaps.reorder()
+
+        # each worker's OpenMP regions (the heaps') on its own core only
+        _in_workers(run, range(0, nq, rows), self.threads, initializer=lambda: faiss.omp_set_num_threads(1))
+        return ind
+
+    def _search_heap(self, qt, kk: int) -> np.ndarray:
+        """Candidates by FAISS's heaps fed large multi-threaded GEMM blocks (module docstring, ``heap``)."""
+        from pgan_cli.neighbors.search import _faiss
+
+        faiss = _faiss()
+        nq, n, d = qt.shape[0], self.ref.shape[0], self.ref.shape[1]
+        dist = np.empty((nq, kk), dtype=np.float32)
+        ind = np.empty((nq, kk), dtype=np.int64)
         heaps = faiss.float_maxheap_array_t()
         heaps.k, heaps.nh = kk, nq
         heaps.val, heaps.ids = faiss.swig_ptr(dist), faiss.swig_ptr(ind)
         heaps.heapify()
-        chunk = min(n, REF_CHUNK)
+        chunk = min(n, REF_CHUNK if self.shift is None else max(1024, CENTRE_BYTES // (4 * d)))
         # at high dimension the product dominates and wants fat blocks; at low dimension the score
         # matrix does, and wants blocks that stay in the caches
-        fat = WIDE_BLOCK_ROWS if self.ref.shape[1] >= WIDE_DIM else MIN_BLOCK_ROWS
-        rows = int(min(MAX_BLOCK_ROWS * 4, max(fat, HEAP_BLOCK_BYTES // (4 * chunk))))
-        for a in range(0, nq, rows):
-            b = min(nq, a + rows)
-            for c in range(0, n, chunk):
-                s = np.ascontiguousarray(self._scores(qt[a:b], c, min(n, c + chunk)).numpy())
-                heaps.addn(s.shape[1], faiss.swig_ptr(s), c, a, b - a)
+        fat = WIDE_BLOCK_ROWS if d >= WIDE_DIM else HEAP_MIN_ROWS
+        rows = int(min(HEAP_MAX_ROWS, max(fat, HEAP_BLOCK_BYTES // (4 * chunk))))
+        for c in range(0, n, chunk):
+            e = min(n, c + chunk)
+            r = self._centred(self.ref[c:e])
+            norms = None if self.norms is None else self.norms[c:e]
+            for a in range(0, nq, rows):
+                b = min(nq, a + rows)
+                s = np.ascontiguousarray(self._scores(qt[a:b], r, norms).numpy())
+                heaps.addn(e - c, faiss.swig_ptr(s), c, a, b - a)
         heaps.reorder()
         return ind
 
@@ -118,54 +175,28 @@ class GemmSearch:
         import torch
 
         kk = min(kk, self.ref.shape[0])
-        if self.selection == "heap":
-            return self._search_heap(torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)), kk)
         qt = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32))
-        out = np.empty((len(q), kk), dtype=np.int64)
-        step = self.block_rows(min(self.ref.shape[0], REF_CHUNK))
-        starts = range(0, len(q), step)
-
-        def run(a: int) -> None:
-            s, i = self._block(qt[a:a + step], kk)
-            out[a:a + step] = _first(s, i, kk)[1].numpy()
-
-        if self.threads == 1 or len(starts) == 1:
-            for a in starts:
-                run(a)
-            return out
-        old = torch.get_num_threads()
-        torch.set_num_threads(1)  # one core per worker: no oversubscription
-        try:
-            with ThreadPoolExecutor(self.threads) as pool:
-                for f in [pool.submit(run, a) for a in starts]:
-                    f.result()
-        finally:
-            torch.set_num_threads(old)
-        return out
+        self.selection = choose_selection(len(q), self.threads)
+        if self.selection == "fused":
+            return self._search_fused(qt, kk)
+        return self._search_heap(qt, kk)
 
 
-def _smallest(s, kk: int):
-    """The ``kk`` smallest scores of each row of ``s`` and their columns; among equal scores the
-    lower columns, as a scan in row order would keep them (the tie rule of the exact re-ranking:
-    lower reference rows first). ``torch.topk`` leaves ties in any order, so the rare rows with
-    more entries at or below their kk-th score than kk are selected again in (score, column) order."""
+def _in_workers(run, starts: range, threads: int, initializer=None) -> None:
+    """``run(start)`` for every start, on ``threads`` workers with one torch thread each (no
+    oversubscription; ``initializer`` runs once in each worker); in this thread when there is one
+    worker or one start."""
     import torch
 
-    vals, idx = torch.topk(s, kk, dim=1, largest=False, sorted=False)
-    kth = vals.max(1, keepdim=True).values
-    for r in ((s <= kth).sum(1) > kk).nonzero().flatten().tolist():
-        row = s[r].numpy()
-        cols = np.lexsort((np.arange(len(row)), row))[:kk]
-        idx[r] = torch.from_numpy(cols)
-        vals[r] = s[r, idx[r]]
-    return vals, idx
-
-
-def _first(vals, idx, kk: int):
-    """The ``kk`` first candidates of each row in (score, row) order."""
-    import torch
-
-    o = torch.argsort(idx, dim=1, stable=True)
-    vals, idx = vals.gather(1, o), idx.gather(1, o)
-    o = torch.argsort(vals, dim=1, stable=True)[:, :kk]
-    return vals.gather(1, o), idx.gather(1, o)
+    if threads == 1 or len(starts) == 1:
+        for a in starts:
+            run(a)
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads, initializer=initializer) as pool:
+            for f in [pool.submit(run, a) for a in starts]:
+                f.result()
+    finally:
+        torch.set_num_threads(old)

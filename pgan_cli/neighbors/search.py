@@ -104,8 +104,10 @@ class NeighborIndex:
     """The reference set as a FAISS index; :meth:`search` returns candidate rows for a query batch.
 
     ``ref`` must stay alive and unchanged while the index is used (distances are re-computed
-    from it). The L2 index holds the reference centred on its mean, the cosine index holds it
-    row-normalised (one float32 copy of the reference in both cases).
+    from it). The L2 search works on data centred on the reference's mean: the exact CPU engine
+    centres the reference slice by slice as it multiplies (no copy), or in place with
+    ``in_place`` (the caller gives the array up); FAISS indexes hold a centred copy. The cosine
+    index holds a row-normalised copy.
     """
 
     def __init__(self, ref: np.ndarray, metric: str = "l2", index: str = "flat", device: str = "cpu",
@@ -134,15 +136,20 @@ class NeighborIndex:
                              f"here); use --device cpu")
         n, d = ref.shape
         self.shift = None
+        self.centred = False  # whether refine_ref (and the queries' refine space) is centred
+        engine = engine or CPU_ENGINE
+        on_the_fly = index == "flat" and self.device == "cpu" and engine == "gemm"
         if metric == "l2":
             self.shift = ref.mean(axis=0, dtype=np.float64).astype(np.float32)
             if in_place and ref.dtype == np.float32 and ref.flags.c_contiguous and ref.flags.writeable:
                 ref -= self.shift  # the caller gave up this array: no second copy of the reference
-                base = ref
+                base, self.centred = ref, True
+            elif on_the_fly:  # the GEMM engine centres slices as it multiplies them: no copy
+                base = np.ascontiguousarray(ref, dtype=np.float32)
             else:
-                base = np.ascontiguousarray(ref - self.shift, dtype=np.float32)
-            # centred rows are exact to float32 rounding of (x - mean), so distances are
-            # re-computed from them (the same mean cancels in every difference)
+                base, self.centred = np.ascontiguousarray(ref - self.shift, dtype=np.float32), True
+            # distances are re-computed from the differences of these rows (the mean, when
+            # subtracted, cancels in every difference)
             self.refine_ref = base
         elif metric == "cosine":
             base = _normalise(ref)
@@ -159,11 +166,12 @@ class NeighborIndex:
         if index == "flat":
             if self.device == "cpu" and metric != "linf":
                 self._base, self._index = base, None  # no copy of the reference
-                self.engine = engine or CPU_ENGINE
+                self.engine = engine
                 if self.engine == "gemm":
                     from pgan_cli.neighbors.gemm import GemmSearch
 
-                    self._gemm = GemmSearch(base, metric)
+                    shift = self.shift if metric == "l2" and not self.centred else None
+                    self._gemm = GemmSearch(base, metric, shift=shift)
                 return
             idx = faiss.IndexFlat(d, fmetric)
             idx.add(base)
@@ -219,8 +227,8 @@ class NeighborIndex:
         return q
 
     def refine_space(self, q: np.ndarray, prepared: np.ndarray) -> np.ndarray:
-        """Queries in the space of :attr:`refine_ref` (centred for l2, as given otherwise)."""
-        return prepared if self.metric == "l2" else np.asarray(q, dtype=np.float32)
+        """Queries in the space of :attr:`refine_ref` (centred when it is, as given otherwise)."""
+        return prepared if self.centred else np.ascontiguousarray(q, dtype=np.float32)
 
     def search(self, q: np.ndarray, kk: int, prepared: bool = False) -> np.ndarray:
         """Candidate reference rows (int64, -1 where none) for each query row, best first."""
