@@ -100,6 +100,27 @@ class SampleReader:
             x = self._ds.samples(start, stop)
         return np.ascontiguousarray(x.reshape(stop - start, *self.sample_shape))
 
+    def read_into(self, out: np.ndarray, start: int = 0) -> None:
+        """Rows ``start:start + len(out)``, flattened, into ``out`` (float32, C-contiguous), checked
+        as :meth:`read` checks them. Native float32 NPY rows are read straight into ``out``: no
+        temporary array, so loading a large set costs its own memory once."""
+        stop = start + len(out)
+        if not (0 <= start and stop <= self.n and out.dtype == np.float32 and out.flags.c_contiguous):
+            raise ValueError(f"read_into: rows {start}..{stop} of {self.n} into {out.dtype} {out.shape}")
+        if isinstance(self._npy, str) and self._dtype == np.dtype(np.float32):
+            row = out[0].nbytes if len(out) else 0
+            with open(self.path, "rb") as f:
+                f.seek(self._offset + start * row)
+                got = f.readinto(memoryview(out).cast("B"))
+            if got != out.nbytes:
+                raise FormatError(f"{self.what} file {self.path} is truncated at row {start + got // max(row, 1)}")
+            bad = ~np.isfinite(out).all(axis=1)
+            if bad.any():
+                raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
+                                  f"{start + int(np.argmax(bad))}); clean the data first")
+            return
+        out[...] = self.read(start, stop).reshape(len(out), -1)
+
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, batch_size):
             yield start, self.read(start, start + batch_size)

@@ -370,3 +370,21 @@ def test_engine_choice_and_no_copy_of_the_reference(monkeypatch):
         want = knn(q[:n_q], ref, 4, engine="faiss")  # FAISS on a centred copy
         np.testing.assert_array_equal(got.indices, want.indices)
         np.testing.assert_allclose(got.distances, want.distances, rtol=1e-6)
+
+
+def test_reference_is_read_straight_into_its_array(tmp_path):
+    """load_reference reads native float32 NPY rows into the index's array (no temporary) with the
+    same values and checks as the batch reader; other dtypes and byte orders take the copy path."""
+    from pgan_cli.errors import FormatError
+    from pgan_cli.neighbors import load_reference
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 7)).astype(np.float32)
+    for name, arr in (("f4", x), ("be", x.astype(">f4")), ("f8", x.astype(np.float64))):
+        np.save(tmp_path / f"{name}.npy", arr)
+        np.testing.assert_array_equal(load_reference(tmp_path / f"{name}.npy"), x.astype(np.float64).astype(np.float32))
+    bad = x.copy()
+    bad[37, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(FormatError, match="NaN or Inf \\(first at row 37\\)"):
+        load_reference(tmp_path / "nan.npy")

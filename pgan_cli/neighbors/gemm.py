@@ -84,9 +84,14 @@ class GemmSearch:
         self.ref = torch.from_numpy(base)
         self.shift = None if shift is None else torch.from_numpy(np.ascontiguousarray(shift, dtype=np.float32))
         self.norms = None
-        if metric == "l2":  # squared norms of the centred rows, a chunk at a time (no copy of the reference)
+        if metric == "l2":  # squared norms of the centred rows, a chunk at a time through one buffer
+            self.norms = torch.empty(base.shape[0])
             step = max(1, CENTRE_BYTES // (4 * max(1, base.shape[1])))
-            self.norms = torch.cat([(c * c).sum(1) for c in map(self._centred, self.ref.split(step))])
+            buf = torch.empty(min(step, base.shape[0]) * base.shape[1]) if self.shift is not None else None
+            for a in range(0, base.shape[0], step):
+                r = self.ref[a:a + step]
+                r = self._centred(r, None if buf is None else buf[:r.numel()].view(r.shape))
+                torch.linalg.vector_norm(r, dim=1, out=self.norms[a:a + step]).square_()
         self.threads = max(1, int(threads or min(torch.get_num_threads(), cpu_threads())))
         self.selection: str | None = None  # the last search's
 
@@ -159,9 +164,12 @@ class GemmSearch:
         # matrix does, and wants blocks that stay in the caches
         fat = WIDE_BLOCK_ROWS if d >= WIDE_DIM else HEAP_MIN_ROWS
         rows = int(min(HEAP_MAX_ROWS, max(fat, HEAP_BLOCK_BYTES // (4 * chunk))))
+        import torch
+
+        buf = torch.empty(chunk * d) if self.shift is not None else None
         for c in range(0, n, chunk):
             e = min(n, c + chunk)
-            r = self._centred(self.ref[c:e])
+            r = self._centred(self.ref[c:e], None if buf is None else buf[:(e - c) * d].view(e - c, d))
             norms = None if self.norms is None else self.norms[c:e]
             for a in range(0, nq, rows):
                 b = min(nq, a + rows)
