@@ -35,13 +35,30 @@ def _block_progress(description: str, total: int, work: int):
         yield advance
 
 
-def _block_distances(x, y, xn, yn) -> np.ndarray:
-    """Squared L2 between the rows of ``x`` and ``y`` (torch tensors; ``xn``, ``yn`` their squared
-    norms) as ``||x||² + ||y||² - 2 x·yᵀ``, by one torch GEMM: FAISS's ``pairwise_distances``
-    runs the same product through its own BLAS at a fraction of the rate (pgan_cli.neighbors.gemm)."""
-    import torch
+class _Buffers:
+    """The distance block and its transpose, allocated once per pass: a fresh 64 MiB block per
+    GEMM costs its page faults every time (about 2 s per GiB on the 2-vCPU VM; BENCHMARKS.md)."""
 
-    return torch.addmm(yn, x, y.T, beta=1.0, alpha=-2.0).add_(xn[:, None]).numpy()
+    def __init__(self, block: int):
+        import torch
+
+        self.scores = torch.empty(block * block)
+        self.transposed = np.empty(block * block, dtype=np.float32)
+
+    def distances(self, x, y, xn, yn) -> np.ndarray:
+        """Squared L2 between the rows of ``x`` and ``y`` (torch tensors; ``xn``, ``yn`` their
+        squared norms) as ``||x||² + ||y||² - 2 x·yᵀ``, by one torch GEMM into the block buffer:
+        FAISS's ``pairwise_distances`` runs the same product through its own BLAS at a fraction of
+        the rate (pgan_cli.neighbors.gemm)."""
+        import torch
+
+        out = self.scores[:len(x) * len(y)].view(len(x), len(y))
+        return torch.addmm(yn, x, y.T, beta=1.0, alpha=-2.0, out=out).add_(xn[:, None]).numpy()
+
+    def feed(self, d: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_heap, col_heap) -> None:
+        """One distance block into the heaps of its rows and, transposed, of its columns."""
+        row_heap.add_result_subset(rows, d, cols)
+        col_heap.add_result_subset(cols, _transposed(d, self.transposed[:d.size].reshape(d.shape[::-1])), rows)
 
 
 def _gemm_ready(x: np.ndarray):
@@ -52,10 +69,9 @@ def _gemm_ready(x: np.ndarray):
     return t, (t * t).sum(1)
 
 
-def _transposed(d: np.ndarray, strip: int = 64) -> np.ndarray:
-    """A C-contiguous transpose of a distance block, in strips of 64 rows (about 5x faster than
-    ``np.ascontiguousarray(d.T)`` on a 4,096 x 4,096 block, which strides through memory)."""
-    out = np.empty(d.shape[::-1], dtype=d.dtype)
+def _transposed(d: np.ndarray, out: np.ndarray, strip: int = 64) -> np.ndarray:
+    """A C-contiguous transpose of a distance block into ``out``, in strips of 64 rows (about 5x
+    faster than ``np.ascontiguousarray(d.T)`` on a 4,096 x 4,096 block, which strides through memory)."""
     for a in range(0, d.shape[0], strip):
         out[:, a:a + strip] = d[a:a + strip].T
     return out
@@ -64,12 +80,6 @@ def _transposed(d: np.ndarray, strip: int = 64) -> np.ndarray:
 def _refined(q: np.ndarray, ref: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest of each row's candidates (heap order, -1 for none) by exact distances."""
     return _select(pair_distances(q, ref, cand, "l2"), cand, k)
-
-
-def _feed(d: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_heap, col_heap) -> None:
-    """One distance block into the heaps of its rows and, transposed, of its columns."""
-    row_heap.add_result_subset(rows, d, cols)
-    col_heap.add_result_subset(cols, _transposed(d), rows)
 
 
 def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
@@ -93,14 +103,15 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
     h_ab = faiss.ResultHeap(len(a), min(len(b), k_ab + EXTRA_CANDIDATES))
     h_ba = faiss.ResultHeap(len(b), min(len(a), k_ba + EXTRA_CANDIDATES))
     blocks_a, blocks_b = _pair_blocks(len(a), block), _pair_blocks(len(b), block)
+    buf = _Buffers(block)
     with _block_progress(f"kNN {len(a)} <-> {len(b)}", len(blocks_a) * len(blocks_b),
                          len(a) * len(b) * a.shape[1]) as step:
         for i0, i1 in blocks_a:
             rows_a = np.arange(i0, i1, dtype=np.int64)
             for j0, j1 in blocks_b:
-                d = _block_distances(ta[i0:i1], tb[j0:j1], na[i0:i1], nb[j0:j1])
+                d = buf.distances(ta[i0:i1], tb[j0:j1], na[i0:i1], nb[j0:j1])
                 rows_b = np.arange(j0, j1, dtype=np.int64)
-                _feed(d, rows_a, rows_b, h_ab, h_ba)
+                buf.feed(d, rows_a, rows_b, h_ab, h_ba)
                 step()
     d_ab, i_ab = _refined(ac, bc, h_ab.I, k_ab)
     d_ba, i_ba = _refined(bc, ac, h_ba.I, k_ba)
@@ -128,18 +139,19 @@ def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK, centred: bo
     heap = faiss.ResultHeap(len(x), min(len(x) - 1, k + EXTRA_CANDIDATES))
     tx, nx = _gemm_ready(xc)
     blocks = _pair_blocks(len(x), block)
+    buf = _Buffers(block)
     work = len(x) * len(x) * x.shape[1] // 2 if progress else 0
     with _block_progress(f"kNN {len(x)} x itself", len(blocks) * (len(blocks) + 1) // 2, work) as step:
         for bi, (i0, i1) in enumerate(blocks):
             rows_i = np.arange(i0, i1, dtype=np.int64)
             for j0, j1 in blocks[bi:]:
-                d = _block_distances(tx[i0:i1], tx[j0:j1], nx[i0:i1], nx[j0:j1])
+                d = buf.distances(tx[i0:i1], tx[j0:j1], nx[i0:i1], nx[j0:j1])
                 rows_j = np.arange(j0, j1, dtype=np.int64)
                 if i0 == j0:
                     np.fill_diagonal(d, np.inf)
                     heap.add_result_subset(rows_i, d, rows_j)
                 else:
-                    _feed(d, rows_i, rows_j, heap, heap)
+                    buf.feed(d, rows_i, rows_j, heap, heap)
                 step()
             dist, ind = _refined(xc[i0:i1], xc, heap.I[i0:i1].copy(), k)
             yield i0, dist, ind
