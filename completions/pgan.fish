@@ -281,7 +281,7 @@ complete -c pgan -n '__fish_seen_subcommand_from train' -l arch -d 'Loss and reg
 complete -c pgan -n '__fish_seen_subcommand_from train' -l net -d 'Backbone - conv (default for images) or mlp (default for vectors).' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l norm -d 'Normalisation in D - batchnorm, groupnorm, spectral, none (default per arch - dc' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l conditional -d 'Class-conditional G and an AC-GAN class head on D (needs labels).' -r
-complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 'Weight of the AC-GAN class loss.' -r
+complete -c pgan -n '__fish_seen_subcommand_from train' -l class-loss-weight -d 'Weight of the AC-GAN class loss (default per arch - dcgan 1, wgan 1, wgan-gp 3, ' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l class-balanced -d 'Weight the class loss by inverse class frequency.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l epochs -d 'Total epochs over the data (also with --resume); default 20.' -r
 complete -c pgan -n '__fish_seen_subcommand_from train' -l steps -d 'Total generator steps (instead of --epochs).' -r

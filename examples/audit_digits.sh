@@ -20,7 +20,7 @@ pgan data digits --size "$size" -o "$out/real.h5"
 echo "== 2/5 split: members (the generator's training set), holdout, reference" >&2
 pgan data split "$out/real.h5" --out-dir "$out/splits" --seed 0
 echo "== 3/5 train a class-conditional WGAN-GP on the members ($steps generator steps)" >&2
-pgan train "$out/splits/train.h5" --arch wgan-gp --conditional --class-loss-weight 3 --steps "$steps" --seed 0 \
+pgan train "$out/splits/train.h5" --arch wgan-gp --conditional --steps "$steps" --seed 0 \
     --log "$out/train.jsonl" --log-every 5 -o "$out/gen.pt"
 echo "== 4/5 release a synthetic set as large as the member set" >&2
 n=$(pgan data info "$out/splits/train.h5" --json | python -c 'import json,sys; print(json.load(sys.stdin)["n"])')

@@ -134,7 +134,7 @@ def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
 
     assert cli("train", digits8, "--steps", "2", "-o", tmp_path / "i.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "i.pt")["config"]
-    assert (c["augment"], c["ema"], c["r1"]) == ("diffaug", True, 0.0)  # dcgan on images
+    assert (c["augment"], c["ema"], c["r1"], c["class_loss_weight"]) == ("diffaug", True, 0.0, 1.0)  # dcgan, images
     assert cli("train", ring8, "--arch", "wgan-gp", "--steps", "2", "-o", tmp_path / "v.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "v.pt")["config"]
     # Gulrajani et al.'s toy setting on vectors (TINY's --batch-size 32 wins over the default 256)
@@ -143,7 +143,8 @@ def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
     assert read_checkpoint_file(tmp_path / "b.pt")["config"]["batch_size"] == 256
     assert cli("train", digits8, "--arch", "wgan-gp", "--steps", "1", "-o", tmp_path / "w.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "w.pt")["config"]
-    assert (c["gp_weight"], c["augment"]) == (10.0, "none")  # the critic's penalty, no DiffAugment
+    # the critic's penalty, no DiffAugment, the AC-GAN weight for a Wasserstein critic
+    assert (c["gp_weight"], c["augment"], c["class_loss_weight"]) == (10.0, "none", 3.0)
     assert cli("train", digits8, "--arch", "sngan", "--steps", "1", "-o", tmp_path / "s.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "s.pt")["config"]
     assert (c["norm"], c["lr_d"], c["lr_g"], c["n_critic"], c["augment"]) == ("spectral", 4e-4, 1e-4, 1, "diffaug")

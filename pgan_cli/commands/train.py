@@ -24,7 +24,7 @@ def train_cmd(
     net: Annotated[Optional[str], typer.Option("--net", help="Backbone: conv (default for images) or mlp (default for vectors).")] = None,
     norm: Annotated[Optional[str], typer.Option("--norm", help="Normalisation in D: " + ", ".join(D.NORMS) + " (default per arch: " + ", ".join(f"{a} {D.ARCH_DEFAULTS[a]['norm']}" for a in D.ARCHS) + ").")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Class-conditional G and an AC-GAN class head on D (needs labels).")] = False,
-    class_loss_weight: Annotated[float, typer.Option("--class-loss-weight", help="Weight of the AC-GAN class loss.")] = D.DEFAULT_CLASS_LOSS_WEIGHT,
+    class_loss_weight: Annotated[Optional[float], typer.Option("--class-loss-weight", help=f"Weight of the AC-GAN class loss (default per arch: {_PER_ARCH('class_loss_weight')}).")] = None,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Weight the class loss by inverse class frequency.")] = False,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help=f"Total epochs over the data (also with --resume); default {D.DEFAULT_EPOCHS}.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total generator steps (instead of --epochs).")] = None,

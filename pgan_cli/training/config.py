@@ -23,7 +23,7 @@ NON_NEGATIVE = Interval(0.0, None, real=True)
              epochs=Optional_(POSITIVE), steps=Optional_(POSITIVE), batch_size=Optional_(POSITIVE),
              lr_g=Optional_(RATE), lr_d=Optional_(RATE), n_critic=Optional_(POSITIVE),
              latent_dim=POSITIVE, width=POSITIVE, precision=Options(PRECISIONS),
-             ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=NON_NEGATIVE,
+             ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=Optional_(NON_NEGATIVE),
              gp_weight=Optional_(NON_NEGATIVE), clip=Optional_(NON_NEGATIVE), augment=Optional_(Options(AUGMENTS)),
              r1=NON_NEGATIVE)
 def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = None, norm: str | None = None,
@@ -34,7 +34,7 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
                 seed: int = 0, precision: str = defaults.DEFAULT_PRECISION, augment: str | None = None,
                 ema: bool = defaults.DEFAULT_EMA, ema_decay: float = defaults.DEFAULT_EMA_DECAY,
                 r1: float = defaults.DEFAULT_R1, conditional: bool = False,
-                class_loss_weight: float = defaults.DEFAULT_CLASS_LOSS_WEIGHT, class_balanced: bool = False,
+                class_loss_weight: float | None = None, class_balanced: bool = False,
                 gp_weight: float | None = None, clip: float | None = None,
                 data_sha256: str | None = None, data_path: str | None = None) -> dict[str, Any]:
     """Validate the options against the data and fill in the arch's published defaults
@@ -104,7 +104,8 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
         "arch": arch, "net": net, "norm": norm, "kind": data.kind, "sample_shape": list(shape),
         "latent_dim": int(latent_dim), "width": int(width), "conditional": bool(conditional),
         "num_classes": int(num_classes), "class_names": data.class_names, "class_prior": prior,
-        "class_loss_weight": float(class_loss_weight), "class_balanced": bool(class_balanced),
+        "class_loss_weight": float(d["class_loss_weight"] if class_loss_weight is None else class_loss_weight),
+        "class_balanced": bool(class_balanced),
         "epochs": epochs, "steps": steps, "batch_size": int(batch_size), "n_critic": int(n_critic),
         "optimizer": d["optimizer"], "lr_g": float(lr_g), "lr_d": float(lr_d),
         "betas": list(d["betas"]) if d["betas"] else None,
