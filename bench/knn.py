@@ -19,6 +19,10 @@ that memory stays bounded by the reference set (queries are streamed in batches)
 `--files NQxNRxD,...` times the `pgan knn` command on NPY files (its own process) against the
 in-process call plus start-up (the bar: within 15%).
 
+`--shared-passes` times the shared passes (the symmetric self-search, both directions of a pair
+from one product) against separate per-core searches at 16 to 4,096 dimensions: the measurement
+behind gemm.SHARED_PASS_MIN_DIM.
+
 `--sweep all` runs the shapes of the neighbour engine's bars (SWEEP below) and adds each
 search's rate as a share of one GEMM of the same shape, measured in the same process. Peers:
 ``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py, choosing per batch: per-core
@@ -31,6 +35,7 @@ Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [-
      PYTHONPATH=. python bench/knn.py --dims 4096 --stream-refs 100000 --stream-queries 5000
      PYTHONPATH=. python bench/knn.py --dims 4096 --peers "" --self 30000
      PYTHONPATH=. python bench/knn.py --peers "" --files 2000x12000x4096,100000x1600x64
+     PYTHONPATH=. python bench/knn.py --peers "" --shared-passes
 """
 
 from __future__ import annotations
@@ -228,6 +233,37 @@ def files_check(nq: int, nr: int, d: int, k: int, folder: Path, reps: int = 2) -
             "ratio_cli_over_in_process_plus_start_up": best["cli"] / (best["in_process"] + best["start_up"])}
 
 
+SHARED_SWEEP = ((20000, 25000, 16), (20000, 25000, 64), (20000, 25000, 256), (20000, 25000, 512),
+                (10000, 12000, 1024), (8000, 10000, 4096))
+
+
+def shared_pass_sweep(k: int = 32) -> list[dict]:
+    """The cost model behind gemm.SHARED_PASS_MIN_DIM, side by side in this process: the
+    symmetric self-search (knn_self's pass) against the per-core one-direction search
+    knn(x, x, exclude_self=True), and knn_pair's one pass against two per-core searches."""
+    from pgan_cli.neighbors import gemm, knn, knn_pair, knn_self
+
+    knn(*make_data(100, 200, 8), 2)  # warm-up (threads, imports)
+    rows = []
+    for na, nb, d in SHARED_SWEEP:
+        a, b = make_data(na // 2, nb, d)
+        x = np.concatenate([a, b[: na - len(a)]])
+        t = {}
+        for label, min_dim in (("shared", 0), ("separate", 10 ** 9)):
+            gemm.SHARED_PASS_MIN_DIM = min_dim
+            t0 = time.perf_counter()
+            knn_self(x, k)
+            t[f"self_{label}"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            knn_pair(a, b, k)
+            t[f"pair_{label}"] = time.perf_counter() - t0
+        rows.append({"n_self": len(x), "pair": [len(a), len(b)], "dim": d, "k": k, "seconds": t,
+                     "self_shared_over_separate": t["self_shared"] / t["self_separate"],
+                     "pair_shared_over_separate": t["pair_shared"] / t["pair_separate"]})
+        print(f"# shared passes {d}-d: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+    return rows
+
+
 def self_check(n: int, d: int, k: int, folder: Path) -> dict:
     """`pgan knn X X --exclude-self` (symmetric: each distance once) against the one-direction
     FAISS search it replaced and scikit-learn brute force, side by side in this process."""
@@ -284,6 +320,8 @@ def main() -> None:
     ap.add_argument("--sweep", default="", help="'all' (the shapes of the bars) or NQxNRxD,... instead of --nq/--nr/--dims")
     ap.add_argument("--files", default="", help="NQxNRxD,...: also time `pgan knn` on NPY files of these shapes "
                     "against the in-process call plus start-up")
+    ap.add_argument("--shared-passes", action="store_true",
+                    help="also time the shared passes (knn_self, knn_pair) against separate searches, 16-4,096-d")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--no-gemm", action="store_true", help=argparse.SUPPRESS)
@@ -319,6 +357,7 @@ def main() -> None:
                     if r["peer"] == peer and (r["nq"], r["nr"], r["dim"]) == (nq, nr, d):
                         r["max_rel_diff_vs_pgan"] = err
         stream = self_res = None
+        shared = shared_pass_sweep(a.k if a.k != 5 else 32) if a.shared_passes else []
         files = []
         for shape in (x for x in a.files.split(",") if x):
             nq, nr, d = (int(v) for v in shape.split("x"))
@@ -334,6 +373,15 @@ def main() -> None:
           f"(affinity {len(os.sched_getaffinity(0))}), load {os.getloadavg()[0]:.1f}; k = {a.k}\n")
     if rows:
         print_table(rows, base)
+    if shared:
+        print("\n| D | self-search rows | shared pass (s) | separate (s) | shared / separate | pair | shared pass (s) | "
+              "two searches (s) | shared / separate |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in shared:
+            t = r["seconds"]
+            print(f"| {r['dim']} | {r['n_self']} | {t['self_shared']:.2f} | {t['self_separate']:.2f} | "
+                  f"{r['self_shared_over_separate']:.2f} | {r['pair'][0]} <-> {r['pair'][1]} | {t['pair_shared']:.2f} | "
+                  f"{t['pair_separate']:.2f} | {r['pair_shared_over_separate']:.2f} |")
     if files:
         print("\n| Nq x Nr x D | `pgan knn` on NPY files (s) | in-process call (s) | start-up (s) | "
               "command / (in-process + start-up) | command's index + search (s) |")
@@ -349,7 +397,7 @@ def main() -> None:
               f"({stream['gflops']:.1f} GFLOP/s); 100k queries extrapolate to "
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+        a.json.write_text(json.dumps({"rows": rows, "shared_passes": shared, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
 
 
 def print_table(rows: list[dict], base: dict) -> None:

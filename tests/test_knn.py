@@ -153,7 +153,7 @@ def test_cli_writes_exact_neighbours(cli, npys, sets, metric):
     assert summary["kth_distance"]["max"] == pytest.approx(float(bd[:, 3].max()), rel=1e-5)
 
 
-def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path):
+def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path, shared_pass):
     out = tmp_path / "self.h5"
     r = cli("knn", digits8, digits8, "-k", "3", "--exclude-self", "-o", out, "--device", "cpu")
     assert r.exit_code == 0, r
@@ -166,7 +166,8 @@ def test_cli_exclude_self_on_dataset_file(cli, digits8, tmp_path):
     bd, _, full = brute(x, x, 3, "l2", exclude_self=True)
     np.testing.assert_allclose(dist, bd, rtol=1e-4, atol=1e-6)
     assert not (ind == np.arange(len(x))[:, None]).any()
-    # the symmetric self-search (flat, l2, CPU) gives what the one-direction search gives
+    # the symmetric self-search (flat, l2, CPU, from the cost model's dimension) gives what the
+    # one-direction search gives
     want = knn(x, x, 3, exclude_self=True)
     np.testing.assert_allclose(dist, want.distances, rtol=1e-6, atol=1e-6)
     assert (ind == want.indices).mean() > 0.99
@@ -226,10 +227,21 @@ def test_k_as_large_as_the_reference(sets, metric):
     np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-5)
 
 
+@pytest.fixture(params=["shared pass", "separate searches"])
+def shared_pass(request, monkeypatch):
+    """Both sides of the cost model's choice (gemm.prefer_shared_pass): the shared pass at every
+    dimension, or the separate per-core searches at every dimension."""
+    from pgan_cli.neighbors import gemm
+
+    monkeypatch.setattr(gemm, "SHARED_PASS_MIN_DIM", 0 if request.param == "shared pass" else 10 ** 9)
+    return request.param
+
+
 @pytest.mark.parametrize("block", [64, 4096])
-def test_pair_and_self_searches_equal_two_independent_searches(sets, block):
-    """knn_pair gives both directions from one GEMM pass and knn_self computes each distance once;
-    both must equal plain knn (and the brute force), duplicates and block edges included."""
+def test_pair_and_self_searches_equal_two_independent_searches(sets, block, shared_pass):
+    """knn_pair gives both directions from one GEMM pass and knn_self computes each distance once
+    (or, below the cost model's dimension, both make separate searches); both must equal plain
+    knn (and the brute force), duplicates and block edges included."""
     from pgan_cli.neighbors import knn_pair, knn_self
 
     query, ref = sets
@@ -247,7 +259,7 @@ def test_pair_and_self_searches_equal_two_independent_searches(sets, block):
     assert sorted(tiny.indices[0].tolist()) == [1, 2]
 
 
-def test_neighbor_cache_shares_pair_and_self_searches(sets):
+def test_neighbor_cache_shares_pair_and_self_searches(sets, shared_pass):
     from pgan_cli.attacks.cache import NeighborCache
 
     query, ref = sets
@@ -264,7 +276,7 @@ def test_neighbor_cache_shares_pair_and_self_searches(sets):
 
 @pytest.mark.parametrize("na,nb,d,k,block", [(1, 9, 3, 9, 4), (33, 32, 5, 31, 8), (64, 17, 2, 1, 16),
                                              (50, 50, 7, 49, 7)])
-def test_shared_passes_random_shapes(na, nb, d, k, block):
+def test_shared_passes_random_shapes(na, nb, d, k, block, shared_pass):
     """Block edges, k up to every row, one-row sets, duplicates: both shared searches = brute force."""
     from pgan_cli.neighbors import knn_pair, knn_self
 
@@ -348,6 +360,21 @@ def test_gemm_engine_is_exact_with_ties(metric, selection, monkeypatch):
         assert nidx._gemm.selection == selection
     finally:
         torch.set_num_threads(old)
+
+
+def test_shared_pass_only_from_the_measured_dimension(monkeypatch):
+    """The cost model: a shared pass from SHARED_PASS_MIN_DIM dimensions on, separate per-core
+    searches below (where they were faster); knn_self/knn_pair dispatch on it."""
+    from pgan_cli.neighbors import gemm, shared
+
+    assert gemm.prefer_shared_pass(gemm.SHARED_PASS_MIN_DIM) and not gemm.prefer_shared_pass(gemm.SHARED_PASS_MIN_DIM - 1)
+    calls = []
+    monkeypatch.setattr(shared, "knn", lambda *a, **kw: calls.append(kw) or "separate")
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    assert shared.knn_self(x, 3) == "separate" and calls == [{"exclude_self": True}]
+    assert shared.knn_pair(x, x[:20], 3) == ("separate", "separate")
+    monkeypatch.setattr(gemm, "SHARED_PASS_MIN_DIM", 8)
+    assert shared.knn_self(x, 3).indices.shape == (40, 3) and len(calls) == 3
 
 
 def test_engine_choice_and_no_copy_of_the_reference(monkeypatch):

@@ -15,6 +15,7 @@ from pgan_cli.errors import InputError, UsageError
 from pgan_cli.formats import KNN as KNN_FORMAT
 from pgan_cli.neighbors.search import (INDEXES, METRICS, QUERY_BATCH, NeighborIndex, check_shapes, knn_batches,
                                        recall_against_exact, recall_rows)
+from pgan_cli.neighbors.gemm import prefer_shared_pass
 from pgan_cli.neighbors.shared import PAIR_BLOCK, _pair_blocks, knn_self_batches
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                         current["q"] = q
                         yield start, q
 
-                symmetric = exclude_self and index == "flat" and metric == "l2" and nidx.device == "cpu"
+                symmetric = (exclude_self and index == "flat" and metric == "l2" and nidx.device == "cpu"
+                             and prefer_shared_pass(src.dim))
                 if symmetric:  # QUERY is REF: compute each distance once (half the GEMM work)
                     stream = knn_self_batches(nidx.refine_ref, k, centred=nidx.centred)
                     n_batches = len(_pair_blocks(src.n, PAIR_BLOCK))

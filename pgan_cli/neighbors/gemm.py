@@ -49,6 +49,20 @@ SELECTIONS = ("fused", "heap")
 SELECTION: str | None = None  # None: choose_selection decides per batch; a name forces it (benchmarks, tests)
 
 
+# From this dimension on a shared pass (pgan_cli.neighbors.shared: the symmetric self-search, both
+# directions of a pair from one product) beats separate per-core searches: it does half the
+# products, but its multi-threaded 4,096² blocks and transposes round-trip through memory, which
+# only pays where the product dominates. Measured (BENCHMARKS.md, "Self-search"): the shared
+# passes took 2.5x (16-d), 1.9x (64-d), 1.24x (256-d) the separate searches' time, 0.86x at 512-d
+# and 0.65-0.79x at 4,096-d.
+SHARED_PASS_MIN_DIM = 512
+
+
+def prefer_shared_pass(dim: int) -> bool:
+    """Whether a self-search or a pair of searches should share one pass over the distances."""
+    return dim >= SHARED_PASS_MIN_DIM
+
+
 def choose_selection(n_queries: int, threads: int) -> str:
     """``fused`` when every worker gets at least ``FUSED_MIN_ROWS`` queries, else ``heap``.
 

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from pgan_cli.neighbors.search import (EXTRA_CANDIDATES, KnnResult, _faiss, _select, check_pair, check_shapes,
+from pgan_cli.neighbors import gemm
+from pgan_cli.neighbors.search import (EXTRA_CANDIDATES, KnnResult, _faiss, _select, check_pair, check_shapes, knn,
                                        pair_distances)
 
 
@@ -89,7 +90,8 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
     Each distance block comes from one torch GEMM (on data centred on b's mean) and feeds both directions' FAISS heaps (``ResultHeap``; the transposed block for
     b -> a), so the pair costs one search instead of two. Candidates (k + 4 per row) are then
     re-ranked by exact distances and ties broken by the lower row, as :func:`knn` does: the
-    results equal two :func:`knn` calls.
+    results equal two :func:`knn` calls. Below ``gemm.SHARED_PASS_MIN_DIM`` dimensions it makes
+    those two calls instead, which are faster there (:func:`~pgan_cli.neighbors.gemm.prefer_shared_pass`).
     """
     faiss = _faiss()
     a = np.ascontiguousarray(a, dtype=np.float32)
@@ -97,6 +99,8 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
     k_ba = k_ab if k_ba is None else k_ba
     check_pair(a, b, k_ab)
     check_shapes(b.shape, a.shape, k_ba)
+    if not gemm.prefer_shared_pass(a.shape[1]):
+        return knn(a, b, k_ab), knn(b, a, k_ba)
     shift = b.mean(axis=0, dtype=np.float64).astype(np.float32)
     ac, bc = a - shift, b - shift
     (ta, na), (tb, nb) = _gemm_ready(ac), _gemm_ready(bc)
@@ -158,7 +162,11 @@ def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK, centred: bo
 
 
 def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
-    """:func:`knn_self_batches` collected: the k nearest other rows of every row of ``x``."""
+    """:func:`knn_self_batches` collected: the k nearest other rows of every row of ``x``. Below
+    ``gemm.SHARED_PASS_MIN_DIM`` dimensions, ``knn(x, x, k, exclude_self=True)`` instead (the
+    per-core one-direction search is faster there; same results)."""
+    if x.ndim == 2 and not gemm.prefer_shared_pass(x.shape[1]):
+        return knn(x, x, k, exclude_self=True)
     out_d = np.empty((len(x), k), dtype=np.float32)
     out_i = np.empty((len(x), k), dtype=np.int64)
     for start, dist, ind in knn_self_batches(x, k, block, progress=True):
