@@ -238,7 +238,7 @@ SHARED_SWEEP = ((20000, 25000, 16), (20000, 25000, 64), (20000, 25000, 256), (20
 
 
 def shared_pass_sweep(k: int = 32) -> list[dict]:
-    """The cost model behind gemm.SHARED_PASS_MIN_DIM, side by side in this process: the
+    """The cost model behind gemm.SHARED_PASS_MIN_DIM (k = 32, the attacks' neighbour lists), side by side in this process: the
     symmetric self-search (knn_self's pass) against the per-core one-direction search
     knn(x, x, exclude_self=True), and knn_pair's one pass against two per-core searches."""
     from pgan_cli.neighbors import gemm, knn, knn_pair, knn_self
@@ -357,7 +357,7 @@ def main() -> None:
                     if r["peer"] == peer and (r["nq"], r["nr"], r["dim"]) == (nq, nr, d):
                         r["max_rel_diff_vs_pgan"] = err
         stream = self_res = None
-        shared = shared_pass_sweep(a.k if a.k != 5 else 32) if a.shared_passes else []
+        shared = shared_pass_sweep() if a.shared_passes else []
         files = []
         for shape in (x for x in a.files.split(",") if x):
             nq, nr, d = (int(v) for v in shape.split("x"))

@@ -52,9 +52,9 @@ SELECTION: str | None = None  # None: choose_selection decides per batch; a name
 # From this dimension on a shared pass (pgan_cli.neighbors.shared: the symmetric self-search, both
 # directions of a pair from one product) beats separate per-core searches: it does half the
 # products, but its multi-threaded 4,096² blocks and transposes round-trip through memory, which
-# only pays where the product dominates. Measured (BENCHMARKS.md, "Self-search"): the shared
-# passes took 2.5x (16-d), 1.9x (64-d), 1.24x (256-d) the separate searches' time, 0.86x at 512-d
-# and 0.65-0.79x at 4,096-d.
+# only pays where the product dominates. Measured (BENCHMARKS.md, "Self-search", k = 32): the
+# shared passes took 2.7-2.9x (16-d), 2.0-2.1x (64-d) and 1.1-1.2x (256-d) the separate searches'
+# time, and 0.56-0.93x from 512-d to 4,096-d.
 SHARED_PASS_MIN_DIM = 512
 
 
