@@ -374,22 +374,18 @@ def main() -> None:
     if rows:
         print_table(rows, base)
     if shared:
-        print("\n| D | self-search rows | shared pass (s) | separate (s) | shared / separate | pair | shared pass (s) | "
-              "two searches (s) | shared / separate |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for r in shared:
-            t = r["seconds"]
-            print(f"| {r['dim']} | {r['n_self']} | {t['self_shared']:.2f} | {t['self_separate']:.2f} | "
-                  f"{r['self_shared_over_separate']:.2f} | {r['pair'][0]} <-> {r['pair'][1]} | {t['pair_shared']:.2f} | "
-                  f"{t['pair_separate']:.2f} | {r['pair_shared_over_separate']:.2f} |")
+        markdown_table(["D", "self-search rows", "shared pass (s)", "separate (s)", "shared / separate", "pair",
+                        "shared pass (s)", "two searches (s)", "shared / separate"],
+                       [[r["dim"], r["n_self"], f"{r['seconds']['self_shared']:.2f}",
+                         f"{r['seconds']['self_separate']:.2f}", f"{r['self_shared_over_separate']:.2f}",
+                         f"{r['pair'][0]} <-> {r['pair'][1]}", f"{r['seconds']['pair_shared']:.2f}",
+                         f"{r['seconds']['pair_separate']:.2f}", f"{r['pair_shared_over_separate']:.2f}"] for r in shared])
     if files:
-        print("\n| Nq x Nr x D | `pgan knn` on NPY files (s) | in-process call (s) | start-up (s) | "
-              "command / (in-process + start-up) | command's index + search (s) |")
-        print("|---|---|---|---|---|---|")
-        for f in files:
-            b = f["best"]
-            print(f"| {f['nq']} x {f['nr']} x {f['dim']} | {b['cli']:.2f} | {b['in_process']:.2f} | {b['start_up']:.2f} | "
-                  f"{f['ratio_cli_over_in_process_plus_start_up']:.2f} | {b['cli_index']:.2f} + {b['cli_search']:.2f} |")
+        markdown_table(["Nq x Nr x D", "`pgan knn` on NPY files (s)", "in-process call (s)", "start-up (s)",
+                        "command / (in-process + start-up)", "command's index + search (s)"],
+                       [[f"{f['nq']} x {f['nr']} x {f['dim']}", f"{f['best']['cli']:.2f}", f"{f['best']['in_process']:.2f}",
+                         f"{f['best']['start_up']:.2f}", f"{f['ratio_cli_over_in_process_plus_start_up']:.2f}",
+                         f"{f['best']['cli_index']:.2f} + {f['best']['cli_search']:.2f}"] for f in files])
     if stream:
         print(f"\nStreaming `pgan knn` ({stream['n_query']} queries x {stream['n_reference']} references x "
               f"{stream['dim']}-d, memory-mapped NPY): peak RSS {stream['peak_rss_mib']:.0f} MiB for a "
@@ -398,6 +394,13 @@ def main() -> None:
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "shared_passes": shared, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+
+
+def markdown_table(header: list[str], rows: list[list]) -> None:
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(v) for v in r) + " |")
 
 
 def print_table(rows: list[dict], base: dict) -> None:
