@@ -35,6 +35,26 @@ def timed(fn):
     return out, time.perf_counter() - t0, base, peak_bytes()
 
 
+def gemm_gflops(n: int = 4096, reps: int = 3) -> dict[str, float]:
+    """The float32 n³ matrix-multiply rate of numpy (BLAS) and of torch in this process, best of
+    ``reps``: benchmarks state their times beside it (a shared machine's rate drifts)."""
+    import numpy as np
+    import torch
+
+    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    out = {}
+    for name, fn in (("numpy", lambda: a @ b), ("torch", lambda: ta @ tb)):
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = 2 * n ** 3 / best / 1e9
+    return out
+
+
 def run_case(script: str, *args: str) -> dict:
     """Run ``python script --case ARGS`` and parse the JSON line it prints last."""
     env = dict(os.environ, PYTHONPATH=str(REPO))

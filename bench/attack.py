@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import gemm_gflops  # noqa: E402
 from pgan_cli.attacks import keys as K  # noqa: E402
 from pgan_cli.attacks import run_suite  # noqa: E402
 from pgan_cli.leak import plant_leak  # noqa: E402
@@ -61,20 +62,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def gemm_gflops(n: int = 4096, reps: int = 3) -> float:
-    """The machine's float32 GEMM rate in this process (torch, n³, best of ``reps``): the suite's
-    times follow it, so each run states it beside them."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
-
-
 def bench_scale(scale: float, seed: int = 0, independent: bool = False) -> dict:
     from pgan_cli.attacks.cache import NeighborCache
 
@@ -93,7 +80,7 @@ def bench_scale(scale: float, seed: int = 0, independent: bool = False) -> dict:
     methods = "dcr,dcr-calibrated,pairwise,density,logan-blackbox"
     # warm-up on 300 rows (imports of torch, scipy, sklearn; FAISS threads) so neither timed run pays it
     run_suite(M[:300], H[:300], S[:300], R[:300], methods=methods, seed=seed)
-    gemm_before = gemm_gflops()
+    gemm_before = max(gemm_gflops().values())  # the suite's times follow the machine's GEMM rate
     runs = {}
     for label, shared in (("shared", True), ("independent", False))[: 2 if independent else 1]:
         cache = NeighborCache(shared_passes=shared)
@@ -129,7 +116,7 @@ def bench_scale(scale: float, seed: int = 0, independent: bool = False) -> dict:
     knn(sub, S, 1)
     t_faiss = time.perf_counter() - t0
     out = {"sizes": n, "dim": DIM, "scale": scale, "seconds_data": t_data, "suite": runs,
-           "gemm_gflops_4096": {"before": gemm_before, "after": gemm_gflops()},
+           "gemm_gflops_4096": {"before": gemm_before, "after": max(gemm_gflops().values())},
            "seconds_domias_pca32": t_domias,
            "domias_pca32_auc": dom.json[K.KEY_ATTACKS]["domias"][K.KEY_AUC],
            "seconds_total_with_domias": runs["shared"]["seconds"] + t_domias,

@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _measure import gemm_gflops
+
 REPO = Path(__file__).resolve().parents[1]
 PEERS = ("pgan", "pgan-heap", "pgan-faiss", "sklearn", "torch")
 # the engine's selection each pgan peer forces (None: pgan's own choice per batch)
@@ -76,21 +78,6 @@ def make_data(nq: int, nr: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.n
             x[a:b] += rng.standard_normal((b - a, d), dtype=np.float32)
         out.append(x)
     return out[0], out[1]
-
-
-def gemm_gflops(n: int = 4096, reps: int = 3) -> dict[str, float]:
-    """float32 matrix-multiply rate of numpy (BLAS) and torch, best of ``reps``."""
-    import torch
-
-    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(2).standard_normal((n, n), dtype=np.float32)
-    out = {}
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    out["numpy"] = 2 * n ** 3 / best / 1e9
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    best = min(_timed(lambda: ta @ tb) for _ in range(reps))
-    out["torch"] = 2 * n ** 3 / best / 1e9
-    return out
 
 
 def _timed(fn) -> float:

@@ -92,10 +92,7 @@ class SampleReader:
         stop = self.n if stop is None else min(stop, self.n)
         if self._npy is not None:
             x = self._rows(start, stop)
-            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-            if bad.any():
-                raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
-                                  f"{start + int(np.argmax(bad))}); clean the data first")
+            self._check_finite(x, start)
         else:
             x = self._ds.samples(start, stop)
         return np.ascontiguousarray(x.reshape(stop - start, *self.sample_shape))
@@ -105,21 +102,25 @@ class SampleReader:
         as :meth:`read` checks them. Native float32 NPY rows are read straight into ``out``: no
         temporary array, so loading a large set costs its own memory once."""
         stop = start + len(out)
-        if not (0 <= start and stop <= self.n and out.dtype == np.float32 and out.flags.c_contiguous):
-            raise ValueError(f"read_into: rows {start}..{stop} of {self.n} into {out.dtype} {out.shape}")
+        if not (0 <= start and stop <= self.n and out.dtype == np.float32 and out.flags.c_contiguous
+                and out.ndim == 2 and out.shape[1] == self.dim):
+            raise ValueError(f"read_into: rows {start}..{stop} of {self.shape} into {out.dtype} {out.shape}")
         if isinstance(self._npy, str) and self._dtype == np.dtype(np.float32):
-            row = out[0].nbytes if len(out) else 0
+            row = 4 * self.dim
             with open(self.path, "rb") as f:
                 f.seek(self._offset + start * row)
                 got = f.readinto(memoryview(out).cast("B"))
             if got != out.nbytes:
-                raise FormatError(f"{self.what} file {self.path} is truncated at row {start + got // max(row, 1)}")
-            bad = ~np.isfinite(out).all(axis=1)
-            if bad.any():
-                raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
-                                  f"{start + int(np.argmax(bad))}); clean the data first")
+                raise FormatError(f"{self.what} file {self.path} is truncated at row {start + got // row}")
+            self._check_finite(out, start)
             return
         out[...] = self.read(start, stop).reshape(len(out), -1)
+
+    def _check_finite(self, x: np.ndarray, start: int) -> None:
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
+                              f"{start + int(np.argmax(bad))}); clean the data first")
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, batch_size):

@@ -12,7 +12,11 @@ from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, TrackExperimentOpt, TrackO
 from pgan_cli.params import DEFAULT_TENSORBOARD_ROOT, DEFAULT_TRACK
 from pgan_cli.training import defaults as D
 
-_PER_ARCH = lambda key: ", ".join(f"{a} {D.ARCH_DEFAULTS[a][key]:g}" for a in D.ARCHS)  # noqa: E731
+
+def _per_arch(key: str) -> str:
+    """An option's per-arch defaults for its help text, e.g. "dcgan 0.0002, wgan 5e-05, ..."."""
+    return ", ".join(f"{a} {v:g}" if isinstance(v := D.ARCH_DEFAULTS[a][key], (int, float)) else f"{a} {v}"
+                     for a in D.ARCHS)
 
 
 @command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp, sngan) on images or vectors; writes a checkpoint.")
@@ -24,20 +28,20 @@ def train_cmd(
     net: Annotated[Optional[str], typer.Option("--net", help="Backbone: conv (default for images) or mlp (default for vectors).")] = None,
     norm: Annotated[Optional[str], typer.Option("--norm", help="Normalisation in D: " + ", ".join(D.NORMS) + " (default per arch: " + ", ".join(f"{a} {D.ARCH_DEFAULTS[a]['norm']}" for a in D.ARCHS) + ").")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Class-conditional G and an AC-GAN class head on D (needs labels).")] = False,
-    class_loss_weight: Annotated[Optional[float], typer.Option("--class-loss-weight", help=f"Weight of the AC-GAN class loss (default per arch: {_PER_ARCH('class_loss_weight')}).")] = None,
+    class_loss_weight: Annotated[Optional[float], typer.Option("--class-loss-weight", help=f"Weight of the AC-GAN class loss (default per arch: {_per_arch('class_loss_weight')}).")] = None,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Weight the class loss by inverse class frequency.")] = False,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help=f"Total epochs over the data (also with --resume); default {D.DEFAULT_EPOCHS}.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Total generator steps (instead of --epochs).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=f"Real samples per critic step, split across torchrun processes (default {D.DEFAULT_BATCH_SIZE}; {D.VECTOR_GP_BATCH} for wgan-gp on vectors).")] = None,
-    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help=f"Generator learning rate (default per arch: {_PER_ARCH('lr_g')}).")] = None,
-    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help=f"Discriminator learning rate (default per arch: {_PER_ARCH('lr_d')}).")] = None,
-    n_critic: Annotated[Optional[int], typer.Option("--n-critic", help=f"Critic steps per generator step (default per arch: {_PER_ARCH('n_critic')}).")] = None,
+    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help=f"Generator learning rate (default per arch: {_per_arch('lr_g')}).")] = None,
+    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help=f"Discriminator learning rate (default per arch: {_per_arch('lr_d')}).")] = None,
+    n_critic: Annotated[Optional[int], typer.Option("--n-critic", help=f"Critic steps per generator step (default per arch: {_per_arch('n_critic')}).")] = None,
     gp_weight: Annotated[Optional[float], typer.Option("--gp-weight", help=f"wgan-gp: gradient-penalty weight lambda (default {D.ARCH_DEFAULTS['wgan-gp']['gp_weight']:g}).")] = None,
     clip: Annotated[Optional[float], typer.Option("--clip", help=f"wgan: weight-clipping bound c (default {D.ARCH_DEFAULTS['wgan']['clip']:g}).")] = None,
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="Size of the noise z.")] = D.DEFAULT_LATENT_DIM,
     width: Annotated[int, typer.Option("--width", help="Base width of the nets (conv channels; MLP hidden = 4x).")] = D.DEFAULT_WIDTH,
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast + channels_last; CPU or GPU) or fp16 (GPU AMP).")] = D.DEFAULT_PRECISION,
-    augment: Annotated[Optional[str], typer.Option("--augment", help=f"What D sees: {', '.join(D.AUGMENTS)}. diffaug: DiffAugment (colour, translation, cutout) on real and generated images; ada: the same with ADA's adaptive probability; pgan: pGAN's zoom/rotation/shift/intensity on real images only (default for images: diffaug with dcgan and sngan, none with wgan and wgan-gp; vectors: {D.VECTOR_AUGMENT}).")] = None,
+    augment: Annotated[Optional[str], typer.Option("--augment", help=f"What D sees: {', '.join(D.AUGMENTS)}. diffaug: DiffAugment (colour, translation, cutout) on real and generated images; ada: the same with ADA's adaptive probability; pgan: pGAN's zoom/rotation/shift/intensity on real images only (default for images per arch: {_per_arch('image_augment')}; vectors: {D.VECTOR_AUGMENT}).")] = None,
     r1: Annotated[float, typer.Option("--r1", help=f"R1 penalty weight gamma on D's gradient at real data, applied every {D.R1_EVERY} D steps (0: off).")] = D.DEFAULT_R1,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Sample from an exponential moving average of G's weights.")] = D.DEFAULT_EMA,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run saved in this checkpoint.", dir_okay=False)] = None,
@@ -64,8 +68,8 @@ def train_cmd(
     --arch picks the loss (dcgan: non-saturating, Adam 2e-4; wgan: weight clipping, RMSprop 5e-5,
     5 critic steps; wgan-gp: gradient penalty 10 on images and 0.1 on vectors, Adam 1e-4 (0.5, 0.9),
     5 critic steps; sngan: spectral normalisation and hinge loss, D 4e-4 / G 1e-4); --net the
-    backbone. Images are seen by D through DiffAugment and G is sampled from its moving average
-    unless --augment none / --no-ema. Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
+    backbone. With dcgan and sngan D sees images through DiffAugment (--augment none to turn it
+    off); G is sampled from its moving average (--no-ema to turn it off). Data-parallel with torchrun: torchrun --nproc-per-node 2 -m pgan_cli train ...
 
     Example: pgan train splits/train.h5 --arch wgan-gp --conditional --epochs 15 --log train.jsonl -o gen.pt
     Example: pgan train splits/train.h5 --arch dcgan --dp-epsilon 4 --epochs 20 -o gen_dp.pt

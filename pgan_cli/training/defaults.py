@@ -10,7 +10,7 @@ beta1 0.5) with the two time-scale rates of TTUR (Heusel et al. 2017: D 4e-4, G 
 Per data kind (:func:`kind_defaults`): WGAN-GP on vectors uses penalty 0.1 and batches of 256 (the
 setting Gulrajani et al. used for their 2-D toy sets; penalty 10 collapses the 8-mode ring, and
 batches of 64 cover its modes with only 22% of samples on them). Images get DiffAugment by default
-with dcgan and sngan and none with the Wasserstein archs (:data:`IMAGE_AUGMENT`). ``docs/train.md``
+with dcgan and sngan and none with the Wasserstein archs (``image_augment``). ``docs/train.md``
 lists them and where they depart from a paper.
 """
 
@@ -22,16 +22,17 @@ NORMS = ("batchnorm", "groupnorm", "spectral", "none")
 AUGMENTS = ("none", "pgan", "diffaug", "ada")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
-# optimiser, learning rates, betas, critic steps, normalisation in D and the regulariser
+# optimiser, learning rates, betas, critic steps, normalisation in D, the regulariser, the AC-GAN
+# class weight and what D sees on images
 ARCH_DEFAULTS = {
     "dcgan": {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "n_critic": 1,
-              "norm": "batchnorm", "class_loss_weight": 1.0},
+              "norm": "batchnorm", "class_loss_weight": 1.0, "image_augment": "diffaug"},
     "wgan": {"optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5, "betas": None, "n_critic": 5,
-             "norm": "batchnorm", "clip": 0.01, "class_loss_weight": 1.0},
+             "norm": "batchnorm", "clip": 0.01, "class_loss_weight": 1.0, "image_augment": "none"},
     "wgan-gp": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.9), "n_critic": 5,
-                "norm": "none", "gp_weight": 10.0, "class_loss_weight": 3.0},
+                "norm": "none", "gp_weight": 10.0, "class_loss_weight": 3.0, "image_augment": "none"},
     "sngan": {"optimizer": "adam", "lr_g": 1e-4, "lr_d": 4e-4, "betas": (0.5, 0.999), "n_critic": 1,
-              "norm": "spectral", "class_loss_weight": 1.0},
+              "norm": "spectral", "class_loss_weight": 1.0, "image_augment": "diffaug"},
 }
 # The AC-GAN class loss weight (Odena et al. 2017 add the two losses with weight 1). A WGAN-GP
 # critic's output is unbounded, its gradients held near slope 1 by the penalty, so next to it a
@@ -39,11 +40,10 @@ ARCH_DEFAULTS = {
 # 1,200 steps, EMA) weight 3 gave TSTR balanced accuracy 0.854 where weight 1 gave 0.809
 # (BENCHMARKS.md, "Data-efficient training").
 VECTOR_GP_WEIGHT, VECTOR_GP_BATCH = 0.1, 256  # wgan-gp on vectors: Gulrajani et al.'s toy setting (gan_toy.py)
-# What D sees on images, per arch (BENCHMARKS.md, "Data-efficient training"): DiffAugment took
-# conditional DCGAN digits at 32x32 from 57% to 100% on-class in 15 epochs, and cost the WGAN-GP
-# main job quality at equal CPU (TSTR/TRTR 0.910 -> 0.835), so the Wasserstein archs see images as
-# they are. Vectors are never augmented.
-IMAGE_AUGMENT = {"dcgan": "diffaug", "sngan": "diffaug", "wgan": "none", "wgan-gp": "none"}
+# What D sees on images ("image_augment" above; BENCHMARKS.md, "Data-efficient training"):
+# DiffAugment took conditional DCGAN digits at 32x32 from 57% to 100% on-class in 15 epochs, and
+# cost the WGAN-GP main job quality at equal CPU (TSTR/TRTR 0.910 -> 0.835), so the Wasserstein
+# archs see images as they are. Vectors are never augmented.
 VECTOR_AUGMENT = "none"
 R1_EVERY = 16  # lazy R1: the penalty every 16 D steps, weighted by 16 (Karras et al. 2020)
 
@@ -66,7 +66,7 @@ def augment_name(value) -> str:
 def kind_defaults(arch: str, kind: str) -> dict:
     """The defaults that depend on the data kind ("images" or "vectors") as well as the arch."""
     images = kind == "images"
-    out = {"augment": IMAGE_AUGMENT[arch] if images else VECTOR_AUGMENT}
+    out = {"augment": ARCH_DEFAULTS[arch]["image_augment"] if images else VECTOR_AUGMENT}
     if arch == "wgan-gp":
         out["gp_weight"] = ARCH_DEFAULTS[arch]["gp_weight"] if images else VECTOR_GP_WEIGHT
         if not images:
