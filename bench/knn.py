@@ -23,6 +23,10 @@ in-process call plus start-up (the bar: within 15%).
 from one product) against separate per-core searches at 16 to 4,096 dimensions: the measurement
 behind gemm.SHARED_PASS_MIN_DIM.
 
+`--stages` splits one per-core worker's time at each sweep shape into its product (the
+single-threaded GEMM into a cache-sized score block) and its selection (FAISS's heaps on that
+block), per score, beside a one-thread 4096³ GEMM: where the engine's time goes at each shape.
+
 `--sweep all` runs the shapes of the neighbour engine's bars (SWEEP below) and adds each
 search's rate as a share of one GEMM of the same shape, measured in the same process. Peers:
 ``pgan`` (the blocked GEMM engine, pgan_cli/neighbors/gemm.py, choosing per batch: per-core
@@ -36,6 +40,7 @@ Run: PYTHONPATH=. python bench/knn.py [--nq 10000 --nr 50000 --dims 784,4096] [-
      PYTHONPATH=. python bench/knn.py --dims 4096 --peers "" --self 30000
      PYTHONPATH=. python bench/knn.py --peers "" --files 2000x12000x4096,100000x1600x64
      PYTHONPATH=. python bench/knn.py --peers "" --shared-passes
+     PYTHONPATH=. python bench/knn.py --peers "" --stages --sweep all
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ def files_check(nq: int, nr: int, d: int, k: int, folder: Path, reps: int = 2) -
             "ratio_cli_over_in_process_plus_start_up": best["cli"] / (best["in_process"] + best["start_up"])}
 
 
-SHARED_SWEEP = ((20000, 25000, 16), (20000, 25000, 64), (20000, 25000, 256), (20000, 25000, 512),
+SHARED_SWEEP = ((20000, 25000, 16), (20000, 25000, 64), (20000, 25000, 128), (20000, 25000, 256), (20000, 25000, 512),
                 (10000, 12000, 1024), (8000, 10000, 4096))
 
 
@@ -249,6 +254,60 @@ def shared_pass_sweep(k: int = 32) -> list[dict]:
                      "pair_shared_over_separate": t["pair_shared"] / t["pair_separate"]})
         print(f"# shared passes {d}-d: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     return rows
+
+
+def stage_costs(nq: int, nr: int, d: int, k: int, max_queries: int = 4096, reps: int = 3) -> dict:
+    """One per-core worker of the fused engine (gemm.GemmSearch._search_fused's loop, on one
+    thread): its product alone, then product + heaps, over up to ``max_queries`` queries against
+    the whole reference; nanoseconds per score (best of ``reps``) and the product's rate against
+    a one-thread 4096³ GEMM in this process."""
+    import faiss
+    import torch
+
+    from pgan_cli.neighbors import gemm
+    from pgan_cli.neighbors.search import EXTRA_CANDIDATES
+
+    query, ref = make_data(min(nq, max_queries), nr, d)
+    mu = ref.mean(axis=0)
+    qt, rt = torch.from_numpy(query - mu), torch.from_numpy(ref - mu)
+    norms = (rt * rt).sum(dim=1)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    m, kk = len(query), min(nr, k + EXTRA_CANDIDATES)
+    rows, width = gemm.FUSED_QUERY_ROWS, min(nr, gemm.FUSED_REF_ROWS)
+    dist, ind = np.empty((m, kk), np.float32), np.empty((m, kk), np.int64)
+    scores = torch.empty(rows * width)
+
+    def worker(select: bool) -> None:
+        for a in range(0, m, rows):
+            b = min(m, a + rows)
+            heaps = faiss.float_maxheap_array_t()
+            heaps.k, heaps.nh = kk, b - a
+            heaps.val, heaps.ids = faiss.swig_ptr(dist[a:b]), faiss.swig_ptr(ind[a:b])
+            heaps.heapify()
+            for c in range(0, nr, width):
+                e = min(nr, c + width)
+                s = scores[:(b - a) * (e - c)].view(b - a, e - c)
+                torch.addmm(norms[c:e], qt[a:b], rt[c:e].T, beta=1.0, alpha=-2.0, out=s)
+                if select:
+                    heaps.addn(e - c, faiss.swig_ptr(s.numpy()), c, 0, b - a)
+            heaps.reorder()
+
+    try:
+        worker(True)  # warm-up
+        product = min(_timed(lambda: worker(False)) for _ in range(reps))
+        both = min(_timed(lambda: worker(True)) for _ in range(reps))
+        one_thread = gemm_gflops()["torch"]  # torch is on one thread here
+    finally:
+        torch.set_num_threads(old)
+    n_scores = m * nr
+    return {"nq": nq, "nr": nr, "dim": d, "k": k, "queries_timed": m,
+            "product_ns_per_score": 1e9 * product / n_scores,
+            "heaps_ns_per_score": 1e9 * (both - product) / n_scores,
+            "product_gflops_one_thread": 2.0 * n_scores * d / product / 1e9,
+            "worker_gflops_one_thread": 2.0 * n_scores * d / both / 1e9,
+            "gemm_gflops_one_thread": one_thread}
 
 
 def self_check(n: int, d: int, k: int, folder: Path) -> dict:
@@ -307,6 +366,8 @@ def main() -> None:
     ap.add_argument("--sweep", default="", help="'all' (the shapes of the bars) or NQxNRxD,... instead of --nq/--nr/--dims")
     ap.add_argument("--files", default="", help="NQxNRxD,...: also time `pgan knn` on NPY files of these shapes "
                     "against the in-process call plus start-up")
+    ap.add_argument("--stages", action="store_true",
+                    help="split one per-core worker's time into product and heaps at each --sweep shape")
     ap.add_argument("--shared-passes", action="store_true",
                     help="also time the shared passes (knn_self, knn_pair) against separate searches, 16-4,096-d")
     ap.add_argument("--json", type=Path)
@@ -345,6 +406,10 @@ def main() -> None:
                         r["max_rel_diff_vs_pgan"] = err
         stream = self_res = None
         shared = shared_pass_sweep() if a.shared_passes else []
+        stages = []
+        for nq, nr, d in (shapes if a.stages else []):
+            stages.append(stage_costs(nq, nr, d, a.k))
+            print(f"# stages {nq}x{nr}x{d}: {json.dumps(stages[-1])}", file=sys.stderr, flush=True)
         files = []
         for shape in (x for x in a.files.split(",") if x):
             nq, nr, d = (int(v) for v in shape.split("x"))
@@ -367,6 +432,15 @@ def main() -> None:
                          f"{r['seconds']['self_separate']:.2f}", f"{r['self_shared_over_separate']:.2f}",
                          f"{r['pair'][0]} <-> {r['pair'][1]}", f"{r['seconds']['pair_shared']:.2f}",
                          f"{r['seconds']['pair_separate']:.2f}", f"{r['pair_shared_over_separate']:.2f}"] for r in shared])
+    if stages:
+        markdown_table(["Nq x Nr x D", "product (ns/score)", "heaps (ns/score)", "heaps / product",
+                        "product GFLOP/s (1 thread)", "worker GFLOP/s (1 thread)", "GEMM 4096³ (1 thread)",
+                        "worker / GEMM"],
+                       [[f"{r['nq']} x {r['nr']} x {r['dim']}", f"{r['product_ns_per_score']:.2f}",
+                         f"{r['heaps_ns_per_score']:.2f}", f"{r['heaps_ns_per_score'] / r['product_ns_per_score']:.2f}",
+                         f"{r['product_gflops_one_thread']:.1f}", f"{r['worker_gflops_one_thread']:.1f}",
+                         f"{r['gemm_gflops_one_thread']:.1f}",
+                         f"{100 * r['worker_gflops_one_thread'] / r['gemm_gflops_one_thread']:.0f}%"] for r in stages])
     if files:
         markdown_table(["Nq x Nr x D", "`pgan knn` on NPY files (s)", "in-process call (s)", "start-up (s)",
                         "command / (in-process + start-up)", "command's index + search (s)"],
@@ -380,7 +454,7 @@ def main() -> None:
               f"({stream['gflops']:.1f} GFLOP/s); 100k queries extrapolate to "
               f"{stream['extrapolated_seconds_for_100k_queries'] / 60:.1f} min at the same rate.")
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "shared_passes": shared, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
+        a.json.write_text(json.dumps({"rows": rows, "shared_passes": shared, "stages": stages, "files": files, "stream": stream, "self": self_res, "nq": a.nq, "nr": a.nr, "k": a.k}, indent=2))
 
 
 def markdown_table(header: list[str], rows: list[list]) -> None:

@@ -227,13 +227,15 @@ def test_k_as_large_as_the_reference(sets, metric):
     np.testing.assert_allclose(res.distances, bd, rtol=1e-4, atol=1e-5)
 
 
-@pytest.fixture(params=["shared pass", "separate searches"])
+@pytest.fixture(params=["shared pass, 1 worker", "shared pass, 3 workers", "separate searches"])
 def shared_pass(request, monkeypatch):
     """Both sides of the cost model's choice (gemm.prefer_shared_pass): the shared pass at every
-    dimension, or the separate per-core searches at every dimension."""
-    from pgan_cli.neighbors import gemm
+    dimension (on one worker, or on three, whose heaps are merged), or the separate per-core
+    searches at every dimension."""
+    from pgan_cli.neighbors import gemm, shared
 
-    monkeypatch.setattr(gemm, "SHARED_PASS_MIN_DIM", 0 if request.param == "shared pass" else 10 ** 9)
+    monkeypatch.setattr(gemm, "SHARED_PASS_MIN_DIM", 10 ** 9 if request.param == "separate searches" else 0)
+    monkeypatch.setattr(shared, "WORKERS", 3 if "3 workers" in request.param else 1)
     return request.param
 
 
@@ -290,6 +292,35 @@ def test_shared_passes_random_shapes(na, nb, d, k, block, shared_pass):
     if na > 1:
         own = knn_self(a, min(k, na - 1), block=block)
         assert_matches_brute(own, a, a, min(k, na - 1), "l2", exclude_self=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_shared_pass_ties_across_workers(workers, monkeypatch):
+    """The shared pass's workers each keep their own heaps, merged per row block: 11 copies of
+    one row spread over tiles of different workers still come back lower row first, in both
+    directions and in the self-search; a caller that stops early stops the workers."""
+    from pgan_cli.neighbors import gemm, shared
+
+    monkeypatch.setattr(gemm, "SHARED_PASS_MIN_DIM", 0)
+    monkeypatch.setattr(shared, "WORKERS", workers)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 6)).astype(np.float32)
+    copies = [5, 37, 70, 71, 120, 160, 161, 200, 240, 280, 299]
+    x[copies] = x[5]
+    y = np.concatenate([x[:40], rng.standard_normal((60, 6)).astype(np.float32)])  # y[5] = x[5] too
+    own = shared.knn_self(x, 6, block=16)
+    for row in copies:
+        others = [c for c in copies if c != row]
+        assert own.indices[row].tolist() == others[:6] and not own.distances[row].any()
+    ab, ba = shared.knn_pair(x, y, 3, 8, block=16)
+    assert ab.indices[70][:2].tolist() == [5, 37] and not ab.distances[70][:2].any()  # y's two copies
+    assert ba.indices[5].tolist() == copies[:8]
+    assert_matches_brute(ab, x, y, 3, "l2")
+    assert_matches_brute(ba, y, x, 8, "l2")
+    batches = shared.knn_self_batches(x, 3, block=16)
+    first = next(batches)
+    batches.close()  # the workers end; nothing hangs
+    assert first[0] == 0 and first[1].shape == (16, 3)
 
 
 def _brute_force(q, ref, k, metric, exclude_self=False):

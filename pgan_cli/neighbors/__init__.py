@@ -35,9 +35,9 @@ from pgan_cli.neighbors.search import (EXTRA_CANDIDATES, GPU_MAX_K, INDEXES, MET
                                        default_nprobe, faiss_num_gpus, knn, knn_batches, nearest_distance,
                                        pair_distances, recall_against_exact, recall_at_k, recall_rows,
                                        resolve_knn_device)
-from pgan_cli.neighbors.shared import PAIR_BLOCK, knn_pair, knn_self, knn_self_batches
+from pgan_cli.neighbors.shared import knn_pair, knn_self, knn_self_batches
 
-__all__ = ["EXTRA_CANDIDATES", "GPU_MAX_K", "INDEXES", "METRICS", "PAIR_BLOCK", "QUERY_BATCH", "KnnResult",
+__all__ = ["EXTRA_CANDIDATES", "GPU_MAX_K", "INDEXES", "METRICS", "QUERY_BATCH", "KnnResult",
            "NeighborIndex", "VectorSource", "attack_knn_device", "check_pair", "check_shapes", "default_nlist",
            "default_nprobe", "faiss_num_gpus", "knn", "knn_batches", "knn_pair", "knn_self", "knn_self_batches",
            "load_reference", "nearest_distance", "pair_distances", "recall_against_exact", "recall_at_k",

@@ -16,7 +16,7 @@ from pgan_cli.formats import KNN as KNN_FORMAT
 from pgan_cli.neighbors.search import (INDEXES, METRICS, QUERY_BATCH, NeighborIndex, check_shapes, knn_batches,
                                        recall_against_exact, recall_rows)
 from pgan_cli.neighbors.gemm import prefer_shared_pass
-from pgan_cli.neighbors.shared import PAIR_BLOCK, _pair_blocks, knn_self_batches
+from pgan_cli.neighbors.shared import TILE, _pair_blocks, knn_self_batches
 
 # ---- files ---------------------------------------------------------------------------------------
 class VectorSource(SampleReader):
@@ -133,7 +133,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                              and prefer_shared_pass(src.dim))
                 if symmetric:  # QUERY is REF: compute each distance once (half the GEMM work)
                     stream = knn_self_batches(nidx.refine_ref, k, centred=nidx.centred)
-                    n_batches = len(_pair_blocks(src.n, PAIR_BLOCK))
+                    n_batches = len(_pair_blocks(src.n, TILE))
                 else:
                     stream = knn_batches(feed(), ref, k, metric, exclude_self, nidx)
                 for start, dist, ind in console.progress(stream, total=n_batches, description="knn"):

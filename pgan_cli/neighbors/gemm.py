@@ -51,11 +51,12 @@ SELECTION: str | None = None  # None: choose_selection decides per batch; a name
 
 # From this dimension on a shared pass (pgan_cli.neighbors.shared: the symmetric self-search, both
 # directions of a pair from one product) beats separate per-core searches: it does half the
-# products, but its multi-threaded 4,096² blocks and transposes round-trip through memory, which
-# only pays where the product dominates. Measured (BENCHMARKS.md, "Self-search", k = 32): the
-# shared passes took 2.7-2.9x (16-d), 2.0-2.1x (64-d) and 1.1-1.2x (256-d) the separate searches'
-# time, and 0.56-0.93x from 512-d to 4,096-d.
-SHARED_PASS_MIN_DIM = 512
+# products, but each of its tiles also pays a transpose, a second heap update and merges of the
+# workers' heaps, which only pays where the product weighs enough. Measured (BENCHMARKS.md,
+# "Self-search", k = 32, per-core tiles on both sides): the shared passes took 1.4-1.5x (self)
+# and 1.0-1.2x (pair) the separate searches' time at 16-d, 1.1-1.2x and 0.8-0.9x at 64-d,
+# 1.0x and 0.8-0.85x at 128-d, and 0.5-0.8x from 256-d to 4,096-d.
+SHARED_PASS_MIN_DIM = 128
 
 
 def prefer_shared_pass(dim: int) -> bool:

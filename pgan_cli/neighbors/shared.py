@@ -8,13 +8,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from pgan_cli.devices import cpu_threads
 from pgan_cli.neighbors import gemm
 from pgan_cli.neighbors.search import (EXTRA_CANDIDATES, KnnResult, _faiss, _select, check_pair, check_shapes, knn,
                                        pair_distances)
 
 
 # ---- searches that share one pass over the distance matrix -------------------------------------
-PAIR_BLOCK = 4096  # rows per side of one distance block (64 MiB of float32)
+TILE = 512  # rows per side of one worker's tile: 1 MiB of float32 distances, kept in the core's cache
+WORKERS: int | None = None  # None: one per core (gemm.GemmSearch's threads); a number forces it (tests)
 
 
 def _pair_blocks(n: int, block: int) -> list[tuple[int, int]]:
@@ -26,56 +28,123 @@ PROGRESS_WORK = 10 ** 11  # pairs x dims above which a search shows a progress b
 
 @contextmanager
 def _block_progress(description: str, total: int, work: int):
-    """A progress bar over distance blocks when the search is long enough to want one."""
+    """A progress bar over distance tiles when the search is long enough to want one."""
     from pgan_cli import console
 
     if work < PROGRESS_WORK:
-        yield lambda: None
+        yield lambda n=1: None
         return
     with console.progress_task(description, total) as advance:
         yield advance
 
 
-class _Buffers:
-    """The distance block and its transpose, allocated once per pass: a fresh 64 MiB block per
-    GEMM costs its page faults every time (about 2 s per GiB on the 2-vCPU VM; BENCHMARKS.md)."""
-
-    def __init__(self, block: int):
-        import torch
-
-        self.scores = torch.empty(block * block)
-        self.transposed = np.empty(block * block, dtype=np.float32)
-
-    def distances(self, x, y, xn, yn) -> np.ndarray:
-        """Squared L2 between the rows of ``x`` and ``y`` (torch tensors; ``xn``, ``yn`` their
-        squared norms) as ``||x||² + ||y||² - 2 x·yᵀ``, by one torch GEMM into the block buffer:
-        FAISS's ``pairwise_distances`` runs the same product through its own BLAS at a fraction of
-        the rate (pgan_cli.neighbors.gemm)."""
-        import torch
-
-        out = self.scores[:len(x) * len(y)].view(len(x), len(y))
-        return torch.addmm(yn, x, y.T, beta=1.0, alpha=-2.0, out=out).add_(xn[:, None]).numpy()
-
-    def feed(self, d: np.ndarray, rows: np.ndarray, cols: np.ndarray, row_heap, col_heap) -> None:
-        """One distance block into the heaps of its rows and, transposed, of its columns."""
-        row_heap.add_result_subset(rows, d, cols)
-        col_heap.add_result_subset(cols, _transposed(d, self.transposed[:d.size].reshape(d.shape[::-1])), rows)
+def _heaps(vals: np.ndarray, ids: np.ndarray):
+    """FAISS max-heaps (smallest kept) over the rows of ``vals``/``ids``, empty (+inf, -1)."""
+    faiss = _faiss()
+    h = faiss.float_maxheap_array_t()
+    h.nh, h.k = vals.shape
+    h.val, h.ids = faiss.swig_ptr(vals), faiss.swig_ptr(ids)
+    h.heapify()
+    return h
 
 
-def _gemm_ready(x: np.ndarray):
-    """``x`` as a torch tensor (shared memory) with its squared row norms."""
+def _best(vals: list[np.ndarray], ids: list[np.ndarray], kk: int) -> np.ndarray:
+    """Per row, the ids of the ``kk`` smallest values among several heaps' entries, ties to the
+    lower id (-1, an empty slot, last): the order one heap fed every candidate by increasing id
+    keeps. One sort of 64-bit keys (the value's bits made order-preserving, then the id)."""
+    v = np.ascontiguousarray(np.concatenate(vals, axis=1), dtype=np.float32)
+    i = np.concatenate(ids, axis=1)
+    u = (v + np.float32(0.0)).view(np.uint32)  # + 0.0: -0.0 sorts with 0.0
+    u = np.where(u >> np.uint32(31), ~u, u | np.uint32(1 << 31)).astype(np.uint64)
+    key = (u << np.uint64(32)) | np.where(i < 0, 0xFFFFFFFF, i).astype(np.uint64)
+    key.sort(axis=1)
+    out = (key[:, :kk] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    out[out == 0xFFFFFFFF] = -1
+    return out
+
+
+def _tiled_pass(xa: np.ndarray, xb: np.ndarray, kk_a: int, kk_b: int, tile: int, symmetric: bool,
+                col_vals: np.ndarray, col_ids: np.ndarray, step) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Both directions' candidates from one pass over the tiles of the ``xa`` x ``xb`` distance
+    matrix (``symmetric``: xb is xa and only tiles on and above the diagonal are computed).
+
+    One worker per core takes the tiles of its columns (tile column J belongs to worker J mod W):
+    for each, one single-threaded torch GEMM into a ``tile`` x ``tile`` block that stays in the
+    core's cache, whose rows feed the worker's own heaps for the current row block of xa and
+    whose transpose feeds the heaps of xb's rows J (``col_vals``/``col_ids``, written only by
+    J's worker, so no locks and no copies per worker). Row block I is final once every worker
+    has passed it: its heaps (and, when symmetric, the column heaps of the same rows, filled by
+    the tiles above them) are merged by :func:`_best` and yielded as ``(i0, i1, candidates)``;
+    the workers never wait for each other or for the caller. Every heap receives its candidates
+    by increasing row, which with strict replacement keeps the lower row among equal distances.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
-    t = torch.from_numpy(x)
-    return t, (t * t).sum(1)
+    faiss = _faiss()
+    n_a, n_b = len(xa), len(xb)
+    ta, tb = torch.from_numpy(xa), torch.from_numpy(xb)
+    na = (ta * ta).sum(1)
+    nb = na if symmetric else (tb * tb).sum(1)
+    rows, cols = _pair_blocks(n_a, tile), _pair_blocks(n_b, tile)
+    n_workers = max(1, int(WORKERS or min(torch.get_num_threads(), cpu_threads())))
+    n_workers = min(n_workers, len(cols))
+    col_heap = _heaps(col_vals, col_ids) if kk_b else None
+    lock = threading.Condition()
+    done = [0] * n_workers  # row blocks each worker has finished
+    partial: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (row block, worker) -> its heaps
+    stop = threading.Event()
 
+    def work(w: int) -> None:
+        scores, flipped = torch.empty(tile * tile), torch.empty(tile * tile)
+        for p, (i0, i1) in enumerate(rows):
+            mine = [(c, j) for c, j in enumerate(cols) if c % n_workers == w and (not symmetric or c >= p)]
+            if mine:
+                vals, ids = np.empty((i1 - i0, kk_a), np.float32), np.empty((i1 - i0, kk_a), np.int64)
+                heap = _heaps(vals, ids)
+            for c, (j0, j1) in mine:
+                if stop.is_set():
+                    return
+                d = scores[:(i1 - i0) * (j1 - j0)].view(i1 - i0, j1 - j0)
+                torch.addmm(nb[j0:j1], ta[i0:i1], tb[j0:j1].T, beta=1.0, alpha=-2.0, out=d).add_(na[i0:i1, None])
+                if symmetric and c == p:  # the diagonal tile: each pair once, never a row with itself
+                    d.fill_diagonal_(float("inf"))
+                heap.addn(j1 - j0, faiss.swig_ptr(d.numpy()), j0, 0, i1 - i0)
+                if col_heap is not None and not (symmetric and c == p):
+                    t = flipped[:d.numel()].view(j1 - j0, i1 - i0).copy_(d.T)
+                    col_heap.addn(i1 - i0, faiss.swig_ptr(t.numpy()), i0, j0, j1 - j0)
+            with lock:
+                if mine:
+                    partial[p, w] = vals, ids
+                done[w] = p + 1
+                lock.notify_all()
 
-def _transposed(d: np.ndarray, out: np.ndarray, strip: int = 64) -> np.ndarray:
-    """A C-contiguous transpose of a distance block into ``out``, in strips of 64 rows (about 5x
-    faster than ``np.ascontiguousarray(d.T)`` on a 4,096 x 4,096 block, which strides through memory)."""
-    for a in range(0, d.shape[0], strip):
-        out[:, a:a + strip] = d[a:a + strip].T
-    return out
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
+    try:
+        with ThreadPoolExecutor(n_workers, initializer=lambda: faiss.omp_set_num_threads(1)) as pool:
+            futures = [pool.submit(work, w) for w in range(n_workers)]
+            try:
+                for p, (i0, i1) in enumerate(rows):
+                    with lock:
+                        while min(done) <= p:
+                            failed = [f for f in futures if f.done() and f.exception() is not None]
+                            if failed:
+                                raise failed[0].exception()
+                            lock.wait(0.5)
+                        parts = [partial.pop((p, w)) for w in range(n_workers) if (p, w) in partial]
+                    if symmetric:
+                        parts.append((col_vals[i0:i1], col_ids[i0:i1]))
+                    step(sum(1 for c in range(len(cols)) if not symmetric or c >= p))
+                    yield i0, i1, _best([v for v, _ in parts], [i for _, i in parts], kk_a)
+            finally:
+                stop.set()  # the caller stopped early or failed: the workers end after their tile
+            for f in futures:
+                f.result()
+    finally:
+        torch.set_num_threads(old)
 
 
 def _refined(q: np.ndarray, ref: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,16 +153,16 @@ def _refined(q: np.ndarray, ref: np.ndarray, cand: np.ndarray, k: int) -> tuple[
 
 
 def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
-             block: int = PAIR_BLOCK) -> tuple[KnnResult, KnnResult]:
+             block: int = TILE) -> tuple[KnnResult, KnnResult]:
     """Exact L2 k-NN of ``a`` in ``b`` *and* of ``b`` in ``a`` from one pass over the a x b distances.
 
-    Each distance block comes from one torch GEMM (on data centred on b's mean) and feeds both directions' FAISS heaps (``ResultHeap``; the transposed block for
-    b -> a), so the pair costs one search instead of two. Candidates (k + 4 per row) are then
-    re-ranked by exact distances and ties broken by the lower row, as :func:`knn` does: the
-    results equal two :func:`knn` calls. Below ``gemm.SHARED_PASS_MIN_DIM`` dimensions it makes
-    those two calls instead, which are faster there (:func:`~pgan_cli.neighbors.gemm.prefer_shared_pass`).
+    Each distance tile comes from one torch GEMM (on data centred on b's mean) on a per-core
+    worker and feeds both directions' FAISS heaps (:func:`_tiled_pass`), so the pair costs one
+    search's products instead of two. Candidates (k + 4 per row) are then re-ranked by exact
+    distances and ties broken by the lower row, as :func:`knn` does: the results equal two
+    :func:`knn` calls. Below ``gemm.SHARED_PASS_MIN_DIM`` dimensions it makes those two calls
+    instead, which are faster there (:func:`~pgan_cli.neighbors.gemm.prefer_shared_pass`).
     """
-    faiss = _faiss()
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
     k_ba = k_ab if k_ba is None else k_ba
@@ -103,65 +172,47 @@ def knn_pair(a: np.ndarray, b: np.ndarray, k_ab: int, k_ba: int | None = None,
         return knn(a, b, k_ab), knn(b, a, k_ba)
     shift = b.mean(axis=0, dtype=np.float64).astype(np.float32)
     ac, bc = a - shift, b - shift
-    (ta, na), (tb, nb) = _gemm_ready(ac), _gemm_ready(bc)
-    h_ab = faiss.ResultHeap(len(a), min(len(b), k_ab + EXTRA_CANDIDATES))
-    h_ba = faiss.ResultHeap(len(b), min(len(a), k_ba + EXTRA_CANDIDATES))
-    blocks_a, blocks_b = _pair_blocks(len(a), block), _pair_blocks(len(b), block)
-    buf = _Buffers(block)
-    with _block_progress(f"kNN {len(a)} <-> {len(b)}", len(blocks_a) * len(blocks_b),
-                         len(a) * len(b) * a.shape[1]) as step:
-        for i0, i1 in blocks_a:
-            rows_a = np.arange(i0, i1, dtype=np.int64)
-            for j0, j1 in blocks_b:
-                d = buf.distances(ta[i0:i1], tb[j0:j1], na[i0:i1], nb[j0:j1])
-                rows_b = np.arange(j0, j1, dtype=np.int64)
-                buf.feed(d, rows_a, rows_b, h_ab, h_ba)
-                step()
-    d_ab, i_ab = _refined(ac, bc, h_ab.I, k_ab)
-    d_ba, i_ba = _refined(bc, ac, h_ba.I, k_ba)
+    kk_ab, kk_ba = min(len(b), k_ab + EXTRA_CANDIDATES), min(len(a), k_ba + EXTRA_CANDIDATES)
+    col_vals, col_ids = np.empty((len(b), kk_ba), np.float32), np.empty((len(b), kk_ba), np.int64)
+    d_ab = np.empty((len(a), k_ab), np.float32)
+    i_ab = np.empty((len(a), k_ab), np.int64)
+    n_tiles = len(_pair_blocks(len(a), block)) * len(_pair_blocks(len(b), block))
+    with _block_progress(f"kNN {len(a)} <-> {len(b)}", n_tiles, len(a) * len(b) * a.shape[1]) as step:
+        for i0, i1, cand in _tiled_pass(ac, bc, kk_ab, kk_ba, block, False, col_vals, col_ids, step):
+            d_ab[i0:i1], i_ab[i0:i1] = _refined(ac[i0:i1], bc, cand, k_ab)
+    d_ba, i_ba = _refined(bc, ac, col_ids, k_ba)
     return KnnResult(d_ab, i_ab, "l2"), KnnResult(d_ba, i_ba, "l2")
 
 
-def knn_self_batches(x: np.ndarray, k: int, block: int = PAIR_BLOCK, centred: bool = False,
+def knn_self_batches(x: np.ndarray, k: int, block: int = TILE, centred: bool = False,
                      progress: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Exact L2 k-NN of every row of ``x`` among the other rows, computing each distance once;
     yields ``(start, distances, indices)`` per block of rows, each final when yielded.
 
-    The distance matrix is symmetric: only blocks on and above the diagonal are computed (torch
-    GEMM), each feeding the heaps of its rows and, transposed, of its columns, so row block i is
-    complete once its own row of blocks is done (blocks left of the diagonal reached it earlier,
-    transposed). A row never counts as its own neighbour (its duplicates do). Candidates are
-    re-ranked by exact distances, ties to the lower row, as :func:`knn` does: half the work of
-    ``knn(x, x, k, exclude_self=True)`` with the same results. ``centred``: x is already centred
-    on its mean (no copy is made). ``progress``: a progress bar over the blocks when the work is
-    large (callers that show their own bar over the yielded batches leave it off).
+    The distance matrix is symmetric: only tiles on and above the diagonal are computed (per-core
+    torch GEMMs, :func:`_tiled_pass`), each feeding the heaps of its rows and, transposed, of its
+    columns, so row block i is complete once its own row of tiles is done (tiles above it
+    reached it earlier, transposed). A row never counts as its own neighbour (its duplicates
+    do). Candidates are re-ranked by exact distances, ties to the lower row, as :func:`knn` does:
+    half the products of ``knn(x, x, k, exclude_self=True)`` with the same results. ``centred``:
+    x is already centred on its mean (no copy is made). ``progress``: a progress bar over the
+    tiles when the work is large (callers that show their own bar over the yielded batches
+    leave it off).
     """
-    faiss = _faiss()
     x = np.ascontiguousarray(x, dtype=np.float32)
     check_pair(x, x, k, exclude_self=True)
     xc = x if centred else x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    heap = faiss.ResultHeap(len(x), min(len(x) - 1, k + EXTRA_CANDIDATES))
-    tx, nx = _gemm_ready(xc)
-    blocks = _pair_blocks(len(x), block)
-    buf = _Buffers(block)
+    kk = min(len(x) - 1, k + EXTRA_CANDIDATES)
+    col_vals, col_ids = np.empty((len(x), kk), np.float32), np.empty((len(x), kk), np.int64)
+    n_blocks = len(_pair_blocks(len(x), block))
     work = len(x) * len(x) * x.shape[1] // 2 if progress else 0
-    with _block_progress(f"kNN {len(x)} x itself", len(blocks) * (len(blocks) + 1) // 2, work) as step:
-        for bi, (i0, i1) in enumerate(blocks):
-            rows_i = np.arange(i0, i1, dtype=np.int64)
-            for j0, j1 in blocks[bi:]:
-                d = buf.distances(tx[i0:i1], tx[j0:j1], nx[i0:i1], nx[j0:j1])
-                rows_j = np.arange(j0, j1, dtype=np.int64)
-                if i0 == j0:
-                    np.fill_diagonal(d, np.inf)
-                    heap.add_result_subset(rows_i, d, rows_j)
-                else:
-                    buf.feed(d, rows_i, rows_j, heap, heap)
-                step()
-            dist, ind = _refined(xc[i0:i1], xc, heap.I[i0:i1].copy(), k)
+    with _block_progress(f"kNN {len(x)} x itself", n_blocks * (n_blocks + 1) // 2, work) as step:
+        for i0, i1, cand in _tiled_pass(xc, xc, kk, kk, block, True, col_vals, col_ids, step):
+            dist, ind = _refined(xc[i0:i1], xc, cand, k)
             yield i0, dist, ind
 
 
-def knn_self(x: np.ndarray, k: int, block: int = PAIR_BLOCK) -> KnnResult:
+def knn_self(x: np.ndarray, k: int, block: int = TILE) -> KnnResult:
     """:func:`knn_self_batches` collected: the k nearest other rows of every row of ``x``. Below
     ``gemm.SHARED_PASS_MIN_DIM`` dimensions, ``knn(x, x, k, exclude_self=True)`` instead (the
     per-core one-direction search is faster there; same results)."""
