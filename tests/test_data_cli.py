@@ -110,6 +110,19 @@ def test_import_imagefolder_and_export_round_trip(cli, tmp_path):
     assert Image.open(tmp_path / "g.png").mode == "RGB"
 
 
+def test_import_refuses_an_output_that_is_one_of_the_images_found(cli, tmp_path):
+    """An image found inside an imported folder is an input: writing the dataset over it, however
+    the path is spelled, is refused before any work and the image is left as it was."""
+    _write_pngs(tmp_path / "x/a", 2)
+    _write_pngs(tmp_path / "x/b", 2, seed=1)
+    before = (tmp_path / "x/b/1.png").read_bytes()
+    for out in (tmp_path / "x/b/1.png", tmp_path / "x/a/../b/1.png"):
+        r = cli("data", "import", tmp_path / "x", "-o", out)
+        assert_clean_error(r, "is the input image", "1.png")
+    assert (tmp_path / "x/b/1.png").read_bytes() == before
+    assert cli("data", "import", tmp_path / "x", "-o", tmp_path / "x/b/new.h5").exit_code == 0  # a new file is fine
+
+
 def test_import_labels_csv_npy_and_16bit(cli, tmp_path):
     rng = np.random.default_rng(0)
     d = tmp_path / "mixed"

@@ -27,7 +27,7 @@ class ImportResult:
 def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
                   window: tuple[float, float] | None = None, labels_csv: Path | None = None,
                   skip_bad: bool = False, on_skip=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                  follow_symlinks: bool = False) -> ImportResult:
+                  follow_symlinks: bool = False, output: Path | None = None) -> ImportResult:
     """Read every image under ``paths`` into (N, C, S, S) float32 in [-1, 1] (see module docstring).
 
     Files over ``max_pixels`` decoded at once, decompression bombs and (unless
@@ -50,6 +50,13 @@ def import_images(paths: list[Path], size: int | None = None, channels: int = 1,
             on_skip(reason)
 
     files = collect_files(paths, follow_symlinks, skip if skip_bad else None)
+    if output is not None:  # before any decoding: an image found in a folder is an input too
+        from pgan_cli.files import same_file
+
+        for f, _ in files:
+            if same_file(output, f):
+                raise InputError(f"output {output} is the input image {f}; writing it would destroy the input: "
+                                 f"choose another output path")
     notes: list[str] = []
     csv_labels = None
     if labels_csv:
@@ -139,7 +146,7 @@ def import_file(paths: list, output, *, size: int | None = None, channels: int =
     check("max_pixels", max_pixels, Interval(1, None))
     result = import_images(list(paths), size=size, channels=channels, window=window, labels_csv=labels_csv,
                            skip_bad=skip_bad, on_skip=lambda m: console.log(f"skipped: {m}"),
-                           max_pixels=max_pixels, follow_symlinks=follow_symlinks)
+                           max_pixels=max_pixels, follow_symlinks=follow_symlinks, output=Path(output))
     for note in result.notes:
         console.warn(note)
     if result.skipped:
