@@ -321,7 +321,9 @@ def test_cli_same_seed_same_file_contents(cli, digits8, tmp_path):
     (["-m", "randomized-response", "--rr-p", "0.3", "--rr-q", "0.5"], "q < p"),
     (["-m", "randomized-response", "--rr-p", "0.8"], "give both --rr-p and --rr-q"),
     (["-m", "randomized-response", "--epsilon", "1e6"], "too large for randomised response"),
-    (["--epsilon", "1", "--clip", "-3"], "--clip must be a positive"),
+    (["--epsilon", "1", "--clip", "-3"], "--clip must be a number from 1e-12 to 1e+12"),
+    (["--epsilon", "5", "--clip", "1e-320"], "--clip must be a number from"),  # a subnormal hung the calibration
+    (["--epsilon", "5", "--clip", "1e308"], "--clip must be a number from"),
     (["--epsilon", "1", "--labels-epsilon", "-2"], "--labels-epsilon must be a positive"),
     (["--epsilon", "nan"], "--epsilon must be a positive"),
 ])
@@ -359,3 +361,13 @@ def test_ldp_utility_rises_with_epsilon():
     acc = [r["accuracy"] for r in rows]
     assert acc[0] < acc[1] < acc[2], rows
     assert acc[0] < 0.45 and acc[2] > 0.9  # near chance (0.1) at eps 5, near raw (0.96) at 1000
+
+
+@pytest.mark.parametrize("sensitivity", [2e-12, 0.37, 2.0, 2e12])
+def test_analytic_sigma_scales_with_the_sensitivity(sensitivity):
+    """delta depends on sigma / sensitivity only: sigma is the unit root times the sensitivity, on
+    the safe side (delta <= target) at every scale the CLI accepts."""
+    unit = ldp.gaussian_sigma_analytic(1.0, 1e-5, 1.0)
+    sigma = ldp.gaussian_sigma_analytic(1.0, 1e-5, sensitivity)
+    assert sigma == pytest.approx(unit * sensitivity, rel=1e-12)
+    assert ldp.gaussian_delta(1.0, sigma, sensitivity) <= 1e-5

@@ -136,6 +136,9 @@ def gaussian_delta(epsilon: float, sigma: float, sensitivity: float) -> float:
     return float(ndtr(a - b) - math.exp(epsilon + float(log_ndtr(-a - b))))
 
 
+CLIP_RANGE = (1e-12, 1e12)  # --clip: beyond it the noise scale leaves float64's comfortable range
+
+
 def gaussian_sigma_analytic(epsilon: float, delta: float, sensitivity: float) -> float:
     """The smallest sigma with :func:`gaussian_delta` <= delta (Balle & Wang 2018, Algorithm 1),
     found by root finding on log(sigma) (delta decreases monotonically in sigma)."""
@@ -144,17 +147,21 @@ def gaussian_sigma_analytic(epsilon: float, delta: float, sensitivity: float) ->
     _check_epsilon(epsilon), _check_delta(delta)
     if not sensitivity > 0:
         raise UsageError(f"the sensitivity must be positive, got {sensitivity}")
-    f = lambda log_s: gaussian_delta(epsilon, math.exp(log_s), sensitivity) - delta  # noqa: E731
-    lo = hi = math.log(sensitivity)
+    # delta depends on sigma / sensitivity only: find the root for sensitivity 1 (no overflow or
+    # subnormals whatever the sensitivity), then scale
+    f = lambda log_s: gaussian_delta(epsilon, math.exp(log_s), 1.0) - delta  # noqa: E731
+    lo = hi = 0.0
     while f(lo) <= 0:
         lo -= 1.0
     while f(hi) > 0:
         hi += 1.0
-    log_s = brentq(f, lo, hi, xtol=1e-13, rtol=1e-13, maxiter=500)
-    s = math.exp(log_s)
-    while gaussian_delta(epsilon, s, sensitivity) > delta:  # land on the safe side of the root
-        s *= 1 + 1e-12
-    return s
+    s = sensitivity * math.exp(brentq(f, lo, hi, xtol=1e-13, rtol=1e-13, maxiter=500))
+    for _ in range(10_000):  # land on the safe side of the root, one float at a time
+        if gaussian_delta(epsilon, s, sensitivity) <= delta:
+            return s
+        s = math.nextafter(s, math.inf)
+    raise UsageError(f"cannot calibrate the Gaussian noise for sensitivity {sensitivity:g}; use a --clip "
+                     f"nearer the data's scale")
 
 
 def gaussian_sigma(epsilon: float, delta: float, sensitivity: float, calibration: str = "analytic") -> float:
@@ -268,8 +275,8 @@ def privatize(samples: np.ndarray, labels: np.ndarray | None = None, *, mechanis
                 raise UsageError(f"vectors have no natural bound: give --clip C (the L{ord_} norm each "
                                  f"record is clipped to; sensitivity is 2C)")
             clip = math.sqrt(d) if ord_ == 2 else float(d)
-        if not (math.isfinite(clip) and clip > 0):
-            raise UsageError(f"--clip must be a positive finite number, got {clip}")
+        if not (math.isfinite(clip) and CLIP_RANGE[0] <= clip <= CLIP_RANGE[1]):
+            raise UsageError(f"--clip must be a number from {CLIP_RANGE[0]:g} to {CLIP_RANGE[1]:g}, got {clip}")
         clipped = clip_rows(flat, clip, ord_)
         sens = 2.0 * clip
         info.update(epsilon=float(epsilon), clip=float(clip), norm=f"L{ord_}", sensitivity=sens,
