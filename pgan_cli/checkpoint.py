@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from pgan_cli import __version__, formats
-from pgan_cli.errors import FormatError
+from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import atomic_path, check_input, sha256_file
 
 CHECKPOINT_FORMAT = formats.CHECKPOINT
@@ -326,6 +326,32 @@ def build_networks(config: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
     g = build_generator(config["net"], int(config["latent_dim"]), shape, int(config["width"]), k)
     d = build_discriminator(config["net"], shape, int(config["width"]), config.get("norm", "none"), k)
     return g, d
+
+
+TRAINING_COPIES = 5  # float32 copies of the weights training holds: weights, gradients, Adam's two moments, EMA
+
+
+def network_parameters(config: dict[str, Any]) -> int:
+    """The parameters of a config's generator and discriminator, counted on torch's meta device
+    (nothing is allocated, so a huge --width is measured, not attempted)."""
+    with torch.device("meta"):
+        g, d = build_networks(config)
+    return sum(p.numel() for m in (g, d) for p in m.parameters())
+
+
+def check_model_fits(config: dict[str, Any]) -> None:
+    """Refuse, before anything is built, a model whose training state alone exceeds this machine's
+    memory (the kernel would kill the process instead of raising)."""
+    n = network_parameters(config)
+    need = n * 4 * TRAINING_COPIES
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > total:
+        raise InputError(f"the model has {n / 1e6:,.0f} M parameters: training it needs about "
+                         f"{need / 2 ** 30:,.1f} GiB for its weights, gradients and optimiser state, more than "
+                         f"this machine's {total / 2 ** 30:,.1f} GiB; lower --width or --latent-dim")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:

@@ -113,6 +113,16 @@ def report_error(prog: str, message: str) -> None:
     sys.stderr.flush()
 
 
+OUT_OF_MEMORY = ("out of memory; give a smaller input or ask for less work (see the command's --help for "
+                 "each option's bounds)")
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """An allocation failure reported as a RuntimeError (torch's CPU and CUDA allocators)."""
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
 def _print_traceback(exc: BaseException) -> None:
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
@@ -223,8 +233,7 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
                 report_error(prog, "interrupted; unfinished outputs were removed, earlier ones are intact")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             except MemoryError:
-                report_error(prog, "out of memory; give a smaller input or ask for less work (see the "
-                                   "command's --help for each option's bounds)")
+                report_error(prog, OUT_OF_MEMORY)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             except OSError as e:
                 if console.state.verbose:
@@ -235,6 +244,9 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
             except Exception as e:  # a bug: still one line, the traceback with --verbose
                 if console.state.verbose:
                     _print_traceback(e)
+                if _out_of_memory(e):  # torch's allocators raise RuntimeError, not MemoryError
+                    report_error(prog, OUT_OF_MEMORY)
+                    raise typer.Exit(EXIT_BAD_INPUT) from None
                 report_error(prog, f"unexpected {type(e).__name__}: {e} (rerun with --verbose for "
                                    f"the traceback and please report it)")
                 raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -518,6 +518,43 @@ def test_resume_refuses_each_differing_option(cli, tmp_path, digits_small, small
     assert not out.exists()
 
 
+def _tampered(src, dst, config=None, progress=None, generator=None):
+    blob = torch.load(src, weights_only=True)
+    if config:
+        c = json.loads(blob["config"]) if isinstance(blob["config"], str) else dict(blob["config"])
+        blob["config"] = json.dumps({**c, **config})
+    if progress:
+        blob["progress"] = {**blob["progress"], **progress}
+    if generator:
+        blob["generator"] = {k: generator(v) for k, v in blob["generator"].items()}
+    torch.save(blob, dst)
+    return dst
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"config": {"arch": "bogus"}}, "arch = 'bogus', not one of dcgan"),
+    ({"config": {"augment": "bogus"}}, "augment = 'bogus'"),
+    ({"config": {"class_loss_weight": -5}}, "class_loss_weight = -5"),
+    ({"config": {"r1": float("nan")}}, "r1 = nan"),
+    ({"config": {"ema": "yes"}}, "ema = 'yes', not true or false"),
+    ({"config": {"ema_decay": 2}}, "ema_decay = 2"),
+    ({"config": {"lr_g": -1}}, "lr_g = -1"),
+    ({"config": {"n_critic": 0}}, "n_critic = 0"),
+    ({"config": {"width": 16}}, "saved state does not fit its config"),
+    ({"progress": {"step": -5}}, "step = -5, not a count"),
+    ({"progress": {"step": "3"}}, "step = '3', not a count"),
+    ({"generator": lambda t: t * float("nan") if t.is_floating_point() else t}, "NaN or Inf weights"),
+])
+def test_resume_refuses_a_tampered_checkpoint(cli, tmp_path, digits_small, small_ckpt, change, needle):
+    """What a resumed run takes from the checkpoint is checked like the options themselves: a
+    tampered config, progress record or weights is one line and exit 2, and nothing is written."""
+    bad = _tampered(small_ckpt, tmp_path / "bad.pt", **change)
+    before = bad.read_bytes()
+    r = cli("train", digits_small, "--resume", bad, "--steps", "6")
+    assert_clean_error(r, needle)
+    assert bad.read_bytes() == before
+
+
 def test_resume_names_every_differing_option_in_one_line(cli, tmp_path, digits_small, small_ckpt):
     r = cli("train", digits_small, "--resume", small_ckpt, "--steps", "6", "-o", tmp_path / "r.pt",
             "--width", "128", "--arch", "wgan-gp", "--latent-dim", "8")  # --latent-dim agrees
@@ -628,3 +665,14 @@ def test_callbacks_see_every_step_and_epoch(digits_small, tmp_path):
                      progress=False, log_every=7, callbacks=[c])
     assert c.steps == list(range(1, out["steps"] + 1)) and c.epochs == 2 and c.closed
     assert c.logged >= out["steps"] // 7 + 1  # every 7th step, each epoch end and the last step
+
+
+def test_a_model_too_large_for_the_machine_is_refused_before_it_is_built(cli, tmp_path, digits_small):
+    """The parameters are counted on torch's meta device: a --width whose training state exceeds
+    the machine's memory is one line, not an allocation the kernel answers by killing pgan; the
+    option bounds match the checkpoint format's."""
+    r = cli("train", digits_small, "--steps", "2", "--net", "mlp", "--width", "16384", "-o", tmp_path / "x.pt")
+    assert_clean_error(r, "M parameters", "lower --width")
+    r = cli("train", digits_small, "--steps", "2", "--latent-dim", "100000000", "-o", tmp_path / "x.pt")
+    assert_clean_error(r, "--latent-dim must be an integer in [1, 65536]")
+    assert not list(tmp_path.iterdir())

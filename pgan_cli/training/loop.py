@@ -47,7 +47,7 @@ from torch import nn
 
 from pgan_cli import console
 from pgan_cli.checkpoint import build_networks, get_rng_state, save_checkpoint, set_rng_state, unwrap
-from pgan_cli.errors import InputError
+from pgan_cli.errors import FormatError, InputError
 from pgan_cli.params import OptionError
 from pgan_cli.training import losses
 from pgan_cli.training.augment import DiscriminatorView
@@ -359,6 +359,14 @@ class Trainer:
             notify(self, "on_file", "checkpoint", self.output)
 
     def _restore(self, blob: dict[str, Any]) -> None:
+        try:
+            self._load_state(blob)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+            msg = " ".join(str(e).split())[:160]
+            raise FormatError(f"the checkpoint's saved state does not fit its config ({msg}); use a checkpoint "
+                              f"written by `pgan train`") from None
+
+    def _load_state(self, blob: dict[str, Any]) -> None:
         unwrap(self.G).load_state_dict(blob["generator"])
         unwrap(self.D).load_state_dict(blob["discriminator"])
         if self.G_ema is not None and blob.get("generator_ema") is not None:

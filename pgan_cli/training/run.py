@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pgan_cli.checkpoint import read_checkpoint_file
+from pgan_cli.checkpoint import check_model_fits, read_checkpoint_file
 from pgan_cli.errors import InputError
 from pgan_cli.params import (DEFAULT_TENSORBOARD_ROOT, DEFAULT_TRACK, TRACK_BACKENDS, Interval, OptionError, Options,
                              constrained)
 from pgan_cli.privacy import canaries
 from pgan_cli.training.callbacks import TrackRun, TrainingCallback
-from pgan_cli.training.config import check_resume_options, make_config
+from pgan_cli.training.config import check_resumable, check_resume_options, make_config
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
 from pgan_cli.training.loop import Trainer
 
@@ -85,6 +85,7 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
     blob = None
     if resume is not None:
         blob = read_checkpoint_file(resume)
+        check_resumable(blob, resume)
         config = dict(blob["config"])
         check_resume_options(config, options, resume)
         if config.get("data_sha256") != digest:
@@ -101,6 +102,7 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
                               "audit_canaries")
     else:
         config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
+    check_model_fits(config)
     samples, labels, inputs = data.samples, data.labels, [data_path]
     if audit_canaries or config.get(canaries.CONFIG_KEY):
         samples, labels = _add_canaries(config, data, audit_canaries, canary_source, resume)
