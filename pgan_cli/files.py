@@ -294,12 +294,22 @@ def loads_json(text: str | bytes, where: str) -> Any:
     naming ``where``."""
     from pgan_cli.errors import FormatError
 
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise FormatError(f"{where} names the key {twice!r} twice; was it written by pgan?")
+        return out
+
     try:
-        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text, object_pairs_hook=unique)
     except UnicodeDecodeError:
         raise FormatError(f"{where} is not UTF-8 text; was it written by pgan?") from None
     except json.JSONDecodeError as e:
         raise FormatError(f"{where} is not valid JSON ({e}); was it written by pgan?") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise FormatError(f"{where} is not a pgan file ({' '.join(str(e).split())[:100]})") from None
     except RecursionError:
         raise FormatError(f"{where} is JSON nested too deeply to be a pgan file") from None
 

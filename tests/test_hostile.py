@@ -487,6 +487,35 @@ for cid, argv, needle in TRACKING:
     CASES.append(Case(cid, argv, (needle,), copy=WORLD_FILES))
 
 
+# found in an open sweep of the commands: each was a traceback, an overwrite or a hang
+def _text_file(folder: Path, name: str, text: str) -> str:
+    (folder / name).write_text(text)
+    return name
+
+
+SWEEP = [
+    ("import-output-is-an-image-found", lambda f, w: ["data", "import", "imgs", "-o", "imgs/a/x.png"],
+     "is the input image"),
+    ("import-output-is-an-image-found-dotdot", lambda f, w: ["data", "import", "imgs", "-o", "imgs/a/../a/x.png"],
+     "is the input image"),
+    ("report-json-duplicate-key", lambda f, w: ["report", _text_file(f, "d.json", '{"format": "pgan-attack", '
+                                                                     '"format": "pgan-mmd"}'), "-o", "r.html"],
+     "twice"),
+    ("report-json-huge-integer", lambda f, w: ["report", _text_file(f, "h.json", '{"auc": ' + "9" * 5000 + "}"),
+                                               "-o", "r.html"], "is not a pgan file"),
+    ("embed-model-is-npy", lambda f, w: ["embed", "train.h5", "--method", "pca", "--model", "train.npy", "-o",
+                                         "e.npy"], "not an NPZ archive"),
+    ("mmd-bandwidth-overflows", lambda f, w: ["mmd", "train.npy", "holdout.npy", "--bandwidth", "1e-300"],
+     "too small"),
+    ("privatize-clip-subnormal", lambda f, w: ["privatize", "train.h5", "--epsilon", "5", "--clip", "1e-320", "-o",
+                                               "p.h5"], "--clip must be a number from"),
+    ("train-width-beyond-memory", lambda f, w: ["train", "train.h5", "--steps", "1", "--net", "mlp", "--width",
+                                                "16384", "-o", "g2.pt"], "lower --width"),
+]
+for cid, argv, needle in SWEEP:
+    CASES.append(Case(cid, argv, (needle,), copy=WORLD_FILES))
+
+
 # members and holdout (or train and test) that share records
 def _copy(folder: Path, src: str, dst: str) -> str:
     shutil.copy(folder / src, folder / dst)

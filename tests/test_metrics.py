@@ -319,6 +319,7 @@ def test_mmd_cli_on_dataset_files(cli, digits_splits):
     (("a", "b", "--kernel", "gauss"), "--kernel must be one of"),
     (("a", "b", "--bandwidth", "-2"), "bandwidth"),
     (("a", "b", "--bandwidth", "wide"), "bandwidth"),
+    (("a", "b", "--bandwidth", "1e-300"), "too small (1/(2σ²) overflows)"),
     (("a", "b", "--estimator", "quadratic"), "--estimator must be one of"),
     (("a", "b", "--kernel", "poly", "--bandwidth", "2"), "the poly kernel (x·y/d + 1)³ of KID has no bandwidth, so --bandwidth 2"),
     (("a", "b", "--kernel", "poly", "--bandwidth", "median"), "leave --bandwidth out"),

@@ -144,6 +144,9 @@ def resize_images(x: np.ndarray, size: int, batch: int = 512) -> np.ndarray:
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and arrays of a model file, refusing anything pgan did not write (no pickle)."""
     p = check_input(path, "embedding model")
+    if not zipfile.is_zipfile(p):  # np.load reads a plain .npy too, as an array, not an archive
+        raise FormatError(f"{p} is not a pgan embedding model (not an NPZ archive); write one with "
+                          f"`pgan embed ... --save-model model.npz`")
     try:
         with np.load(p, allow_pickle=False) as z:
             if _CONFIG_KEY not in z.files:

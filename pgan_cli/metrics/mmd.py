@@ -142,6 +142,9 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, seed: int = 0,
     return sigma
 
 
+MIN_BANDWIDTH = 1e-150
+
+
 def resolve_bandwidth(x: np.ndarray, y: np.ndarray, kernel: str, bandwidth: float | str | None,
                       seed: int = 0) -> tuple[float | None, str]:
     """The bandwidth σ to use and how it was chosen (``median``, ``fixed`` or ``none``).
@@ -163,6 +166,8 @@ def resolve_bandwidth(x: np.ndarray, y: np.ndarray, kernel: str, bandwidth: floa
         raise InputError(f"bandwidth {bandwidth!r} is neither 'median' nor a number") from None
     if not (sigma > 0 and math.isfinite(sigma)):
         raise InputError(f"bandwidth must be a positive finite number, got {bandwidth}")
+    if sigma < MIN_BANDWIDTH:  # 1 / (2σ²) would overflow float64
+        raise InputError(f"bandwidth {bandwidth} is too small (1/(2σ²) overflows); give at least {MIN_BANDWIDTH:g}")
     return sigma, "fixed"
 
 
