@@ -53,9 +53,9 @@ SELECTION: str | None = None  # None: choose_selection decides per batch; a name
 # directions of a pair from one product) beats separate per-core searches: it does half the
 # products, but each of its tiles also pays a transpose, a second heap update and merges of the
 # workers' heaps, which only pays where the product weighs enough. Measured (BENCHMARKS.md,
-# "Self-search", k = 32, per-core tiles on both sides): the shared passes took 1.4-1.5x (self)
-# and 1.0-1.2x (pair) the separate searches' time at 16-d, 1.1-1.2x and 0.8-0.9x at 64-d,
-# 1.0x and 0.8-0.85x at 128-d, and 0.5-0.8x from 256-d to 4,096-d.
+# "Self-search", k = 32, per-core workers on both sides, four runs): the shared passes took
+# 1.3-1.8x (self) and 1.05-1.3x (pair) the separate searches' time at 16-d, 1.1-1.2x and
+# 0.8-0.95x at 64-d, 0.96-1.08x and 0.8-1.05x at 128-d, and 0.44-0.88x from 256-d to 4,096-d.
 SHARED_PASS_MIN_DIM = 128
 
 
