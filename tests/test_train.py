@@ -676,3 +676,15 @@ def test_a_model_too_large_for_the_machine_is_refused_before_it_is_built(cli, tm
     r = cli("train", digits_small, "--steps", "2", "--latent-dim", "100000000", "-o", tmp_path / "x.pt")
     assert_clean_error(r, "--latent-dim must be an integer in [1, 65536]")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_diverged_run_stops_with_one_line_and_writes_no_nan(cli, tmp_path, digits_small):
+    """Non-finite losses end the run before the record reaches the log, and a generator with NaN
+    weights is never saved: exit 2, one line, no checkpoint, the log strict JSON."""
+    out, log = tmp_path / "nan.pt", tmp_path / "nan.jsonl"
+    r = cli("train", digits_small, "--steps", "20", "--width", "8", "--r1", "1e308", "--log", log,
+            "--log-every", "1", "-o", out)
+    assert_clean_error(r, "training diverged by step", "lower --lr-g/--lr-d or --r1")
+    assert not out.exists()
+    for line in log.read_text().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the log"))

@@ -33,6 +33,7 @@ and gloo on CPU; rank 0 writes the log, the sample grids and the one checkpoint.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import time
@@ -351,12 +352,19 @@ class Trainer:
         """Write the checkpoint (rank 0 only), atomically."""
         if self.output is None or not self.dist.main:
             return
+        for net in (self.G, self.G_ema):
+            if net is not None and not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                self._diverged("the generator's weights are NaN or Inf")
         save_checkpoint(self.output, config=self.config, generator=self.G, discriminator=self.D,
                         generator_ema=self.G_ema, optimizer_g=self.opt_g, optimizer_d=self.opt_d,
                         progress=self.progress_state(finished), rng=get_rng_state(),
                         provenance=self.provenance, extra=self.checkpoint_extra())
         if finished:  # the final checkpoint, for the callbacks' on_file
             notify(self, "on_file", "checkpoint", self.output)
+
+    def _diverged(self, what: str) -> None:
+        raise InputError(f"training diverged by step {self.step}: {what}; nothing more was written (earlier "
+                         f"checkpoints are intact): lower --lr-g/--lr-d or --r1, or train in fp32")
 
     def _restore(self, blob: dict[str, Any]) -> None:
         try:
@@ -390,6 +398,9 @@ class Trainer:
 
     # ---- logging and pictures ---------------------------------------------------------------------------
     def log_record(self, d_stats: dict, g_stats: dict, images_per_s: float) -> dict[str, Any]:
+        for key, stats in (("loss_d", d_stats), ("loss_g", g_stats)):
+            if not math.isfinite(float(stats[key])):  # before the record reaches the log or a tracker
+                self._diverged(f"{key} is {float(stats[key])}")
         rec: dict[str, Any] = {
             "step": self.step, "epoch": self.epoch + self.batch_index / max(1, self.batches_per_epoch),
             "loss_d": float(d_stats["loss_d"]), "loss_g": float(g_stats["loss_g"]),
