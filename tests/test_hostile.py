@@ -493,6 +493,16 @@ def _text_file(folder: Path, name: str, text: str) -> str:
     return name
 
 
+def _edited_attack(folder: Path, auc: float | None = None, format: str | None = None) -> str:
+    data = json.loads((folder / "attack.json").read_text())
+    if auc is not None:
+        data["attacks"][next(iter(data["attacks"]))]["auc"] = auc
+    if format is not None:
+        data["format"] = format
+    (folder / "edited.json").write_text(json.dumps(data))
+    return "edited.json"
+
+
 SWEEP = [
     ("import-output-is-an-image-found", lambda f, w: ["data", "import", "imgs", "-o", "imgs/a/x.png"],
      "is the input image"),
@@ -509,6 +519,13 @@ SWEEP = [
      "too small"),
     ("privatize-clip-subnormal", lambda f, w: ["privatize", "train.h5", "--epsilon", "5", "--clip", "1e-320", "-o",
                                                "p.h5"], "--clip must be a number from"),
+    ("report-attack-auc-out-of-range", lambda f, w: ["report", _edited_attack(f, auc=-3.0), "-o", "r.html"],
+     "a number in [0, 1]"),
+    ("report-attack-restamped-as-mmd", lambda f, w: ["report", _edited_attack(f, format="pgan-mmd"), "-o", "r.html"],
+     "needs mmd2"),
+    ("report-mmd-without-figures", lambda f, w: ["report", _text_file(f, "m.json", '{"format": "pgan-mmd", '
+                                                                      '"format_version": 1}'), "-o", "r.html"],
+     "needs mmd2"),
     ("train-width-beyond-memory", lambda f, w: ["train", "train.h5", "--steps", "1", "--net", "mlp", "--width",
                                                 "16384", "-o", "g2.pt"], "lower --width"),
 ]

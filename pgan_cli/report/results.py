@@ -84,6 +84,8 @@ def _load_json(path: Path) -> ResultFile:
         _check_attack(path, data)
     elif kind == KIND_DP_AUDIT:
         _check_dp_audit(path, data)
+    else:
+        _check_required(path, data, kind)
     return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
 
 
@@ -94,8 +96,36 @@ _DISTANCE_NUMBERS = ("dcr_share", "nnaa_privacy_loss", "authenticity", "data_cop
                      "near_copies_excess", "near_copies_expected")
 
 
+# the figure ranges an attack result must respect: a figure outside its range is a tampered or
+# foreign file, never a pass (an AUC of -3 would pass "auc <= 0.6")
+_RANGES = {"auc": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "advantage": (-1.0, 1.0),
+           "epsilon_lower_bound": (0.0, math.inf), "dcr_share": (0.0, 1.0), "authenticity": (0.0, 1.0),
+           "tpr_at_fpr": (0.0, 1.0)}
+# what each other JSON kind must hold, with the type of each: a file stamped as one kind but
+# holding another's figures is refused, not read as a result without figures
+_REQUIRED = {KIND_MMD: {"mmd2": "number", "p_value": "number"}, KIND_UTILITY: {"tstr": "object", "trtr": "object"},
+             KIND_FIDELITY: {"metrics": "list"}}
+
+
 def _is_number(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _in_range(key: str, v: Any) -> bool:
+    """Whether a number (None and non-finite values read as missing) lies in ``key``'s range."""
+    lo, hi = _RANGES.get(key, (-math.inf, math.inf))
+    return v is None or not math.isfinite(v) or lo <= v <= hi
+
+
+def _check_required(path: Path, data: dict[str, Any], kind: str) -> None:
+    """Refuse an mmd, fidelity or utility result that lacks its own figures."""
+    types = {"number": lambda v: _is_number(v), "object": lambda v: isinstance(v, dict),
+             "list": lambda v: isinstance(v, list)}
+    for key, want in _REQUIRED.get(kind, {}).items():
+        if key not in data or not types[want](data[key]):
+            raise FormatError(f"{path}: a pgan {kind} result needs {key} as {'a' if want != 'object' else 'an'} "
+                              f"{want}, got {json.dumps(data.get(key))[:60]}; give the --json output of pgan "
+                              f"{kind} unchanged")
 
 
 def _check_dp_audit(path: Path, data: dict[str, Any]) -> None:
@@ -126,12 +156,14 @@ def _check_attack(path: Path, data: dict[str, Any]) -> None:
         for key in _ATTACK_NUMBERS:
             if key in fig and not _is_number(fig[key]):
                 raise bad(f"attacks.{name}.{key}", fig[key], "a number")
+            if key in fig and not _in_range(key, fig[key]):
+                raise bad(f"attacks.{name}.{key}", fig[key], "a number in [{:g}, {:g}]".format(*_RANGES[key]))
         tpr = fig.get("tpr_at_fpr")
         if "tpr_at_fpr" in fig and not isinstance(tpr, dict):
             raise bad(f"attacks.{name}.tpr_at_fpr", tpr, "an object of numbers")
         for level, v in (tpr or {}).items():
-            if not _is_number(v):
-                raise bad(f"attacks.{name}.tpr_at_fpr.{level}", v, "a number")
+            if not _is_number(v) or not _in_range("tpr_at_fpr", v):
+                raise bad(f"attacks.{name}.tpr_at_fpr.{level}", v, "a number in [0, 1]")
     dist = data.get("distances")
     if dist is None:
         return
@@ -140,6 +172,8 @@ def _check_attack(path: Path, data: dict[str, Any]) -> None:
     for key in _DISTANCE_NUMBERS:
         if key in dist and not _is_number(dist[key]):
             raise bad(f"distances.{key}", dist[key], "a number")
+        if key in dist and not _in_range(key, dist[key]):
+            raise bad(f"distances.{key}", dist[key], "a number in [{:g}, {:g}]".format(*_RANGES[key]))
     nc = dist.get(K.KEY_NEAR_COPIES)
     if nc is not None and not (isinstance(nc, float) and not math.isfinite(nc)) and near_copy_count(nc) is None:
         raise bad(f"distances.{K.KEY_NEAR_COPIES}", dist[K.KEY_NEAR_COPIES], "a count")
