@@ -18,6 +18,7 @@ import numpy as np
 from pgan_cli.errors import InputError
 
 DIGIT_SIZES = (8, 16, 32, 64)
+MAX_MODES = 1 << 16  # data gaussian --modes: a mixture with more components than that is not a toy
 
 
 @dataclass
@@ -85,8 +86,8 @@ def gaussian_mixture(modes: int, n: int, radius: float = 2.0, std: float = 0.02,
     The true mixture (means, std, weights) goes into the ``mixture`` attribute so later metrics
     can score samples against the true density.
     """
-    if modes < 1:
-        raise InputError(f"--modes must be at least 1, got {modes}")
+    if not 1 <= modes <= MAX_MODES:
+        raise InputError(f"--modes must be from 1 to {MAX_MODES}, got {modes}")
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
     if std <= 0 or not np.isfinite(std):

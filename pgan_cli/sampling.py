@@ -174,8 +174,9 @@ def interpolation_grid(ck, seed: int = 0, rows: int = 8, steps: int = 10) -> np.
     """
     if ck.kind != "images":
         raise UsageError("--interpolate draws image grids; this checkpoint generates vectors")
-    if rows <= 0 or steps < 2:
-        raise InputError(f"--rows must be >= 1 and --steps >= 2, got {rows} and {steps}")
+    if not (1 <= rows <= MAX_GRID_SIDE and 2 <= steps <= MAX_GRID_SIDE):
+        raise InputError(f"--rows must be from 1 to {MAX_GRID_SIDE} and --steps from 2 to {MAX_GRID_SIDE}, "
+                         f"got {rows} and {steps}")
     g = torch.Generator().manual_seed(int(seed))
     t = torch.linspace(0, 1, steps)
     gen = ck.generator
@@ -212,6 +213,23 @@ def training_provenance(ck) -> dict | None:
         return None
 
 
+MAX_GRID_SIDE = 256  # --interpolate: rows and steps of the grid (a 256 x 256 grid is 65,536 images)
+
+
+def _check_room(output, n: int, ck) -> None:
+    """Refuse, before any work, ``n`` samples whose float32 values exceed the free space where the
+    output goes (HDF5 writes them uncompressed)."""
+    import shutil
+
+    from pgan_cli.files import _nearest_existing
+
+    need = n * int(np.prod(ck.config["sample_shape"], dtype=np.float64)) * 4
+    free = shutil.disk_usage(_nearest_existing(Path(output).parent)).free
+    if need > free:
+        raise InputError(f"-n {n} samples need {need / 2 ** 30:,.1f} GiB and {output}'s folder has "
+                         f"{free / 2 ** 30:,.1f} GiB free; ask for fewer samples")
+
+
 def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, classes_from=None,
                 uniform_classes: bool = False, batch_size: int = 256, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     """``pgan sample``: ``n`` samples of a checkpoint written as a dataset file; returns the summary
@@ -230,6 +248,7 @@ def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, cl
         console.warn(f"{checkpoint} was trained with {ck.config['audit_canaries'].get('m')} audit canaries "
                      f"(pgan train --audit-canaries): its samples are for the privacy audit, not for release; "
                      f"the output records this (attribute audit_canaries)")
+    _check_room(output, n, ck)
     probs = class_probabilities(ck, class_name, classes_from, uniform_classes)
     prov = make_provenance([checkpoint] + ([classes_from] if classes_from else []), seed=seed, device=device,
                            n=n, batch_size=batch_size, checkpoint_sha256=ck.sha256, data_sha256=ck.data_sha256,

@@ -526,6 +526,14 @@ SWEEP = [
     ("report-mmd-without-figures", lambda f, w: ["report", _text_file(f, "m.json", '{"format": "pgan-mmd", '
                                                                       '"format_version": 1}'), "-o", "r.html"],
      "needs mmd2"),
+    ("sample-n-beyond-the-disk", lambda f, w: ["sample", "gen.pt", "-n", "100000000000", "-o", "s.h5"],
+     "ask for fewer samples"),
+    ("sample-grid-huge", lambda f, w: ["sample", "gen.pt", "--interpolate", "--grid", "g.png", "--rows", "100000",
+                                       "--steps", "100000"], "--rows must be from 1 to 256"),
+    ("gaussian-modes-huge", lambda f, w: ["data", "gaussian", "--modes", "100000000", "-o", "x.h5"],
+     "--modes must be from 1 to 65536"),
+    ("embed-resize-huge", lambda f, w: ["embed", "train.h5", "--method", "pixel", "--resize", "100000", "-o",
+                                        "e.npy"], "--resize must be from 1 to 4096"),
     ("train-width-beyond-memory", lambda f, w: ["train", "train.h5", "--steps", "1", "--net", "mlp", "--width",
                                                 "16384", "-o", "g2.pt"], "lower --width"),
 ]

@@ -23,6 +23,7 @@ from pgan_cli.files import atomic_path, check_input, loads_json
 
 MODEL_FORMAT = formats.EMBEDDING_MODEL
 MODEL_VERSION = 1
+MAX_RESIZE = 4096  # --resize: images larger than 4,096 pixels a side are not an embedding input
 _CONFIG_KEY = "__config__"
 
 
@@ -39,8 +40,8 @@ class Embedding:
             raise UsageError(f"--dim does not apply to --method {self.method}")
         if dim is not None and dim < 1:
             raise UsageError(f"--dim must be >= 1, got {dim}")
-        if resize is not None and resize < 1:
-            raise UsageError(f"--resize must be >= 1, got {resize}")
+        if resize is not None and not 1 <= resize <= MAX_RESIZE:
+            raise UsageError(f"--resize must be from 1 to {MAX_RESIZE}, got {resize}")
         self.dim, self.seed, self.device, self.resize = dim, int(seed), device, resize
         self.batch_size = int(batch_size)
         self.input_shape: tuple[int, ...] | None = None

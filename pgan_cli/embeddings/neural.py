@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import console
-from pgan_cli.embeddings.base import Embedding, resize_images
+from pgan_cli.embeddings.base import MAX_RESIZE, Embedding, resize_images
 from pgan_cli.errors import FormatError, InputError, UsageError
 
 AE_DEFAULT_DIM = 64
@@ -327,8 +327,8 @@ class TorchvisionEmbedding(Embedding):
         loading = kw.pop("_loading", False)
         resize = kw.pop("resize", None)
         super().__init__(**kw)
-        if resize is not None and resize < 0:
-            raise UsageError(f"--resize must be >= 0 (0 keeps the native size), got {resize}")
+        if resize is not None and not 0 <= resize <= MAX_RESIZE:
+            raise UsageError(f"--resize must be from 0 (keeps the native size) to {MAX_RESIZE}, got {resize}")
         self.resize = TV_DEFAULT_RESIZE if resize is None else int(resize)
         self.name = name
         self.weights_path = str(weights) if weights else None
