@@ -366,6 +366,8 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
     if len(set(shapes.values())) > 1:
         raise InputError("the sets have different sizes per record ("
                          + ", ".join(f"{r} {d}" for r, d in shapes.items()) + "); audit sets from one space")
+    if not [a for a in attacks.split(",") if a.strip()]:  # "" or ",": not a way to say "all"
+        raise UsageError(f"--attacks {attacks!r} names no attack; give 'all' or attack names")
     if bootstrap is not None:
         from pgan_cli.attacks.suite import check_bootstrap
 
@@ -413,7 +415,7 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
                               train_log=log_rel, gates=list(gates or []), preset=preset,
                               show_real_images=show_real_images, labelled=labelled,
                               pixel_dim=shapes["members"], bootstrap=bootstrap,
-                              attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()) or "all",
+                              attacks=",".join(a.strip() for a in attacks.split(",") if a.strip()),
                               dp_audit=dp_audit)
         if why:
             skipped["dp-audit"] = why

@@ -534,6 +534,8 @@ SWEEP = [
      "--modes must be from 1 to 65536"),
     ("embed-resize-huge", lambda f, w: ["embed", "train.h5", "--method", "pixel", "--resize", "100000", "-o",
                                         "e.npy"], "--resize must be from 1 to 4096"),
+    ("fidelity-metrics-none", lambda f, w: ["fidelity", "train.h5", "syn.h5", "--metrics", ","], "names no metric"),
+    ("audit-attacks-none", lambda f, w: [*AUDIT1, "--attacks", ","], "names no attack"),
     ("train-width-beyond-memory", lambda f, w: ["train", "train.h5", "--steps", "1", "--net", "mlp", "--width",
                                                 "16384", "-o", "g2.pt"], "lower --width"),
 ]

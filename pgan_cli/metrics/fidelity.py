@@ -36,9 +36,11 @@ ORIENTATION = {"precision": "higher", "recall": "higher", "density": "higher", "
 
 def parse_metrics(spec: str | None) -> list[str]:
     """``"prdc,c2st"`` -> ["prdc", "c2st"]; None or "all" -> every group."""
-    if spec is None or spec.strip().lower() in ("", "all"):
+    if spec is None or spec.strip().lower() == "all":
         return list(METRIC_GROUPS)
     names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    if not names:  # "" or ",": asking for no metric is a mistake, not a run with no figures
+        raise InputError(f"--metrics {spec!r} names no metric; choose from {', '.join(METRIC_GROUPS)} or all")
     bad = [n for n in names if n not in METRIC_GROUPS]
     if bad:
         raise InputError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRIC_GROUPS)}")
