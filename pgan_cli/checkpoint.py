@@ -47,6 +47,7 @@ from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import atomic_path, check_input, sha256_file
 
 CHECKPOINT_FORMAT = formats.CHECKPOINT
+MAX_LATENT_DIM, MAX_WIDTH = 1 << 16, 1 << 14  # the config's bounds, also pgan train's option bounds
 CHECKPOINT_VERSION = 1
 
 
@@ -188,7 +189,7 @@ def check_config(config: Any, path: Path) -> None:
     if (not isinstance(shape, list) or len(shape) not in (1, 3) or not all(is_int(d, 1, 1 << 16) for d in shape)
             or int(np.prod(shape, dtype=np.float64)) > (64 << 20)):
         fail(f"has sample_shape = {shape!r}, not 1 or 3 positive sizes of at most 64 Mi values")
-    for key, hi in (("latent_dim", 1 << 16), ("width", 1 << 14)):
+    for key, hi in (("latent_dim", MAX_LATENT_DIM), ("width", MAX_WIDTH)):
         if not is_int(config.get(key), 1, hi):
             fail(f"has {key} = {config.get(key)!r}, not an integer in 1..{hi}")
     if "conditional" in config and not isinstance(config["conditional"], bool):
@@ -329,6 +330,11 @@ def build_networks(config: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
 
 
 TRAINING_COPIES = 5  # float32 copies of the weights training holds: weights, gradients, Adam's two moments, EMA
+
+
+def finite_weights(tensors) -> bool:
+    """Whether every floating-point tensor (parameters or a state dict's values) is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
 def network_parameters(config: dict[str, Any]) -> int:

@@ -113,7 +113,8 @@ def refuse_input_target(target: str | os.PathLike, flag: str = "output", follow_
                          f"the input: choose another output path")
 
 
-def _nearest_existing(p: Path) -> Path:
+def nearest_existing(p: Path) -> Path:
+    """``p`` itself, or its nearest ancestor that exists."""
     p = Path(os.path.abspath(p))
     while not os.path.lexists(p):
         p = p.parent
@@ -133,7 +134,7 @@ def write_probe(folder: str | os.PathLike) -> str | None:
 
 
 def _check_writable_folder(folder: Path, flag: str, target: Path) -> None:
-    anc = _nearest_existing(folder)
+    anc = nearest_existing(folder)
     if not anc.is_dir():
         raise InputError(f"{flag} {target}: {anc} is a file, not a folder; choose another output path")
     why = write_probe(anc)

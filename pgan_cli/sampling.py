@@ -221,10 +221,10 @@ def _check_room(output, n: int, ck) -> None:
     output goes (HDF5 writes them uncompressed)."""
     import shutil
 
-    from pgan_cli.files import _nearest_existing
+    from pgan_cli.files import nearest_existing
 
     need = n * int(np.prod(ck.config["sample_shape"], dtype=np.float64)) * 4
-    free = shutil.disk_usage(_nearest_existing(Path(output).parent)).free
+    free = shutil.disk_usage(nearest_existing(Path(output).parent)).free
     if need > free:
         raise InputError(f"-n {n} samples need {need / 2 ** 30:,.1f} GiB and {output}'s folder has "
                          f"{free / 2 ** 30:,.1f} GiB free; ask for fewer samples")

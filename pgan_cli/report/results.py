@@ -119,7 +119,7 @@ def _in_range(key: str, v: Any) -> bool:
 
 def _check_required(path: Path, data: dict[str, Any], kind: str) -> None:
     """Refuse an mmd, fidelity or utility result that lacks its own figures."""
-    types = {"number": lambda v: _is_number(v), "object": lambda v: isinstance(v, dict),
+    types = {"number": _is_number, "object": lambda v: isinstance(v, dict),
              "list": lambda v: isinstance(v, list)}
     for key, want in _REQUIRED.get(kind, {}).items():
         if key not in data or not types[want](data[key]):

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pgan_cli.checkpoint import MAX_LATENT_DIM, MAX_WIDTH, finite_weights
 from pgan_cli.dataset import MANAGED_ATTRS
 from pgan_cli.errors import FormatError
 from pgan_cli.params import Interval, OptionError, Optional_, Options, constrained
@@ -16,6 +17,7 @@ from pgan_cli.training import defaults
 from pgan_cli.training.defaults import ARCH_DEFAULTS, ARCHS, AUGMENTS, NETS, NORMS, PRECISIONS, augment_name
 
 POSITIVE = Interval(1, None)
+COUNT = Interval(0, None)
 RATE = Interval(0.0, None, real=True, low_open=True)
 NON_NEGATIVE = Interval(0.0, None, real=True)
 
@@ -23,7 +25,7 @@ NON_NEGATIVE = Interval(0.0, None, real=True)
 @constrained(arch=Options(ARCHS), net=Optional_(Options(NETS)), norm=Optional_(Options(NORMS)),
              epochs=Optional_(POSITIVE), steps=Optional_(POSITIVE), batch_size=Optional_(POSITIVE),
              lr_g=Optional_(RATE), lr_d=Optional_(RATE), n_critic=Optional_(POSITIVE),
-             latent_dim=Interval(1, 1 << 16), width=Interval(1, 1 << 14), precision=Options(PRECISIONS),
+             latent_dim=Interval(1, MAX_LATENT_DIM), width=Interval(1, MAX_WIDTH), precision=Options(PRECISIONS),
              ema_decay=Interval(0.0, 1.0, real=True, high_open=True), class_loss_weight=Optional_(NON_NEGATIVE),
              gp_weight=Optional_(NON_NEGATIVE), clip=Optional_(NON_NEGATIVE), augment=Optional_(Options(AUGMENTS)),
              r1=NON_NEGATIVE)
@@ -135,27 +137,24 @@ def check_resumable(blob: dict[str, Any], path: str | os.PathLike) -> None:
     for name in ("ema", "conditional", "class_balanced"):
         if not isinstance(config.get(name), bool):
             fail(f"config has {name} = {config.get(name)!r}, not true or false")
-    for name, low in (("seed", 0), ("r1_every", 1)):
-        v = config.get(name)
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
-            fail(f"config has {name} = {v!r}, not an integer >= {low}")
+    for name, constraint in (("seed", COUNT), ("r1_every", POSITIVE)):
+        if not constraint.holds(config.get(name)):
+            fail(f"config has {name} = {config.get(name)!r}, not an integer >= {constraint.low}")
     progress = blob.get("progress") or {}
     if not isinstance(progress, dict):
         fail("progress record is not a mapping")
-    for name in ("step", "epoch", "batch", "d_steps"):
-        v = progress.get(name, 0)
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-            fail(f"progress has {name} = {v!r}, not a count")
-    wall = progress.get("wall_time", 0.0)
-    if not (isinstance(wall, (int, float)) and not isinstance(wall, bool) and math.isfinite(wall) and wall >= 0):
-        fail(f"progress has wall_time = {wall!r}, not a duration")
+    for name, constraint, what in (("step", COUNT, "a count"), ("epoch", COUNT, "a count"),
+                                   ("batch", COUNT, "a count"), ("d_steps", COUNT, "a count"),
+                                   ("wall_time", NON_NEGATIVE, "a duration")):
+        if not constraint.holds(progress.get(name, 0)):
+            fail(f"progress has {name} = {progress.get(name)!r}, not {what}")
     for net in ("generator", "discriminator", "generator_ema"):
         state = blob.get(net)
         if state is None and net == "generator_ema":
             continue
         if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
             fail(f"{net} is not a set of weights")
-        if not all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point()):
+        if not finite_weights(state.values()):
             fail(f"{net} has NaN or Inf weights (a diverged run)")
 
 

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from pgan_cli import console
-from pgan_cli.checkpoint import build_networks, get_rng_state, save_checkpoint, set_rng_state, unwrap
+from pgan_cli.checkpoint import build_networks, finite_weights, get_rng_state, save_checkpoint, set_rng_state, unwrap
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.params import OptionError
 from pgan_cli.training import losses
@@ -353,7 +353,7 @@ class Trainer:
         if self.output is None or not self.dist.main:
             return
         for net in (self.G, self.G_ema):
-            if net is not None and not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            if net is not None and not finite_weights(net.parameters()):
                 self._diverged("the generator's weights are NaN or Inf")
         save_checkpoint(self.output, config=self.config, generator=self.G, discriminator=self.D,
                         generator_ema=self.G_ema, optimizer_g=self.opt_g, optimizer_d=self.opt_d,
@@ -398,12 +398,13 @@ class Trainer:
 
     # ---- logging and pictures ---------------------------------------------------------------------------
     def log_record(self, d_stats: dict, g_stats: dict, images_per_s: float) -> dict[str, Any]:
-        for key, stats in (("loss_d", d_stats), ("loss_g", g_stats)):
-            if not math.isfinite(float(stats[key])):  # before the record reaches the log or a tracker
-                self._diverged(f"{key} is {float(stats[key])}")
+        loss_d, loss_g = float(d_stats["loss_d"]), float(g_stats["loss_g"])
+        for key, value in (("loss_d", loss_d), ("loss_g", loss_g)):
+            if not math.isfinite(value):  # before the record reaches the log or a tracker
+                self._diverged(f"{key} is {value}")
         rec: dict[str, Any] = {
             "step": self.step, "epoch": self.epoch + self.batch_index / max(1, self.batches_per_epoch),
-            "loss_d": float(d_stats["loss_d"]), "loss_g": float(g_stats["loss_g"]),
+            "loss_d": loss_d, "loss_g": loss_g,
             "d_real": losses.d_outputs(self.arch, d_stats["d_real_logit"]),
             "d_fake": losses.d_outputs(self.arch, d_stats["d_fake_logit"]),
             "images_per_s": images_per_s,
