@@ -12,6 +12,7 @@ level, so ``pgan --help`` and shell completion stay instant.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 import traceback
@@ -22,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from pgan_cli import console
-from pgan_cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PganError
+from pgan_cli.errors import EXIT_BAD_INPUT, PganError
 from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, TRACK_BACKENDS
 
 PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "cluster", "attack",
@@ -55,9 +56,8 @@ class PipelineOrderGroup(TyperGroup):
         except ce.ClickException as e:
             report_error("pgan", e.format_message())
             rv = e.exit_code
-        except (getattr(ce, "Abort", KeyboardInterrupt), KeyboardInterrupt):  # Abort: not in every typer
-            report_error("pgan", "interrupted")
-            rv = EXIT_INTERRUPTED
+        except (getattr(ce, "Abort", KeyboardInterrupt), KeyboardInterrupt) as e:  # Abort: not in every typer
+            rv = report_interrupt("pgan", e, [])
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -80,6 +80,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when present
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file.", dir_okay=False)]
 OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file.", dir_okay=False)]
+JsonOutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", dir_okay=False, help="Also write the JSON result to this file ('-': to stdout, as --json).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
 # Experiment tracking (pgan train, pgan audit; pgan_cli/tracking/)
@@ -133,16 +135,33 @@ OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "sh
 SEED_RANGE = (0, 2**63 - 1)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (temporary files removed), exit 128 + signal."""
+def report_interrupt(prog: str, exc: BaseException, done: list[Path]) -> int:
+    """The one line for a stop signal, naming the outputs already complete; its exit code (128 + signal)."""
+    import signal
 
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
+    from pgan_cli.interrupts import NAMES
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    what = "interrupted" if signum == signal.SIGINT else f"terminated ({NAMES.get(signum, signum)})"
+    kept = f"; complete before it and kept: {', '.join(map(str, done))}" if done else ""
+    report_error(prog, f"{what}; unfinished outputs were removed, earlier ones are intact{kept}")
+    return 128 + int(signum)
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
+def _stdout_json(kwargs: dict, allowed: bool) -> dict:
+    """``-o -``: the JSON result on stdout (as ``--json``) where the command's output is JSON; refused
+    for every other output (it would make a file named ``-``)."""
+    from pgan_cli.errors import UsageError
+
+    flags = _flag_names()
+    for k in OUTPUT_FILES:
+        if isinstance(kwargs.get(k), Path) and str(kwargs[k]) == "-":
+            if k == "output" and allowed:
+                kwargs = {**kwargs, "output": None, "json_out": True}
+                continue
+            raise UsageError(f"{flags.get(k, '--' + k)} -: this output is a file, not text for stdout; give a "
+                             f"file path" + (" (--json prints the result on stdout)" if "json_out" in kwargs else ""))
+    return kwargs
 
 
 def _flag_names() -> dict[str, str]:
@@ -185,33 +204,34 @@ def check_command_paths(kwargs: dict, in_place: tuple[str, ...] = ()) -> None:
     files.check_paths(inputs, outs, folders, allowed)
 
 
-def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False) -> Callable[[Callable], Callable]:
     """Decorate a command so every failure ends in one line and an exit code.
 
-    Before the command runs its paths are checked (:func:`check_command_paths`); while it runs
-    SIGTERM and SIGHUP unwind like Ctrl-C (exit 143, 129; 130 for Ctrl-C) so temporary files are
-    removed and earlier outputs stay intact; after a failure the folders it created are removed
-    when empty (``docs/security.md``).
+    Before the command runs its paths are checked (:func:`check_command_paths`; ``stdout_json``:
+    ``-o -`` prints its JSON result); while it runs SIGINT, SIGTERM and SIGHUP unwind (exit 130,
+    143, 129: :mod:`pgan_cli.interrupts`) so temporary files are removed and earlier outputs stay
+    intact, and the one line names the outputs already complete; a signal that arrived while the
+    last outputs were committed ends in success, saying so. After a failure the folders the
+    command created are removed when empty (``docs/security.md``).
     """
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            import signal
+            from pgan_cli import files, interrupts
 
-            from pgan_cli import files
-
-            old = {}
+            outermost = files.current_run() is None
+            old = interrupts.install()
             failed = True
             try:
-                for sig in (signal.SIGTERM, signal.SIGHUP):
-                    try:
-                        old[sig] = signal.signal(sig, _raise_terminated)
-                    except (ValueError, OSError):  # not the main thread
-                        pass
+                kwargs = _stdout_json(kwargs, stdout_json)
                 check_command_paths(kwargs, in_place)
                 out = fn(*args, **kwargs)
                 failed = False
+                signum = interrupts.pending()
+                if outermost and signum is not None:
+                    console.warn(f"{prog}: {interrupts.NAMES.get(signum, signum)} arrived while its last outputs "
+                                 f"were committed; the run is complete and they are kept")
                 return out
             except typer.Exit as e:
                 failed = bool(getattr(e, "exit_code", 0)) and e.exit_code != 1
@@ -225,19 +245,18 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
             except typer.BadParameter:
                 raise
             except KeyboardInterrupt as e:
-                if isinstance(e, Terminated):
-                    name = "SIGTERM" if e.signum == signal.SIGTERM else "SIGHUP"
-                    report_error(prog, f"terminated ({name}); unfinished outputs were removed, earlier ones "
-                                       f"are intact")
-                    raise typer.Exit(128 + int(e.signum)) from None
-                report_error(prog, "interrupted; unfinished outputs were removed, earlier ones are intact")
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                run_paths = files.current_run()
+                raise typer.Exit(report_interrupt(prog, e, run_paths.committed if run_paths else [])) from None
             except MemoryError:
                 report_error(prog, OUT_OF_MEMORY)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             except OSError as e:
                 if console.state.verbose:
                     _print_traceback(e)
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    full = files.NoSpace(Path(e.filename or ".").parent if e.filename else Path("."))
+                    report_error(prog, str(full))
+                    raise typer.Exit(EXIT_BAD_INPUT) from None
                 where = f" ({e.filename})" if getattr(e, "filename", None) else ""
                 report_error(prog, f"{e.strerror or e}{where}")
                 raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -251,9 +270,10 @@ def guarded(prog: str, in_place: tuple[str, ...] = ()) -> Callable[[Callable], C
                                    f"the traceback and please report it)")
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             finally:
-                for sig, handler in old.items():
-                    signal.signal(sig, handler)
+                interrupts.restore(old)
                 files.forget_run(failed)
+                if outermost:
+                    interrupts.clear()
 
         return run
 
@@ -268,12 +288,14 @@ def _help_kwargs(fn: Callable, kwargs: dict) -> dict:
     return kwargs
 
 
-def command(name: str, in_place: tuple[str, ...] = (), **kwargs) -> Callable[[Callable], Callable]:
+def command(name: str, in_place: tuple[str, ...] = (), stdout_json: bool = False,
+            **kwargs) -> Callable[[Callable], Callable]:
     """Register a top-level command ``pgan <name>`` (kwargs go to ``Typer.command``); ``in_place``
-    names input parameters the command may rewrite on purpose (``train --resume``)."""
+    names input parameters the command may rewrite on purpose (``train --resume``); ``stdout_json``:
+    its ``-o`` is a JSON result, and ``-o -`` prints it on stdout."""
 
     def decorate(fn: Callable) -> Callable:
-        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}", in_place)(fn))
+        app.command(name, **_help_kwargs(fn, kwargs))(guarded(f"pgan {name}", in_place, stdout_json)(fn))
         return fn
 
     return decorate

@@ -28,7 +28,7 @@ import numpy as np
 
 from pgan_cli import FORMAT_VERSION, __version__
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.files import atomic_path, check_input
+from pgan_cli.files import atomic_path, check_input, h5_create
 
 KIND_IMAGES = "images"
 KIND_VECTORS = "vectors"
@@ -376,8 +376,8 @@ class DatasetWriter:
 
         self._ctx = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._ctx.__enter__()
-        self._f = h5py.File(tmp, "w")
-        f = self._f
+        self._h5 = h5_create(tmp)
+        f = self._f = self._h5.__enter__()
         chunk_rows = max(1, min(self.n, (1 << 20) // max(4 * int(np.prod(self.sample_shape)), 1)))
         f.create_dataset("samples", shape=(self.n, *self.sample_shape), dtype=np.float32,
                          chunks=(chunk_rows, *self.sample_shape), compression=self.compression)
@@ -421,7 +421,11 @@ class DatasetWriter:
         self._f.create_dataset(name, data=data)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._f.close()
+        try:
+            self._h5.__exit__(exc_type, exc, tb)
+        except BaseException as e:  # the disk filled up: HDF5 has let go, the temporary goes
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
         if exc_type is None and self._cursor != self.n:
             exc = InputError(f"only {self._cursor} of {self.n} rows were written to {self.path}")
             self._ctx.__exit__(InputError, exc, None)

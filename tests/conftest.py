@@ -16,6 +16,16 @@ from pgan_cli.app import app, normalize_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
+# pgan's bookkeeping key (pgan_cli/ownership.py) lives in a state folder of the test run's own,
+# shared with the subprocesses it starts, never in the user's home
+if "PGAN_STATE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["PGAN_STATE_DIR"] = tempfile.mkdtemp(prefix="pgan-test-state-")
+    atexit.register(shutil.rmtree, os.environ["PGAN_STATE_DIR"], True)
+
 
 class Result:
     def __init__(self, exit_code: int, stdout: str, stderr: str):

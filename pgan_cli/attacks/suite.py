@@ -168,12 +168,10 @@ def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Pat
     """The scores file: per-candidate scores per attack, truth, candidate rows, DCR arrays (atomic)."""
     import json
 
-    import h5py
-
-    from pgan_cli.files import atomic_path
+    from pgan_cli.files import atomic_path, h5_create
 
     with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_create(tmp) as f:
             f.attrs["format"] = K.SCORES_FORMAT
             f.attrs["format_version"] = K.SCORES_FORMAT_VERSION
             f.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)

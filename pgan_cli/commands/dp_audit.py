@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import DeviceOpt, JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.cli import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command
 
 
-@command("dp-audit", help="Audit a run's DP claim with its canaries: an empirical lower bound on epsilon.")
+@command("dp-audit", stdout_json=True, help="Audit a run's DP claim with its canaries: an empirical lower bound on epsilon.")
 def dp_audit_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a run trained with `pgan train --audit-canaries M`.")],
     canary_source: Annotated[Optional[Path], typer.Option("--canary-source", help="The held-out file the canaries came from (default: the path recorded at training; its SHA-256 must match).", dir_okay=False)] = None,
@@ -23,7 +23,7 @@ def dp_audit_cmd(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
-    output: OptionalOutputOpt = None,
+    output: JsonOutputOpt = None,
 ) -> None:
     """Score the run's canaries with the trained model, guess which were trained on, and turn the
     correct guesses into a lower bound on epsilon that holds with the given confidence. A bound

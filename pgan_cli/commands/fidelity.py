@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.cli import JsonOpt, JsonOutputOpt, SeedOpt, command
 from pgan_cli.params import DEFAULT_PRDC_K
 
 
-@command("fidelity", help="Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance, C2ST AUC.")
+@command("fidelity", stdout_json=True, help="Precision/recall/density/coverage, alpha-precision/beta-recall, Fréchet distance, C2ST AUC.")
 def fidelity_cmd(
     real: Annotated[Path, typer.Argument(metavar="REAL", help="Real set: dataset file (.h5) or NPY (N, D).")],
     synthetic: Annotated[Path, typer.Argument(metavar="SYNTH", help="Synthetic set, same space.")],
@@ -21,7 +21,7 @@ def fidelity_cmd(
     c2st_classifier: Annotated[str, typer.Option("--c2st-classifier", help="gbm (gradient boosting) or logreg.")] = "gbm",
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    output: OptionalOutputOpt = None,
+    output: JsonOutputOpt = None,
 ) -> None:
     """Fidelity and diversity of SYNTH against REAL, in the space of the given files.
 

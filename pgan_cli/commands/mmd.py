@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import DeviceOpt, JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.cli import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command
 from pgan_cli.params import DEFAULT_PERMUTATIONS
 
 
-@command("mmd", help="MMD² between two sets (NPY or dataset files) with a permutation-test p-value.")
+@command("mmd", stdout_json=True, help="MMD² between two sets (NPY or dataset files) with a permutation-test p-value.")
 def mmd_cmd(
     x_path: Annotated[Path, typer.Argument(metavar="X", help="First set: NPY (N, D) or dataset file (.h5).")],
     y_path: Annotated[Path, typer.Argument(metavar="Y", help="Second set, same dimension.")],
@@ -25,7 +25,7 @@ def mmd_cmd(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
-    output: OptionalOutputOpt = None,
+    output: JsonOutputOpt = None,
 ) -> None:
     """Maximum mean discrepancy between X and Y: the unbiased MMD² and its p-value.
 

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli import JsonOpt, OptionalOutputOpt, SeedOpt, command
+from pgan_cli.cli import JsonOpt, JsonOutputOpt, SeedOpt, command
 from pgan_cli.params import DEFAULT_PERMUTATIONS
 
 
-@command("utility", help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
+@command("utility", stdout_json=True, help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
 def utility_cmd(
     synthetic: Annotated[Path, typer.Option("--synthetic", help="Labelled synthetic dataset file.")],
     real_train: Annotated[Path, typer.Option("--members", help="Labelled real training set: the members (TRTR trains on it).")],
@@ -23,7 +23,7 @@ def utility_cmd(
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of the cnn classifier.")] = 10,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    output: OptionalOutputOpt = None,
+    output: JsonOutputOpt = None,
 ) -> None:
     """Accuracy, balanced accuracy, macro one-vs-rest AUC and confusion matrices for TSTR and
     TRTR with the same classifier, and Venkatraman's paired test of whether the ROC curves differ.

@@ -310,10 +310,8 @@ class Clusters:
 
 def write_clusters(path: str | os.PathLike, c: Clusters) -> None:
     """Write ``c`` atomically (a temporary file renamed into place when complete)."""
-    import h5py
-
     from pgan_cli import FORMAT_VERSION, __version__
-    from pgan_cli.files import atomic_path
+    from pgan_cli.files import atomic_path, h5_create
 
     attrs = {"format": formats.CLUSTERS, "format_version": CLUSTERS_VERSION, "kind": KIND_CLUSTERS,
              "pgan_version": __version__, "dataset_format_version": FORMAT_VERSION, "method": c.method,
@@ -322,7 +320,7 @@ def write_clusters(path: str | os.PathLike, c: Clusters) -> None:
                 for name, v in (("params", c.params), ("result", c.result), ("provenance", c.provenance))},
              **({"scores": json.dumps(c.scores, sort_keys=True)} if c.scores is not None else {})}
     with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_create(tmp) as f:
             f.create_dataset("assignments", data=np.asarray(c.assignments, dtype=np.int64))
             f.create_dataset("sizes", data=np.asarray(c.sizes, dtype=np.int64))
             for name, v in attrs.items():

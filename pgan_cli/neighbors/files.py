@@ -72,10 +72,8 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
     """
     import json
 
-    import h5py
-
     from pgan_cli import FORMAT_VERSION, __version__, console
-    from pgan_cli.files import atomic_path
+    from pgan_cli.files import atomic_path, h5_create
     from pgan_cli.provenance import make_provenance
 
     if metric not in METRICS:
@@ -117,7 +115,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
                                index=index, exclude_self=exclude_self, batch_size=batch_size,
                                **nidx.params)
         with atomic_path(output, suffix=".h5.tmp") as tmp:
-            with h5py.File(tmp, "w") as f:
+            with h5_create(tmp) as f:
                 chunk = (max(1, min(src.n, (1 << 20) // (8 * k))), k)
                 dset_d = f.create_dataset("distances", shape=(src.n, k), dtype=np.float32, chunks=chunk)
                 dset_i = f.create_dataset("indices", shape=(src.n, k), dtype=np.int64, chunks=chunk)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgan_cli import console
+from pgan_cli import console, interrupts
 from pgan_cli.checkpoint import build_networks, finite_weights, get_rng_state, save_checkpoint, set_rng_state, unwrap
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.params import OptionError
@@ -499,42 +499,13 @@ class Trainer:
         self.G.train()
         self.D.train()
         self.last_record: dict[str, Any] = {}
-        seen_images, t_rate = 0, time.perf_counter()
         extra = list(extra_callbacks or [])
         callbacks = self.running_callbacks = self.callbacks(any(map(wants_records, extra))) + extra
         try:
             for cb in callbacks:
                 cb.on_start(self)
-            while not self.finished():
-                for b, real, labels in self.real_batches(self.epoch, self.batch_index):
-                    self._want_stats = self._records_next_step(b)
-                    d_stats = self.critic_step(real, labels)
-                    self.d_steps += 1
-                    self.batch_index = b + 1
-                    seen_images += real.shape[0] * self.dist.world
-                    if self.d_steps % self.n_critic:
-                        continue
-                    g_stats = self.generator_step()
-                    self.step += 1
-                    record = None
-                    events = self._step_events()
-                    if events:
-                        now = time.perf_counter()
-                        record = self.log_record(d_stats, g_stats, seen_images / max(now - t_rate, 1e-9))
-                        record["events"] = events
-                        seen_images, t_rate = 0, now
-                        self.last_record = record
-                    for cb in callbacks:
-                        cb.on_step(self, record)
-                    if self.finished():
-                        break
-                else:
-                    self.epoch += 1
-                    self.batch_index = 0
-                    for cb in callbacks:
-                        cb.on_epoch_end(self)
-                    continue
-                break
+            with interrupts.polled():  # torch calls back into Python from C++: stop between steps only
+                self._loop(callbacks)
             for cb in callbacks:
                 cb.on_end(self)
             self.save(finished=True)
@@ -542,6 +513,44 @@ class Trainer:
         finally:
             for cb in callbacks:
                 cb.close()
+        return self._summary()
+
+    def _loop(self, callbacks: list[TrainingCallback]) -> None:
+        seen_images, t_rate = 0, time.perf_counter()
+        while not self.finished():
+            for b, real, labels in self.real_batches(self.epoch, self.batch_index):
+                self._want_stats = self._records_next_step(b)
+                d_stats = self.critic_step(real, labels)
+                self.d_steps += 1
+                self.batch_index = b + 1
+                seen_images += real.shape[0] * self.dist.world
+                interrupts.poll()
+                if self.d_steps % self.n_critic:
+                    continue
+                g_stats = self.generator_step()
+                self.step += 1
+                record = None
+                events = self._step_events()
+                if events:
+                    now = time.perf_counter()
+                    record = self.log_record(d_stats, g_stats, seen_images / max(now - t_rate, 1e-9))
+                    record["events"] = events
+                    seen_images, t_rate = 0, now
+                    self.last_record = record
+                for cb in callbacks:
+                    cb.on_step(self, record)
+                interrupts.poll()
+                if self.finished():
+                    break
+            else:
+                self.epoch += 1
+                self.batch_index = 0
+                for cb in callbacks:
+                    cb.on_epoch_end(self)
+                continue
+            break
+
+    def _summary(self) -> dict[str, Any]:
         summary = {"output": str(self.output) if self.output else None, "arch": self.arch,
                    "net": self.config["net"], "steps": self.step,
                    "epochs": round(self.epoch + self.batch_index / max(1, self.batches_per_epoch), 4),

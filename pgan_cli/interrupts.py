@@ -1,0 +1,106 @@
+"""What SIGINT, SIGTERM and SIGHUP mean to a pgan command: stop, and say what is on disk.
+
+A signal is remembered as well as raised (:class:`Interrupted`, a ``KeyboardInterrupt``), so
+one that Python swallows (raised inside a weakref callback or a ``__del__``) still stops the
+run: every commit of an output checks :func:`poll` first, so a run that was told to stop
+never replaces an output afterwards. Inside :func:`polled` (the training loop, where torch
+calls back into Python from C++ and an exception raised there aborts the process) a signal is
+only remembered and raised at the next :func:`poll`. ``docs/security.md`` states the promise.
+
+This module imports nothing of pgan's: the entry point installs it before any heavy import,
+so a signal during start-up gets the same one line.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+_pending: list[int] = []
+_quiet_depth = 0  # inside polled() or held(): a signal is remembered, not raised
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived; a command ends with exit 128 + its number (130, 143, 129)."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def name(self) -> str:
+        return NAMES.get(self.signum, f"signal {self.signum}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _on_signal(signum: int, frame) -> None:
+    _pending.append(signum)
+    if _quiet_depth == 0:
+        raise Interrupted(signum)
+
+
+def install() -> dict[int, object]:
+    """Handle the stop signals in this (main) thread; return the handlers they replace."""
+    old = {}
+    for sig in SIGNALS:
+        try:
+            old[sig] = signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    return old
+
+
+def restore(old: dict[int, object]) -> None:
+    """Put back the handlers :func:`install` replaced."""
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+def pending() -> int | None:
+    """The first stop signal received since :func:`clear`, or None."""
+    return _pending[0] if _pending else None
+
+
+def clear() -> None:
+    """Forget received signals (a command's run ended and reported them)."""
+    _pending.clear()
+
+
+def poll() -> None:
+    """Raise :class:`Interrupted` if a stop signal arrived, even one whose exception was lost."""
+    if _pending:
+        raise Interrupted(_pending[0])
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    global _quiet_depth
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+
+
+@contextmanager
+def polled() -> Iterator[None]:
+    """Within the block a signal is only remembered; :func:`poll` (and the block's end) raises it."""
+    with _quiet():
+        yield
+    poll()
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within the block a signal is only remembered, and not raised at its end either: the block
+    (a commit of renames) is never cut in half, and what it committed stays committed. The next
+    :func:`poll`, or the command's end, reports the signal."""
+    with _quiet():
+        yield
