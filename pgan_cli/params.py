@@ -167,6 +167,67 @@ class Optional_:
         return v is None or self.inner.holds(v)
 
 
+@dataclass(frozen=True)
+class Only:
+    """Where an option acts: while the option ``mode`` is one of ``values`` (names compared in
+    lower case, e.g. ``Only("arch", ("wgan",))``), or, with no values, while ``mode`` is given
+    (differs from its default: ``Only("conditional")``). Elsewhere it would be ignored, so
+    :func:`check_applies` refuses it."""
+
+    mode: str
+    values: tuple = ()
+
+    def holds(self, modes: dict[str, Any], defaults: dict[str, Any]) -> bool:
+        v = modes.get(self.mode)
+        if not self.values:
+            return v != defaults.get(self.mode)
+        return (v.lower() if isinstance(v, str) else v) in self.values
+
+    def describe(self) -> str:
+        """``to $arch wgan``, ``with $conditional``, ``without $interpolate``."""
+        if not self.values or self.values == (True,):
+            return f"with ${self.mode}"
+        if self.values == (False,):
+            return f"without ${self.mode}"
+        return f"to ${self.mode} " + _listed([str(v) for v in self.values], "or")
+
+
+def _value(v: Any) -> str:
+    """`` 0.5`` after an option's name in a message; nothing for a flag."""
+    if isinstance(v, bool):
+        return ""
+    return " " + OptionError.literal(f"{v:g}" if isinstance(v, float) else v)
+
+
+def _listed(items: list[str], word: str) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return f"{', '.join(items[:-1])} {word} {items[-1]}" if len(items) > 1 else items[0]
+
+
+def defaults_of(fn: Callable) -> dict[str, Any]:
+    """The defaults of ``fn``'s parameters (a typer command's are its options' defaults)."""
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def check_applies(rules: dict[str, Only], values: dict[str, Any], defaults: dict[str, Any],
+                  modes: dict[str, Any] | None = None) -> None:
+    """Refuse, in one :class:`OptionError`, every option of ``rules`` that was given (its value in
+    ``values`` differs from its default: the default given explicitly is accepted) where its rule
+    does not hold. The rules read the modes from ``values``, or from ``modes`` where it has them
+    (what a run really uses, e.g. a resumed checkpoint's arch)."""
+    modes = {**values, **(modes or {})}
+    bad = [name for name, rule in rules.items()
+           if values.get(name) != defaults.get(name) and not rule.holds(modes, defaults)]
+    if bad:
+        by_rule: dict[Only, list[str]] = {}
+        for n in bad:
+            by_rule.setdefault(rules[n], []).append(f"${n}{_value(values[n])}")
+        phrases = [f"{_listed(names, 'and')} {'applies' if len(names) == 1 else 'apply'} {rule.describe()} only"
+                   for rule, names in by_rule.items()]
+        raise OptionError("; ".join(phrases) + f"; drop {'it' if len(bad) == 1 else 'them'}",
+                          *bad, *(rules[n].mode for n in bad))
+
+
 def check(param: str, value: Any, constraint: Any) -> Any:
     """``value`` when it meets ``constraint``, else a :class:`ParameterError` naming ``param``."""
     if not constraint.holds(value):

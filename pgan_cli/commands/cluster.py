@@ -11,11 +11,17 @@ import typer
 from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, OutputOpt, SeedOpt, command
 from pgan_cli.params import (DEFAULT_CLUSTERS, DEFAULT_IIC_BATCH, DEFAULT_IIC_EPOCHS, DEFAULT_IIC_HEADS,
-                             DEFAULT_IIC_OVERCLUSTER, DEFAULT_IIC_REPEATS)
+                             DEFAULT_IIC_OVERCLUSTER, DEFAULT_IIC_REPEATS, Only, check_applies, defaults_of)
+
+# the options of IIC's net and its training (docs/cluster.md): k-means (scikit-learn, on the CPU)
+# has none of them, so with --method kmeans each is refused unless it holds its default
+APPLIES = {name: Only("method", ("iic",)) for name in ("epochs", "heads", "overcluster", "batch_size", "repeats",
+                                                        "device")}
 
 
 @command("cluster", help="Cluster a set without labels (k-means or IIC); accuracy, NMI and ARI when it has labels.")
 def cluster_cmd(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Dataset file (.h5) or NPY array; its labels, if any, only score the clusters.")],
     output: OutputOpt,
     method: Annotated[str, typer.Option("--method", "-m", help="kmeans (scikit-learn, 10 restarts) or iic (Invariant Information Clustering, a small net trained here).")] = "kmeans",
@@ -50,6 +56,7 @@ def cluster_cmd(
     """
     from pgan_cli.metrics.clustering import cluster_file
 
+    check_applies(APPLIES, ctx.params, defaults_of(cluster_cmd))
     r = cluster_file(data, output, method=method, k=k, seed=seed, device=device, epochs=epochs, heads=heads,
                      overcluster=overcluster, batch_size=batch_size, repeats=repeats)
     if json_out:

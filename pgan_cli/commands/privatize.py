@@ -10,9 +10,15 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, OutputOpt, command
+from pgan_cli.params import Only, check_applies, defaults_of
+
+# the bit threshold is randomised response's (Warner 1965), the sigma calibration the Gaussian
+# mechanism's (Balle & Wang 2018); the other mechanisms would ignore them
+APPLIES = {"threshold": Only("mechanism", ("randomized-response",)), "calibration": Only("mechanism", ("gaussian",))}
 
 @command("privatize", help="Local DP: randomise every record (randomized response, Gaussian, Laplace) and its label.")
 def privatize_cmd(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Dataset file (.h5) to privatize.")],
     output: OutputOpt,
     mechanism: Annotated[str, typer.Option("--mechanism", "-m", help="randomized-response (binarised pixels), gaussian (L2 clip) or laplace (L1 clip).")] = "gaussian",
@@ -38,6 +44,7 @@ def privatize_cmd(
     """
     from pgan_cli.privacy.ldp import privatize_file
 
+    check_applies(APPLIES, ctx.params, defaults_of(privatize_cmd))
     summary = privatize_file(source, output, mechanism=mechanism, epsilon=epsilon, delta=delta, clip=clip,
                              threshold=threshold, p=rr_p, q=rr_q, calibration=calibration,
                              labels_epsilon=labels_epsilon, keep_raw_labels=keep_raw_labels, seed=seed)

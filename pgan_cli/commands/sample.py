@@ -9,10 +9,18 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import DeviceOpt, JsonOpt, SeedOpt, command
+from pgan_cli.params import Only, check_applies, defaults_of
+
+# --interpolate draws a picture instead of a synthetic set: the set's options and the picture's
+# each act in one of the two modes only
+APPLIES = {**{name: Only("interpolate") for name in ("grid", "rows", "steps")},
+           **{name: Only("interpolate", (False,)) for name in ("n", "output", "class_name", "classes_from",
+                                                               "uniform_classes", "batch_size")}}
 
 
 @command("sample", help="Draw N samples from a checkpoint into a dataset file, or draw an interpolation grid.")
 def sample_cmd(
+    ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by `pgan train` (.pt).")],
     n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 1000,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Synthetic dataset file to write (.h5).", dir_okay=False)] = None,
@@ -44,6 +52,7 @@ def sample_cmd(
     from pgan_cli.sampling import interpolation_grid, sample_file
 
     check_input(checkpoint, "checkpoint")
+    check_applies(APPLIES, ctx.params, defaults_of(sample_cmd))
     if n <= 0:
         raise UsageError(f"-n must be a positive number of samples, got {n}")
     if interpolate:

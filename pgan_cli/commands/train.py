@@ -19,6 +19,28 @@ def _per_arch(key: str) -> str:
                      for a in D.ARCHS)
 
 
+def _checked_options(ctx: typer.Context, options: dict, resume: Optional[Path]) -> dict:
+    """The training options to pass on: all of them for a new run; for a resumed run, which takes
+    its model and training options from the checkpoint, those given on the command line, which
+    must agree with it (docs/train.md, Resume). An option that would be ignored by the run's arch
+    (the checkpoint's, when resuming) or mode is refused (``D.APPLIES``)."""
+    from pgan_cli.params import check_applies, defaults_of
+
+    if resume is None:
+        check_applies(D.APPLIES, ctx.params, defaults_of(train_cmd))
+        return options
+    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.training.config import check_resume_options
+
+    config = read_checkpoint_file(resume)["config"]
+    given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
+    options = {k: v for k, v in options.items() if k in given}
+    dp_given = {k: ctx.params[k] for k in ("dp_epsilon", "dp_delta", "max_grad_norm") if k in given}
+    check_resume_options(config, {**options, **dp_given}, resume)
+    check_applies(D.APPLIES, ctx.params, defaults_of(train_cmd), {k: config.get(k) for k in ("arch", "conditional")})
+    return options
+
+
 @command("train", in_place=("resume",), help="Train a GAN (dcgan, wgan, wgan-gp, sngan) on images or vectors; writes a checkpoint.")
 def train_cmd(
     ctx: typer.Context,
@@ -93,18 +115,7 @@ def train_cmd(
                    class_balanced=class_balanced, epochs=epochs, steps=steps, batch_size=batch_size, lr_g=lr_g,
                    lr_d=lr_d, n_critic=n_critic, latent_dim=latent_dim, width=width, precision=precision,
                    augment=augment, r1=r1, ema=ema, seed=seed, gp_weight=gp_weight, clip=clip)
-    if resume is not None:
-        # a resumed run takes its model and training options from the checkpoint; the ones given
-        # on the command line must agree with it (docs/train.md, Resume)
-        from pgan_cli.checkpoint import read_checkpoint_file
-        from pgan_cli.training.config import check_resume_options
-
-        given = {name for name in ctx.params
-                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
-        options = {k: v for k, v in options.items() if k in given}
-        dp_given = {k: v for k, v in (("dp_epsilon", dp_epsilon), ("dp_delta", dp_delta),
-                                      ("max_grad_norm", max_grad_norm)) if k in given}
-        check_resume_options(read_checkpoint_file(resume)["config"], {**options, **dp_given}, resume)
+    options = _checked_options(ctx, options, resume)
     trainer_cls = dp_trainer(dp_epsilon, dp_delta, max_grad_norm, resume=resume)
     dev = resolve_device(device)
     summary = train_file(data, out, device=dev, resume=resume, log_path=log, checkpoint_every=checkpoint_every,

@@ -9,11 +9,14 @@ import typer
 
 from pgan_cli import console
 from pgan_cli.cli import JsonOpt, JsonOutputOpt, SeedOpt, command
-from pgan_cli.params import DEFAULT_PERMUTATIONS
+from pgan_cli.params import DEFAULT_PERMUTATIONS, Only, check_applies, defaults_of
+
+APPLIES = {"epochs": Only("classifier", ("cnn",))}  # logreg and knn are not trained in epochs
 
 
 @command("utility", stdout_json=True, help="Train on synthetic, test on real (TSTR) against train on real (TRTR).")
 def utility_cmd(
+    ctx: typer.Context,
     synthetic: Annotated[Path, typer.Option("--synthetic", help="Labelled synthetic dataset file.")],
     real_train: Annotated[Path, typer.Option("--members", help="Labelled real training set: the members (TRTR trains on it).")],
     test: Annotated[Path, typer.Option("--holdout", help="Labelled real test set: the holdout, never trained on.")],
@@ -36,6 +39,7 @@ def utility_cmd(
     from pgan_cli.files import write_json
     from pgan_cli.metrics.utility import utility_files
 
+    check_applies(APPLIES, ctx.params, defaults_of(utility_cmd))
     result = utility_files(synthetic, real_train, test, classifier=classifier, seed=seed,
                            permutations=permutations, kmeans=kmeans, epochs=epochs)
     if output is not None:

@@ -16,6 +16,8 @@ lists them and where they depart from a paper.
 
 from __future__ import annotations
 
+from pgan_cli.params import Only
+
 ARCHS = ("dcgan", "wgan", "wgan-gp", "sngan")
 NETS = ("conv", "mlp")
 NORMS = ("batchnorm", "groupnorm", "spectral", "none")
@@ -39,6 +41,18 @@ ARCH_DEFAULTS = {
 # cross-entropy of weight 1 steers G's classes less: on the main job (16x16 conditional digits,
 # 1,200 steps, EMA) weight 3 gave TSTR balanced accuracy 0.854 where weight 1 gave 0.809
 # (BENCHMARKS.md, "Data-efficient training").
+# Options that act in some runs only (pgan_cli.params.check_applies refuses them elsewhere): the
+# weight clip is WGAN's Lipschitz constraint (Arjovsky et al. 2017) and the penalty weight WGAN-GP's
+# (Gulrajani et al. 2017), so each belongs to the arch whose defaults above hold it; the AC-GAN
+# class loss (Odena et al. 2017) exists in conditional runs only; sample grids are drawn every
+# --sample-every steps. The other options (--n-critic, the rates, --norm, --r1, ...) act in every arch.
+APPLIES = {
+    "clip": Only("arch", tuple(a for a in ARCH_DEFAULTS if "clip" in ARCH_DEFAULTS[a])),
+    "gp_weight": Only("arch", tuple(a for a in ARCH_DEFAULTS if "gp_weight" in ARCH_DEFAULTS[a])),
+    "class_loss_weight": Only("conditional"),
+    "class_balanced": Only("conditional"),
+    "sample_dir": Only("sample_every"),
+}
 VECTOR_GP_WEIGHT, VECTOR_GP_BATCH = 0.1, 256  # wgan-gp on vectors: Gulrajani et al.'s toy setting (gan_toy.py)
 # What D sees on images ("image_augment" above; BENCHMARKS.md, "Data-efficient training"):
 # DiffAugment took conditional DCGAN digits at 32x32 from 57% to 100% on-class in 15 epochs, and
