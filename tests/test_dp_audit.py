@@ -189,9 +189,11 @@ def test_report_shows_the_claim_beside_the_audit_and_gates_an_exceeded_claim(cli
     assert s["privacy"]["dp_audit"]["epsilon_lower_bound"] == res["audited"]["epsilon_lower_bound"]
     assert s["verdict"] == "pass" and s["gates"][0]["path"] == "privacy.dp_audit.exceeds_claim"
     assert "Auditing the DP claim" in (tmp_path / "r.html").read_text()
-    # a claim the audit exceeds fails the release (exit 1), whatever else passes
+    # a claim the audit exceeds fails the release (exit 1), whatever else passes (the bound is set
+    # above the claim: the report derives exceeds_claim from the two, and refuses a file they contradict)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({**res, "claimed": {"epsilon": 0.01, "delta": 1e-5}, "exceeds_claim": True}))
+    bad.write_text(json.dumps({**res, "audited": {**res["audited"], "epsilon_lower_bound": 0.5},
+                               "claimed": {"epsilon": 0.01, "delta": 1e-5}, "exceeds_claim": True}))
     r = cli("report", bad, "--summary", tmp_path / "s2.json")
     assert r.exit_code == 1, r
     assert json.loads((tmp_path / "s2.json").read_text())["verdict"] == "fail"

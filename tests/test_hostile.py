@@ -704,3 +704,103 @@ def test_option_where_it_applies(argv: list, world: Path, tmp_path: Path, cli_mo
     r = cli_module(*argv, "-q")
     assert r.exit_code == 0, r
     assert "error" not in r.stderr, r.stderr
+
+
+# ---- report: derived flags recomputed (hardening round two) ----------------------------------
+# A summary flag in a result file (dp-audit exceeds_claim, fidelity c2st_copying, the near-copy
+# excess beside an attack's distances) is derived again from the figures it summarises, with the
+# writer's own definition; a file whose figures contradict it, or fall outside their range, is
+# malformed input: exit 2, one line, nothing written. These cases run the check of
+# test_hostile_input on files edited from real ones; they are not in CASES (docs/security.md counts those).
+
+
+@pytest.fixture(scope="module")
+def derived(world, tmp_path_factory, cli_module) -> Path:
+    """Real results of the world's files: an attack with distances, a C2ST fidelity result, and the
+    dp-audit of a DP run trained with audit canaries (its claim: epsilon 8)."""
+    d = tmp_path_factory.mktemp("derived")
+    runs = {"attack.json": ["attack", "--members", world / "train.h5", "--non-members", world / "holdout.h5",
+                            "--synthetic", world / "reference.h5", "--methods", "dcr", "--bootstrap", "10", "--json"],
+            "fidelity.json": ["fidelity", world / "train.npy", world / "holdout.npy", "--metrics", "c2st", "--json"]}
+    r = cli_module("train", world / "train.h5", "--steps", "2", "--width", "8", "--batch-size", "16",
+                   "--dp-epsilon", "8", "--audit-canaries", "20", "-o", d / "dp.pt", "-q")
+    assert r.exit_code == 0, r
+    runs["dp-audit.json"] = ["dp-audit", d / "dp.pt", "--json"]
+    for name, argv in runs.items():
+        r = cli_module(*argv)
+        assert r.exit_code == 0, r
+        (d / name).write_text(r.stdout)
+    return d
+
+
+def _forged(source: Path, edit: Callable[[dict], None]) -> Callable[[Path, Path], list]:
+    """The argv of a report on ``source`` after ``edit`` (written into the case's folder)."""
+    def argv(folder: Path, world: Path) -> list:
+        data = json.loads(source.read_text())
+        edit(data)
+        (folder / "forged.json").write_text(json.dumps(data))  # NaN stays NaN, as Python writes it
+        return ["report", "forged.json", "-o", "r.html", "--summary", "s.json"]
+    return argv
+
+
+def _claim_8_bound_99_not_exceeded(d: dict) -> None:
+    d["claimed"]["epsilon"], d["audited"]["epsilon_lower_bound"], d["exceeds_claim"] = 8.0, 99.0, False
+
+
+def _bound(value: float) -> Callable[[dict], None]:
+    return lambda d: d["audited"].__setitem__("epsilon_lower_bound", value)
+
+
+def _copying_flipped(d: dict) -> None:
+    d["c2st_copying"] = not d["c2st_copying"]
+
+
+def _copying_p_below_alpha(d: dict) -> None:
+    d["c2st_copying_test"]["p_value"], d["c2st_copying"] = 1e-6, False
+
+
+def _near_copies_forged(d: dict) -> None:
+    d["distances"]["near_copies"], d["distances"]["near_copies_excess"] = 400, 0
+
+
+def _near_copies_forged_without_sets(d: dict) -> None:
+    d["distances"]["near_copies_excess"] = 0
+    del d["sets"]
+
+
+FORGED = [
+    ("dp-audit.json", "exceeds-claim-false-bound-above-claim", _claim_8_bound_99_not_exceeded,
+     "exceeds_claim is false, but audited.epsilon_lower_bound 99 against claimed.epsilon 8 makes it true"),
+    ("dp-audit.json", "bound-nan", _bound(float("nan")), "audited.epsilon_lower_bound is NaN, not a finite number"),
+    ("dp-audit.json", "bound-negative", _bound(-1.0), "audited.epsilon_lower_bound is -1.0, not a finite number in [0, inf]"),
+    ("dp-audit.json", "exceeds-claim-without-claim", lambda d: d.update(claimed=None, exceeds_claim=True),
+     "exceeds_claim is true, but a null claim"),
+    ("fidelity.json", "c2st-copying-flipped", _copying_flipped, "c2st_copying is"),
+    ("fidelity.json", "c2st-copying-false-p-below-alpha", _copying_p_below_alpha, "c2st_copying is false"),
+    ("fidelity.json", "c2st-auc-out-of-range", lambda d: d.update(c2st_auc=1.5), "c2st_auc is 1.5"),
+    ("attack.json", "near-copies-excess-forged", _near_copies_forged, "distances.near_copies_excess is 0, but"),
+    ("attack.json", "near-copies-excess-without-sets", _near_copies_forged_without_sets,
+     "distances.near_copies_excess is 0, but"),
+    ("attack.json", "near-copies-negative", lambda d: d["distances"].update(near_copies=-3), "distances.near_copies"),
+]
+
+
+@pytest.mark.parametrize("source,cid,edit,needle", FORGED, ids=[f[1] for f in FORGED])
+def test_report_refuses_a_contradicted_flag(source, cid, edit, needle, derived, world, tmp_path, cli_module,
+                                            monkeypatch):
+    kind = source.removesuffix(".json")  # the line names the file, the field and the command that writes it
+    case = Case(f"report-{cid}", _forged(derived / source, edit), ("forged.json", needle, f"pgan {kind}"), copy=())
+    test_hostile_input(case, world, tmp_path, cli_module, monkeypatch)
+
+
+def test_report_accepts_the_real_results(derived, world, tmp_path, cli_module):
+    """The files the commands wrote pass the same checks, and the report derives the same flags."""
+    files = [derived / n for n in ("attack.json", "fidelity.json", "dp-audit.json")] + [world / "attack.json"]
+    summ = tmp_path / "s.json"
+    r = cli_module("report", *files, "-o", tmp_path / "r.html", "--summary", summ)
+    assert r.exit_code == 0, r
+    s = json.loads(summ.read_text())
+    fid, dp = json.loads(files[1].read_text()), json.loads(files[2].read_text())
+    assert s["verdict"] == "pass" and s["privacy"]["dp_audit"]["exceeds_claim"] == int(dp["exceeds_claim"]) == 0
+    assert dp["claimed"]["epsilon"] <= 8 and s["fidelity"]["c2st_copying"] is fid["c2st_copying"]
+    assert s["privacy"]["distances"]["near_copies_excess"] >= 0

@@ -341,6 +341,28 @@ def test_bad_inputs_exit_2_one_line(cli, tmp_path, bundle, digits_splits):
     assert list(tmp_path.glob(".r.html*")) == []
 
 
+def test_file_names_that_are_not_utf8(cli, tmp_path, digits8):
+    """A synthetic set, a scores file and a training log named with a byte that is not UTF-8
+    (``os.fsdecode`` keeps it as a lone surrogate): the page shows the byte as ``\\xff`` (in text
+    and in the ROC's title) and is written, as pgan audit reads the same names."""
+    def renamed(p: Path, stem: bytes) -> Path:
+        return p.rename(p.with_name(os.fsdecode(stem + p.suffix.encode())))
+
+    hand = write_results(tmp_path)
+    syn = tmp_path / os.fsdecode(b"syn\xff.h5")
+    shutil.copy(digits8, syn)
+    files = [renamed(hand["attack"], b"attack\xfe"), renamed(hand["scores"], b"scores\xff"),
+             renamed(hand["log"], b"train\xff")]
+    out, summ = tmp_path / "r.html", tmp_path / "s.json"
+    r = cli("report", *files, "--synthetic", syn, "-o", out, "--summary", summ)
+    assert r.exit_code == 0, r
+    assert "unexpected" not in r.stderr
+    page = out.read_text(encoding="utf-8")
+    for shown in ("syn\\xff.h5", "train\\xff.jsonl"):
+        assert shown in page, shown
+    assert json.loads(summ.read_text())["verdict"] == "pass"
+
+
 # ---- the HTML page -------------------------------------------------------------------------------
 def test_html_structure(bundle):
     page = bundle["html"].read_text()

@@ -68,6 +68,11 @@ def held_out_scores(real: np.ndarray, synthetic: np.ndarray, classifier: str = "
     return proba, y_te
 
 
+def is_copying(p_value: float, alpha: float = COPYING_ALPHA) -> bool:
+    """The copying flag: the one-sided p-value of "held-out AUC < 0.5" below ``alpha``."""
+    return p_value < alpha
+
+
 def below_chance(proba: np.ndarray, labels: np.ndarray, alpha: float = COPYING_ALPHA) -> dict:
     """The one-sided test of "held-out AUC < 0.5" (module docstring): p-value, level, sizes, flag."""
     from scipy.stats import mannwhitneyu
@@ -75,7 +80,7 @@ def below_chance(proba: np.ndarray, labels: np.ndarray, alpha: float = COPYING_A
     synth, real = proba[labels == 1], proba[labels == 0]
     p = float(mannwhitneyu(synth, real, alternative="less").pvalue)
     return {"p_value": p, "alpha": alpha, "test": COPYING_TEST, "n_real": int(len(real)),
-            "n_synthetic": int(len(synth)), "copying": bool(p < alpha)}
+            "n_synthetic": int(len(synth)), "copying": is_copying(p, alpha)}
 
 
 def c2st_test(real: np.ndarray, synthetic: np.ndarray, classifier: str = "gbm", seed: int = 0) -> dict:

@@ -70,6 +70,12 @@ def epsilon_lower_bound(m: int, r: int, v: int, delta: float, beta: float) -> fl
     return lo
 
 
+def exceeds_claim(epsilon_lower_bound: float, claimed_epsilon: float | None) -> bool:
+    """Whether the audit proves more privacy loss than the training claimed (docs/dp.md, "Auditing
+    the claim"): the audited lower bound above the claimed epsilon; never without a claim."""
+    return claimed_epsilon is not None and epsilon_lower_bound > claimed_epsilon
+
+
 def guess_grid(m: int) -> list[tuple[int, int]]:
     """The (k+, k-) pairs pgan tries by default: k+ a fixed share of the canaries, k- 0 or k+."""
     out: list[tuple[int, int]] = []
@@ -179,7 +185,7 @@ def dp_audit_file(checkpoint: str | os.PathLike, *, canary_source: str | os.Path
     result = {
         "claimed": claimed,
         "audited": audited,
-        "exceeds_claim": bool(claimed is not None and audited["epsilon_lower_bound"] > claimed["epsilon"]),
+        "exceeds_claim": exceeds_claim(audited["epsilon_lower_bound"], claimed["epsilon"] if claimed else None),
         "score": score,
         "canaries": {"m": design.m, "included": design.n_included, "source": design.source,
                      "source_path": design.source_path, "seed": design.seed,

@@ -20,7 +20,7 @@ import numpy as np
 from pgan_cli.report.measure import MAX_MAP_POINTS, PageData
 from pgan_cli.metrics.fidelity import KEY_C2ST_AUC, KEY_C2ST_COPYING, KEY_C2ST_COPYING_TEST
 from pgan_cli.report.page import (Raw, css, esc, figure_png, flatten, fmt, image_png, img_tag, na, new_figure,
-                                  section, table)
+                                  section, table, tight_layout)
 from pgan_cli.report.measure import labels_and_names as _labels_names
 from pgan_cli.report.results import KIND_KNN, KIND_SCORES, KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, knn_pair
 from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_FIDELITY, KEY_PRIVACY, KEY_UTILITY
@@ -104,7 +104,7 @@ def attacks_section(summary: dict[str, Any], results: list[ResultFile]) -> str:
                 drawn += 1
         _roc_axes(ax, grid, 1e-3, "operating points")
     if drawn:
-        fig.tight_layout()
+        tight_layout(fig)
         body.append("<h3>ROC curves</h3>" + img_tag(figure_png(fig), "ROC curves per attack, log-scale FPR"))
     else:
         body.append(na("ROC curves need the --scores file of pgan attack"))
@@ -157,7 +157,7 @@ def distances_section(summary: dict[str, Any], results: list[ResultFile], dcr_se
             ax.set_ylabel("density")
             ax.set_title(f"DCR, {space} space: synthetic -> members against holdout -> members", fontsize=9)
             ax.legend(fontsize=7)
-        fig.tight_layout()
+        tight_layout(fig)
         body.append(img_tag(figure_png(fig), "DCR histograms"))
     else:
         body.append(na("DCR histograms need knn files (pgan knn synthetic members, pgan knn holdout "
@@ -207,7 +207,7 @@ def map_section(page: PageData) -> str:
         ax.set_yticks([])
         if i == 0:
             ax.legend(fontsize=7, markerscale=3)
-    fig.tight_layout()
+    tight_layout(fig)
     note = (f'<p class="meta">Projection: {esc(used)}; up to {MAX_MAP_POINTS} points per set. Contours: '
             f'kernel densities (Gaussian, Scott\'s rule) enclosing 90% (thin) and 50% (thick) of each set; '
             f'overlap: the shared density mass, 1 for identical densities.</p>')
@@ -298,7 +298,7 @@ def training_section(results: list[ResultFile], synthetic=None) -> str:
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.tight_layout()
+        tight_layout(fig)
         body.append(f'<p class="meta">{esc(res.path.name)}: {len(recs)} records, last step '
                     f'{esc(recs[-1].get("step"))}.</p>' + img_tag(figure_png(fig), f"training curves {res.path.name}"))
     return section("training", "".join(body))

@@ -36,8 +36,18 @@ TITLES = {sid: p["title"] for sid, p in _PROSE.items()}
 
 
 # ---- small helpers ----------------------------------------------------------------------------
+def printable(text: str) -> str:
+    """``text`` as a UTF-8 page can hold it: the bytes of a file name that is not UTF-8 (which
+    ``os.fsdecode`` keeps as lone surrogates) are shown as ``\\xff``; any other lone surrogate (a
+    ``\\ud800`` escape in a result JSON) as ``\\ud800``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def esc(x: Any) -> str:
-    return _html.escape(str(x), quote=True)
+    return _html.escape(printable(str(x)), quote=True)
 
 
 def fmt(v: Any) -> str:
@@ -62,10 +72,26 @@ def figure_png(fig) -> str:
     """A matplotlib Figure as a PNG data URI."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    _printable_texts(fig)
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _printable_texts(fig) -> None:
+    """Make every text of ``fig`` :func:`printable`: matplotlib cannot measure or draw a lone
+    surrogate (a file name that is not UTF-8, in a title or a legend)."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_text(printable(text.get_text()))
+
+
+def tight_layout(fig) -> None:
+    """``fig.tight_layout()`` on :func:`printable` texts (the layout measures them)."""
+    _printable_texts(fig)
+    fig.tight_layout()
 
 
 def new_figure(w: float, h: float):

@@ -86,6 +86,8 @@ def _load_json(path: Path) -> ResultFile:
         _check_dp_audit(path, data)
     else:
         _check_required(path, data, kind)
+    if kind == KIND_FIDELITY:
+        _check_fidelity(path, data)
     return ResultFile(path=path, kind=kind, data=data, provenance=data.get("provenance"))
 
 
@@ -96,11 +98,13 @@ _DISTANCE_NUMBERS = ("dcr_share", "nnaa_privacy_loss", "authenticity", "data_cop
                      "near_copies_excess", "near_copies_expected")
 
 
-# the figure ranges an attack result must respect: a figure outside its range is a tampered or
-# foreign file, never a pass (an AUC of -3 would pass "auc <= 0.6")
+# the figure ranges a result must respect, by key (attack, dp-audit and fidelity results): a figure
+# outside its range is a tampered or foreign file, never a pass (an AUC of -3 would pass "auc <= 0.6")
 _RANGES = {"auc": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "advantage": (-1.0, 1.0),
            "epsilon_lower_bound": (0.0, math.inf), "dcr_share": (0.0, 1.0), "authenticity": (0.0, 1.0),
-           "tpr_at_fpr": (0.0, 1.0)}
+           "tpr_at_fpr": (0.0, 1.0), "near_copies_excess": (0.0, math.inf), "near_copies_expected": (0.0, math.inf),
+           "epsilon": (0.0, math.inf), "delta": (0.0, 1.0), "confidence": (0.0, 1.0), "guesses": (0.0, math.inf),
+           "correct": (0.0, math.inf), "p_value": (0.0, 1.0), "alpha": (0.0, 1.0), "c2st_auc": (0.0, 1.0)}
 # what each other JSON kind must hold, with the type of each: a file stamped as one kind but
 # holding another's figures is refused, not read as a result without figures
 _REQUIRED = {KIND_MMD: {"mmd2": "number", "p_value": "number"}, KIND_UTILITY: {"tstr": "object", "trtr": "object"},
@@ -117,6 +121,32 @@ def _in_range(key: str, v: Any) -> bool:
     return v is None or not math.isfinite(v) or lo <= v <= hi
 
 
+def _malformed(path: Path, kind: str, where: str, v: Any, want: str) -> FormatError:
+    """The error for a figure of a ``kind`` result that is not what its writer writes."""
+    return FormatError(f"{path}: {where} is {json.dumps(v)[:60]}, not {want}; "
+                       f"give the --json output of pgan {kind} unchanged")
+
+
+def _number(path: Path, kind: str, where: str, v: Any, key: str | None = None, required: bool = False) -> float | None:
+    """The figure ``v`` (at ``where`` in the file) as a float in the range of ``key`` (the last part of
+    ``where`` unless given), or None when it is null or not finite; a required figure must be finite."""
+    key = key or where.rsplit(".", 1)[-1]
+    finite = _is_number(v) and v is not None and math.isfinite(v)
+    if not _is_number(v) or not _in_range(key, v) or (required and not finite):
+        want = ("a finite number" if required else "a number") + (
+            " in [{:g}, {:g}]".format(*_RANGES[key]) if key in _RANGES else "")
+        raise _malformed(path, kind, where, v, want)
+    return float(v) if finite else None
+
+
+def _derived(path: Path, kind: str, where: str, given: Any, derived: Any, because: str) -> None:
+    """Refuse a file whose summary figure ``given`` (a flag such as ``exceeds_claim``) is not what its
+    writer derives from the file's own figures (``derived``, ``because``)."""
+    if given != derived or type(given) is not type(derived):
+        raise FormatError(f"{path}: {where} is {json.dumps(given)[:60]}, but {because} makes it "
+                          f"{json.dumps(derived)}; give the --json output of pgan {kind} unchanged")
+
+
 def _check_required(path: Path, data: dict[str, Any], kind: str) -> None:
     """Refuse an mmd, fidelity or utility result that lacks its own figures."""
     types = {"number": _is_number, "object": lambda v: isinstance(v, dict),
@@ -126,26 +156,67 @@ def _check_required(path: Path, data: dict[str, Any], kind: str) -> None:
             raise FormatError(f"{path}: a pgan {kind} result needs {key} as {'a' if want != 'object' else 'an'} "
                               f"{want}, got {json.dumps(data.get(key))[:60]}; give the --json output of pgan "
                               f"{kind} unchanged")
+        if want == "number":
+            _number(path, kind, key, data[key])
+
+
+def _check_fidelity(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a fidelity result whose C2ST figures are out of range, or whose ``c2st_copying`` is not
+    what pgan fidelity derives from its test (:func:`pgan_cli.metrics.c2st.is_copying`)."""
+    from pgan_cli.metrics.c2st import COPYING_ALPHA, is_copying
+    from pgan_cli.metrics.fidelity import KEY_C2ST_AUC, KEY_C2ST_COPYING, KEY_C2ST_COPYING_TEST
+
+    _number(path, KIND_FIDELITY, KEY_C2ST_AUC, data.get(KEY_C2ST_AUC))
+    if KEY_C2ST_COPYING not in data and KEY_C2ST_COPYING_TEST not in data:
+        return
+    test = data.get(KEY_C2ST_COPYING_TEST)
+    if not isinstance(test, dict):
+        raise _malformed(path, KIND_FIDELITY, KEY_C2ST_COPYING_TEST, test, "an object")
+    where = f"{KEY_C2ST_COPYING_TEST}.p_value"
+    p = _number(path, KIND_FIDELITY, where, test.get("p_value"), required=True)
+    if test.get("alpha") != COPYING_ALPHA:
+        raise _malformed(path, KIND_FIDELITY, f"{KEY_C2ST_COPYING_TEST}.alpha", test.get("alpha"),
+                         f"{COPYING_ALPHA} (the level pgan fidelity tests at)")
+    _derived(path, KIND_FIDELITY, KEY_C2ST_COPYING, data.get(KEY_C2ST_COPYING), is_copying(p),
+             f"{where} {p:g} against alpha {COPYING_ALPHA:g}")
 
 
 def _check_dp_audit(path: Path, data: dict[str, Any]) -> None:
-    """Refuse a DP-audit result whose gated figures a gate could misread."""
+    """Refuse a DP-audit result whose gated figures a gate could misread: figures out of range, or an
+    ``exceeds_claim`` that is not what pgan dp-audit derives from the bound and the claim
+    (:func:`pgan_cli.privacy.one_run_audit.exceeds_claim`)."""
+    from pgan_cli.privacy.one_run_audit import exceeds_claim
+
     audited, claimed = data.get("audited"), data.get("claimed")
-    ok = (isinstance(audited, dict) and _is_number(audited.get("epsilon_lower_bound"))
-          and audited.get("epsilon_lower_bound") is not None and isinstance(data.get("exceeds_claim"), bool)
-          and (claimed is None or (isinstance(claimed, dict) and _is_number(claimed.get("epsilon")))))
-    if not ok:
-        raise FormatError(f"{path}: not a well-formed pgan dp-audit result (audited.epsilon_lower_bound, "
-                          f"exceeds_claim, claimed); give the --json output of pgan dp-audit unchanged")
+    if not isinstance(audited, dict):
+        raise _malformed(path, KIND_DP_AUDIT, "audited", audited, "an object")
+    if claimed is not None and not isinstance(claimed, dict):
+        raise _malformed(path, KIND_DP_AUDIT, "claimed", claimed, "an object or null")
+    bound = _number(path, KIND_DP_AUDIT, "audited.epsilon_lower_bound", audited.get("epsilon_lower_bound"),
+                    required=True)
+    fig = {key: _number(path, KIND_DP_AUDIT, f"audited.{key}", audited.get(key))
+           for key in ("auc", "confidence", "delta", "guesses", "correct")}
+    if None not in (fig["guesses"], fig["correct"]) and fig["correct"] > fig["guesses"]:
+        raise _malformed(path, KIND_DP_AUDIT, "audited.correct", audited["correct"],
+                         f"at most audited.guesses ({audited['guesses']})")
+    eps = None
+    if claimed is not None:
+        eps = _number(path, KIND_DP_AUDIT, "claimed.epsilon", claimed.get("epsilon"), required=True)
+        _number(path, KIND_DP_AUDIT, "claimed.delta", claimed.get("delta"))
+    flag = data.get("exceeds_claim")
+    if not isinstance(flag, bool):
+        raise _malformed(path, KIND_DP_AUDIT, "exceeds_claim", flag, "true or false")
+    why = (f"audited.epsilon_lower_bound {bound:g} against claimed.epsilon {eps:g}" if eps is not None
+           else "a null claim (trained without DP)")
+    _derived(path, KIND_DP_AUDIT, "exceeds_claim", flag, exceeds_claim(bound, eps), why)
 
 
 def _check_attack(path: Path, data: dict[str, Any]) -> None:
     """Refuse an attack result whose shape a gate could misread: ``attacks`` not an object, an
-    attack that is not an object, or a gated figure that is a string (or a bool, a list ...).
-    A malformed privacy result is bad input (exit 2), never an empty one that passes."""
+    attack that is not an object, or a gated figure that is a string (or a bool, a list ...) or
+    out of its range. A malformed privacy result is bad input (exit 2), never an empty one that passes."""
     def bad(where: str, v: Any, want: str) -> FormatError:
-        return FormatError(f"{path}: {where} is {json.dumps(v)[:60]}, not {want}; "
-                           f"give the --json output of pgan attack unchanged")
+        return _malformed(path, KIND_ATTACK, where, v, want)
 
     attacks = data.get("attacks", {})
     if not isinstance(attacks, dict):
@@ -154,29 +225,27 @@ def _check_attack(path: Path, data: dict[str, Any]) -> None:
         if not isinstance(fig, dict):
             raise bad(f"attacks.{name}", fig, "an object")
         for key in _ATTACK_NUMBERS:
-            if key in fig and not _is_number(fig[key]):
-                raise bad(f"attacks.{name}.{key}", fig[key], "a number")
-            if key in fig and not _in_range(key, fig[key]):
-                raise bad(f"attacks.{name}.{key}", fig[key], "a number in [{:g}, {:g}]".format(*_RANGES[key]))
+            if key in fig:
+                _number(path, KIND_ATTACK, f"attacks.{name}.{key}", fig[key])
         tpr = fig.get("tpr_at_fpr")
         if "tpr_at_fpr" in fig and not isinstance(tpr, dict):
             raise bad(f"attacks.{name}.tpr_at_fpr", tpr, "an object of numbers")
         for level, v in (tpr or {}).items():
-            if not _is_number(v) or not _in_range("tpr_at_fpr", v):
-                raise bad(f"attacks.{name}.tpr_at_fpr.{level}", v, "a number in [0, 1]")
+            _number(path, KIND_ATTACK, f"attacks.{name}.tpr_at_fpr.{level}", v, key="tpr_at_fpr")
     dist = data.get("distances")
     if dist is None:
         return
     if not isinstance(dist, dict):
         raise bad("distances", dist, "an object")
     for key in _DISTANCE_NUMBERS:
-        if key in dist and not _is_number(dist[key]):
-            raise bad(f"distances.{key}", dist[key], "a number")
-        if key in dist and not _in_range(key, dist[key]):
-            raise bad(f"distances.{key}", dist[key], "a number in [{:g}, {:g}]".format(*_RANGES[key]))
+        if key in dist:
+            _number(path, KIND_ATTACK, f"distances.{key}", dist[key])
     nc = dist.get(K.KEY_NEAR_COPIES)
-    if nc is not None and not (isinstance(nc, float) and not math.isfinite(nc)) and near_copy_count(nc) is None:
-        raise bad(f"distances.{K.KEY_NEAR_COPIES}", dist[K.KEY_NEAR_COPIES], "a count")
+    if nc is None or (isinstance(nc, float) and not math.isfinite(nc)):
+        return
+    count = near_copy_count(nc)
+    if count is None or count < 0:
+        raise bad(f"distances.{K.KEY_NEAR_COPIES}", nc, "a count")
 
 
 def _load_jsonl(path: Path) -> ResultFile:

@@ -7,6 +7,7 @@ read: objects nested so a gate names a figure by a dotted path (``privacy.attack
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pgan_cli.attacks.evaluation import auc as attack_auc
 from pgan_cli.dataset import decode_attr
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import sha256_file
+from pgan_cli.privacy.one_run_audit import exceeds_claim
 from pgan_cli.report.results import (KIND_ATTACK, KIND_DP_AUDIT, KIND_FIDELITY, KIND_KNN, KIND_MMD, KIND_SCORES, KIND_SUMMARY,
                                      KIND_TRAIN_LOG, KIND_UTILITY, ResultFile, _command_of, knn_pair,
                                      near_copy_count)
@@ -145,32 +147,48 @@ def near_copy_allowance(n_synthetic: int, holdout_dcr: np.ndarray | None, thresh
     return int(binom.ppf(NEAR_COPY_QUANTILE, n_synthetic, rate)), rate, basis
 
 
+# the figures the report derives beside each near_copies count; a result file that gives them must
+# give the report's own values (pgan attack writes none of them)
+NEAR_COPY_DERIVED = ("near_copies_expected", "near_copies_excess", "near_copies_basis")
+
+
+def _near_copy_figures(res: ResultFile, count: Any, scores: list[ResultFile]) -> dict[str, Any]:
+    """``near_copies_expected``, ``near_copies_excess`` and ``near_copies_basis`` of one attack
+    result (:func:`near_copy_allowance`); empty when its near-copy count or set size is unknown."""
+    dist = res.data.get("distances") or {}
+    threshold = dist.get("near_copy_threshold")
+    sets = res.data.get("sets") or {}
+    syn = sets.get("synthetic")
+    n_syn = syn.get("n") if isinstance(syn, dict) else syn if isinstance(syn, int) else None
+    match = next((s for s in scores if s.space == res.space and s.data.get("dcr_arrays")), None)
+    hold = match.data["dcr_arrays"].get(K.SCORES_DCR_HOLDOUT) if match else None
+    if n_syn is None and match is not None and K.SCORES_DCR_SYNTHETIC in match.data["dcr_arrays"]:
+        n_syn = len(match.data["dcr_arrays"][K.SCORES_DCR_SYNTHETIC])
+    if not isinstance(count, int) or not isinstance(n_syn, int) or n_syn <= 0:
+        return {}
+    allowed, rate, basis = near_copy_allowance(n_syn, hold, threshold if isinstance(threshold, (int, float)) else None)
+    return dict(zip(NEAR_COPY_DERIVED, (allowed, max(0, count - allowed), basis)))
+
+
 def _near_copies_beyond_chance(results: list[ResultFile], privacy: dict[str, Any]) -> None:
-    """Add ``near_copies_expected`` and ``near_copies_excess`` next to each ``near_copies`` count."""
+    """Add ``near_copies_expected`` and ``near_copies_excess`` next to each ``near_copies`` count,
+    derived here whatever the file says: a file that gives other values (or values the report
+    cannot derive, without a set size) is malformed, so a forged excess of 0 never passes."""
     scores = [r for r in results if r.kind == KIND_SCORES]
     for res in results:
         key = res.extra.get("distances_key")
         if res.kind != KIND_ATTACK or key is None:
             continue
         d = privacy[key]
-        count = d.get(KEY_NEAR_COPIES)
-        if not isinstance(count, int):
-            continue
-        dist = res.data.get("distances") or {}
-        threshold = dist.get("near_copy_threshold")
-        sets = res.data.get("sets") or {}
-        syn = sets.get("synthetic")
-        n_syn = syn.get("n") if isinstance(syn, dict) else syn if isinstance(syn, int) else None
-        match = next((s for s in scores if s.space == res.space and s.data.get("dcr_arrays")), None)
-        hold = match.data["dcr_arrays"].get(K.SCORES_DCR_HOLDOUT) if match else None
-        if n_syn is None and match is not None and K.SCORES_DCR_SYNTHETIC in match.data["dcr_arrays"]:
-            n_syn = len(match.data["dcr_arrays"][K.SCORES_DCR_SYNTHETIC])
-        if not isinstance(n_syn, int) or n_syn <= 0:
-            continue
-        allowed, rate, basis = near_copy_allowance(n_syn, hold, threshold if isinstance(threshold, (int, float)) else None)
-        d["near_copies_expected"] = allowed
-        d["near_copies_excess"] = max(0, count - allowed)
-        d["near_copies_basis"] = basis
+        given = {k: d.pop(k) for k in NEAR_COPY_DERIVED if k in d}
+        d.update(_near_copy_figures(res, d.get(KEY_NEAR_COPIES), scores))
+        for k, v in res.data["distances"].items():
+            if k in given and v is not None and v != d.get(k):
+                why = ("the report derives it from near_copies and sets.synthetic, which this file does not "
+                       "give" if k not in d else f"the report derives {json.dumps(d[k])} (near_copies "
+                       f"{d[KEY_NEAR_COPIES]}, allowance {d['near_copies_expected']}: {d['near_copies_basis']})")
+                raise FormatError(f"{res.path}: distances.{k} is {json.dumps(v)[:60]}, but {why}; give the "
+                                  f"--json output of pgan attack unchanged")
 
 
 def dcr_stats(d: np.ndarray) -> dict[str, float]:
@@ -267,7 +285,8 @@ def build_summary(results: list[ResultFile], datasets: dict[str, Path] | None = 
                             "confidence": _num(a.get("confidence")), "guesses": _num(a.get("guesses")),
                             "correct": _num(a.get("correct")), "auc": _num(a.get("auc")),
                             "canaries": _num((res.data.get("canaries") or {}).get("m")),
-                            "score": res.data.get("score"), "exceeds_claim": int(bool(res.data["exceeds_claim"]))}
+                            "score": res.data.get("score"),
+                            "exceeds_claim": int(exceeds_claim(a["epsilon_lower_bound"], c.get("epsilon") if c else None))}
             res.name = key
         elif res.kind == KIND_SUMMARY:
             res.name = res.path.parent.name if res.path.name == "summary.json" else res.path.stem
