@@ -70,6 +70,27 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 # ---- the trainer --------------------------------------------------------------------------------
+# BatchNorm normalises each feature by its variance over the batch in training (Ioffe & Szegedy
+# 2015), which one row does not have: every batch of every process needs at least 2 rows
+MIN_BATCH = 2
+
+
+def batch_per_process(batch_size: int, n: int, world: int) -> int:
+    """Rows per batch in each of ``world`` processes: ``batch_size`` split, capped by the data's
+    ``n`` rows; refused below :data:`MIN_BATCH`."""
+    per_rank, local_n = batch_size // world, n // world
+    each = " per process" if world > 1 else ""
+    if per_rank < MIN_BATCH:
+        raise OptionError(f"$batch_size {batch_size} gives {per_rank} row{'s' * (per_rank != 1)} per batch{each}; "
+                          f"training needs at least {MIN_BATCH}{each} (batch norm estimates a variance over "
+                          f"the batch)", "batch_size")
+    if local_n < MIN_BATCH:
+        raise InputError(f"{n} training sample{'s' * (n != 1)} {'are' if n != 1 else 'is'} too few: training "
+                         f"needs at least {MIN_BATCH * world} (batches of {MIN_BATCH} rows{each}; batch norm "
+                         f"estimates a variance over the batch)")
+    return min(per_rank, local_n)
+
+
 class Trainer:
     """Train a GAN from a config (see :func:`make_config`) on in-memory data.
 
@@ -111,14 +132,8 @@ class Trainer:
         self.data = x.float().to(self.device)
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(self.device) if labels is not None else None
         self.n = int(self.data.shape[0])
-        per_rank = int(config["batch_size"]) // self.dist.world
-        if per_rank < 1:
-            raise OptionError(f"$batch_size {config['batch_size']} is smaller than the {self.dist.world} processes",
-                              "batch_size")
-        local_n = self.n // self.dist.world
-        if local_n < 1:
-            raise InputError(f"{self.n} training samples cannot be shared by {self.dist.world} processes")
-        self.batch = min(per_rank, local_n)
+        per_rank, local_n = int(config["batch_size"]) // self.dist.world, self.n // self.dist.world
+        self.batch = batch_per_process(int(config["batch_size"]), self.n, self.dist.world)
         if self.batch < per_rank and self.dist.main:
             console.warn(f"the batch size {config['batch_size']} is larger than the data ({self.n} rows); "
                          f"using batches of {self.batch * self.dist.world}")
