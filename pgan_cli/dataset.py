@@ -225,6 +225,8 @@ class Dataset:
         if any(d == 0 for d in s.shape[1:]):
             self._fail(f"'samples' has an empty dimension: shape {s.shape}")
         kind = self._attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS)
+        if not isinstance(kind, str):
+            self._fail(f"attribute kind is not text ({type(kind).__name__}); expected 'images' or 'vectors'")
         if kind not in (KIND_IMAGES, KIND_VECTORS):
             self._fail(f"unknown kind {kind!r}; expected 'images' or 'vectors'")
         if (kind == KIND_IMAGES) != (s.ndim == 4):
@@ -235,6 +237,9 @@ class Dataset:
         names = self._attrs.get("class_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)):
             self._fail("attribute class_names is not a JSON list of strings")
+        if names is not None and len(set(names)) < len(names):
+            twice = next(x for i, x in enumerate(names) if x in names[:i])
+            self._fail(f"attribute class_names names {twice!r} more than once; each class needs its own name")
         self.class_names: list[str] | None = names
         self.has_labels = "labels" in f
         if self.has_labels:
