@@ -70,25 +70,30 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 # ---- the trainer --------------------------------------------------------------------------------
-# BatchNorm normalises each feature by its variance over the batch in training (Ioffe & Szegedy
-# 2015), which one row does not have: every batch of every process needs at least 2 rows
-MIN_BATCH = 2
+# BatchNorm1d normalises each feature by its variance over the batch in training (Ioffe &
+# Szegedy 2015), which one row does not have; the fully connected critic with $norm batchnorm
+# has it (its conv layers' BatchNorm2d also average over the 4x4 positions, so one row is enough)
+BATCH_NORM_MIN_ROWS = 2
 
 
-def batch_per_process(batch_size: int, n: int, world: int) -> int:
+def batch_per_process(batch_size: int, n: int, world: int, minimum: int = 1) -> int:
     """Rows per batch in each of ``world`` processes: ``batch_size`` split, capped by the data's
-    ``n`` rows; refused below :data:`MIN_BATCH`."""
+    ``n`` rows; refused below ``minimum`` (:data:`BATCH_NORM_MIN_ROWS` for batch norm over features)."""
     per_rank, local_n = batch_size // world, n // world
+    if per_rank < 1:
+        raise OptionError(f"$batch_size {batch_size} is smaller than the {world} processes", "batch_size")
+    if local_n < 1:
+        raise InputError(f"{n} training samples cannot be shared by {world} processes")
+    if min(per_rank, local_n) >= minimum:
+        return min(per_rank, local_n)
     each = " per process" if world > 1 else ""
-    if per_rank < MIN_BATCH:
-        raise OptionError(f"$batch_size {batch_size} gives {per_rank} row{'s' * (per_rank != 1)} per batch{each}; "
-                          f"training needs at least {MIN_BATCH}{each} (batch norm estimates a variance over "
-                          f"the batch)", "batch_size")
-    if local_n < MIN_BATCH:
-        raise InputError(f"{n} training sample{'s' * (n != 1)} {'are' if n != 1 else 'is'} too few: training "
-                         f"needs at least {MIN_BATCH * world} (batches of {MIN_BATCH} rows{each}; batch norm "
-                         f"estimates a variance over the batch)")
-    return min(per_rank, local_n)
+    why = (f"the critic's batch norm needs at least {minimum} rows per batch{each} (a variance over the "
+           f"batch)")
+    if per_rank < minimum:
+        raise OptionError(f"$batch_size {batch_size} is too small: {why}; raise it or use $norm groupnorm",
+                          "batch_size", "norm")
+    raise InputError(f"{n} training sample{'s are' if n != 1 else ' is'} too few: {why}; give more rows or "
+                     f"use --norm groupnorm")
 
 
 class Trainer:
@@ -133,7 +138,9 @@ class Trainer:
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(self.device) if labels is not None else None
         self.n = int(self.data.shape[0])
         per_rank, local_n = int(config["batch_size"]) // self.dist.world, self.n // self.dist.world
-        self.batch = batch_per_process(int(config["batch_size"]), self.n, self.dist.world)
+        bn_features = config["net"] == "mlp" and config["norm"] == "batchnorm"
+        self.batch = batch_per_process(int(config["batch_size"]), self.n, self.dist.world,
+                                       BATCH_NORM_MIN_ROWS if bn_features else 1)
         if self.batch < per_rank and self.dist.main:
             console.warn(f"the batch size {config['batch_size']} is larger than the data ({self.n} rows); "
                          f"using batches of {self.batch * self.dist.world}")
