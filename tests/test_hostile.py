@@ -635,6 +635,15 @@ def _h5_with(folder: Path, name: str, build: Callable) -> str:
     return name
 
 
+def _image_npy(folder: Path, value: float) -> str:
+    """A folder of one float64 8x8 NPY image holding ``value``."""
+    (folder / "arrays" / "a").mkdir(parents=True)
+    x = np.zeros((8, 8))
+    x[1, 1] = value
+    np.save(folder / "arrays" / "a" / "x.npy", x)
+    return "arrays"
+
+
 NUMERIC = [
     Case("knn-1e38-euclidean", lambda f, w: ["knn", _npy_with(f, "big.npy", 1e38), "holdout.npy", "-k", "1", "-o",
                                              "k.h5"], ("big.npy", "1e+38", "overflow float32 distance", "row 3")),
@@ -653,6 +662,8 @@ NUMERIC = [
          ("1e+38", "rescale")),
     Case("mmd-float64-1e300", lambda f, w: ["mmd", _npy_with(f, "f64.npy", -1e300, np.float64), "holdout.npy",
                                             "--permutations", "5"], ("beyond float32 range",)),
+    Case("import-float64-1e300", lambda f, w: ["data", "import", _image_npy(f, 1e300), "-o", "i.h5"],
+         ("1e+300", "beyond float32 range")),
     Case("info-kind-array", lambda f, w: ["data", "info", _h5_with(f, "k.h5", lambda h: (
         _samples(h), h.attrs.__setitem__("kind", np.array([b"vectors", b"images"]))))], ("kind is not text",)),
     Case("train-kind-array", lambda f, w: ["train", _h5_with(f, "k.h5", lambda h: (
