@@ -355,9 +355,11 @@ def check_model_fits(config: dict[str, Any]) -> None:
     except (ValueError, OSError, AttributeError):
         return
     if need > total:
+        from pgan_cli.console import size_text
+
         raise InputError(f"the model has {n / 1e6:,.0f} M parameters: training it needs about "
-                         f"{need / 2 ** 30:,.1f} GiB for its weights, gradients and optimiser state, more than "
-                         f"this machine's {total / 2 ** 30:,.1f} GiB; lower --width or --latent-dim")
+                         f"{size_text(need)} for its weights, gradients and optimiser state, more than "
+                         f"this machine's {size_text(total)}; lower --width or --latent-dim")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:

@@ -43,6 +43,7 @@ class PipelineOrderGroup(TyperGroup):
         from typer._click import exceptions as ce
 
         try:
+            _refuse_empty_paths(self, args)
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
         except ce.NoArgsIsHelpError as e:
@@ -61,6 +62,15 @@ class PipelineOrderGroup(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _refuse_empty_paths(group, args) -> None:
+    """``-o ''`` and other empty paths, named before parsing (which reads them as '.')."""
+    from pgan_cli.emptypaths import empty_path_error
+
+    error = empty_path_error(group, list(sys.argv[1:] if args is None else args))
+    if error is not None:
+        raise error
 
 
 app = typer.Typer(

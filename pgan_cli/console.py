@@ -28,6 +28,18 @@ state = _State()
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def size_text(nbytes: float) -> str:
+    """A byte count in the largest binary unit that keeps it at least 1 (up to TiB): "512 B",
+    "3.2 MiB", "1,536.0 TiB"."""
+    value, unit = float(nbytes), 0
+    while abs(value) >= 1024 and unit < len(BYTE_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{value:,.0f} B" if unit == 0 else f"{value:,.1f} {BYTE_UNITS[unit]}"
+
+
 def configure(quiet: bool | None = None, verbose: bool | None = None, provenance: bool | None = None) -> None:
     """Set the global ``--quiet`` / ``--verbose`` / ``--no-provenance`` flags."""
     if quiet is not None:

@@ -39,6 +39,13 @@ MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_
 
 MAX_SAMPLE_BYTES = 256 << 20  # one record: a 4-channel 4096 x 4096 float32 image
 MAX_ATTR_BYTES = 16 << 20
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38
+# The largest magnitude a sample value may have (docs/FORMAT.md): distances are float32 sums
+# over D values, a squared L2 distance sums D terms (a - b)^2 <= (2M)^2 and FAISS's
+# |a|^2 + |b|^2 - 2 a.b is bounded alike, so D * 4M^2 must stay below FLOAT32_MAX. For the
+# largest row a dataset file holds (MAX_SAMPLE_BYTES / 4 = 2^26 values) that is
+# M <= sqrt(3.4e38 / 2^28) = 1.1e15.
+MAX_ABS_VALUE = 1e15
 
 
 def decode_attr(value: Any) -> Any:
@@ -62,6 +69,25 @@ def decode_attr(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def value_problem(x: np.ndarray, start: int = 0) -> str | None:
+    """What makes rows ``x`` (row ``start`` onwards, any numeric dtype) unusable, or None: NaN or
+    Inf, a value beyond float32 range (a float64 input) or beyond +-MAX_ABS_VALUE."""
+    x = x.reshape(len(x), -1)
+    ok = (x >= -MAX_ABS_VALUE) & (x <= MAX_ABS_VALUE)  # False for NaN too
+    if ok.all():
+        return None
+    row = int(np.argmin(ok.all(axis=1)))
+    bad = x[row][~ok[row]].astype(np.float64)
+    where = f"first at row {start + row}"
+    if not np.isfinite(bad).all():
+        return f"contains NaN or Inf ({where}); clean the data first"
+    v = float(bad[np.argmax(np.abs(bad))])
+    if abs(v) > FLOAT32_MAX:
+        return f"holds {v:.3g} ({where}), beyond float32 range (+-3.4e38); rescale the data"
+    return (f"holds {v:.3g} ({where}); values beyond +-1e15 overflow float32 distance arithmetic; "
+            f"rescale the data")
 
 
 def open_h5(path: Path):
@@ -199,6 +225,8 @@ class Dataset:
         if any(d == 0 for d in s.shape[1:]):
             self._fail(f"'samples' has an empty dimension: shape {s.shape}")
         kind = self._attrs.get("kind", KIND_IMAGES if s.ndim == 4 else KIND_VECTORS)
+        if not isinstance(kind, str):
+            self._fail(f"attribute kind is not text ({type(kind).__name__}); expected 'images' or 'vectors'")
         if kind not in (KIND_IMAGES, KIND_VECTORS):
             self._fail(f"unknown kind {kind!r}; expected 'images' or 'vectors'")
         if (kind == KIND_IMAGES) != (s.ndim == 4):
@@ -209,6 +237,9 @@ class Dataset:
         names = self._attrs.get("class_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)):
             self._fail("attribute class_names is not a JSON list of strings")
+        if names is not None and len(set(names)) < len(names):
+            twice = next(x for i, x in enumerate(names) if x in names[:i])
+            self._fail(f"attribute class_names names {twice!r} more than once; each class needs its own name")
         self.class_names: list[str] | None = names
         self.has_labels = "labels" in f
         if self.has_labels:
@@ -231,10 +262,9 @@ class Dataset:
         for start in range(0, self.n, self._batch_rows()):
             stop = min(self.n, start + self._batch_rows())
             x = source["samples"][start:stop]
-            finite = np.isfinite(x)
-            if not finite.all():
-                row = start + int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))
-                self._fail(f"'samples' contains NaN or Inf (first at row {row}); clean the data first")
+            problem = value_problem(x, start)
+            if problem:
+                self._fail(f"'samples' {problem}")
             lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
             if self.has_labels:
                 lab = source["labels"][start:stop]

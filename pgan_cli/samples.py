@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pgan_cli.dataset import MANAGED_ATTRS, Dataset, read_dataset
+from pgan_cli.dataset import MANAGED_ATTRS, Dataset, read_dataset, value_problem
 from pgan_cli.errors import FormatError
 from pgan_cli.files import check_input
 
@@ -25,8 +25,10 @@ class SampleReader:
     rank >= 2 reshaped); otherwise samples keep their shape: (N, D) vectors, (N, C, H, W) images,
     and an NPY (N, H, W) is read as one-channel images. Only the current batch is in memory: NPY
     rows are read with plain file reads from the literal header's offset (never unpickled, never
-    a memory map whose pages would count towards resident memory). NaN/Inf are reported with the
-    row where they occur; dataset files are validated on open (:class:`Dataset`).
+    a memory map whose pages would count towards resident memory). NaN/Inf and values beyond
+    +-MAX_ABS_VALUE (:func:`pgan_cli.dataset.value_problem`) are reported with the row where they
+    occur, checked in the file's dtype before the cast to float32; dataset files are validated on
+    open (:class:`Dataset`).
     """
 
     def __init__(self, path: str | os.PathLike, what: str = "input", *, flatten: bool = False):
@@ -73,15 +75,17 @@ class SampleReader:
         self._npy = (np.load(self.path, allow_pickle=False, mmap_mode="r") if fortran and self.n > 0 else "file")
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
+        """NPY rows ``start:stop`` as float32, checked in the file's dtype (a float64 1e300 is
+        beyond float32 range, not an Inf)."""
         row = int(np.prod(self.sample_shape))
         if isinstance(self._npy, np.ndarray):
-            x = np.array(self._npy[start:stop], dtype=np.float32)
+            x = np.array(self._npy[start:stop])
         else:
             with open(self.path, "rb") as f:
                 f.seek(self._offset + start * row * self._dtype.itemsize)
                 x = np.fromfile(f, dtype=self._dtype, count=(stop - start) * row)
-            x = x.astype(np.float32, copy=False)
-        return x.reshape(stop - start, *self.sample_shape)
+        self._check_values(x.reshape(stop - start, -1), start)
+        return x.astype(np.float32, copy=False).reshape(stop - start, *self.sample_shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -92,7 +96,6 @@ class SampleReader:
         stop = self.n if stop is None else min(stop, self.n)
         if self._npy is not None:
             x = self._rows(start, stop)
-            self._check_finite(x, start)
         else:
             x = self._ds.samples(start, stop)
         return np.ascontiguousarray(x.reshape(stop - start, *self.sample_shape))
@@ -112,22 +115,22 @@ class SampleReader:
                 got = f.readinto(memoryview(out).cast("B"))
             if got != out.nbytes:
                 raise FormatError(f"{self.what} file {self.path} is truncated at row {start + got // row}")
-            self._check_finite(out, start)
+            self._check_values(out, start)
             return
         out[...] = self.read(start, stop).reshape(len(out), -1)
 
-    def _check_finite(self, x: np.ndarray, start: int) -> None:
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-        if bad.any():
-            raise FormatError(f"{self.what} file {self.path} contains NaN or Inf (first at row "
-                              f"{start + int(np.argmax(bad))}); clean the data first")
+    def _check_values(self, x: np.ndarray, start: int) -> None:
+        problem = value_problem(x, start)
+        if problem:
+            raise FormatError(f"{self.what} file {self.path} {problem}")
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, batch_size):
             yield start, self.read(start, start + batch_size)
 
     def validate(self) -> None:
-        """Scan an NPY input for NaN/Inf in bounded chunks (dataset files are checked on open)."""
+        """Scan an NPY input's values (NaN/Inf, magnitude) in bounded chunks (dataset files are
+        checked on open)."""
         if self._npy is not None:
             for _ in self.batches(max(1, (64 << 20) // (4 * self.dim))):
                 pass

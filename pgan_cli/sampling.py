@@ -221,13 +221,14 @@ def _check_room(output, n: int, ck) -> None:
     output goes (HDF5 writes them uncompressed)."""
     import shutil
 
+    from pgan_cli.console import size_text
     from pgan_cli.files import nearest_existing
 
     need = n * int(np.prod(ck.config["sample_shape"], dtype=np.float64)) * 4
     free = shutil.disk_usage(nearest_existing(Path(output).parent)).free
     if need > free:
-        raise InputError(f"-n {n} samples need {need / 2 ** 30:,.1f} GiB and {output}'s folder has "
-                         f"{free / 2 ** 30:,.1f} GiB free; ask for fewer samples")
+        raise InputError(f"-n {n} samples need {size_text(need)} and {output}'s folder has "
+                         f"{size_text(free)} free; ask for fewer samples")
 
 
 def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, classes_from=None,

@@ -804,3 +804,135 @@ def test_report_accepts_the_real_results(derived, world, tmp_path, cli_module):
     assert s["verdict"] == "pass" and s["privacy"]["dp_audit"]["exceeds_claim"] == int(dp["exceeds_claim"]) == 0
     assert dp["claimed"]["epsilon"] <= 8 and s["fidelity"]["c2st_copying"] is fid["c2st_copying"]
     assert s["privacy"]["distances"]["near_copies_excess"] >= 0
+
+
+# ---- numeric limits and leftovers (hardening round two) ----
+# values past the float32 distance bound (dataset.MAX_ABS_VALUE, docs/FORMAT.md), attributes of
+# the wrong type, too few rows to train on, repeated class names and empty paths
+
+
+def _npy_with(folder: Path, name: str, value: float, dtype=np.float32, fill=None) -> str:
+    """holdout.npy's rows (16-d) with ``value`` at row 3, or every value drawn from ``fill``."""
+    x = np.load(folder / "holdout.npy").astype(dtype)
+    if fill is not None:
+        x = np.random.default_rng(0).choice(np.asarray(fill, dtype), size=x.shape)
+    else:
+        x[3, 1] = value
+    np.save(folder / name, x)
+    return name
+
+
+def _h5_with(folder: Path, name: str, build: Callable) -> str:
+    _h5(folder / name, build, kind=None)
+    return name
+
+
+def _image_npy(folder: Path, value: float) -> str:
+    """A folder of one float64 8x8 NPY image holding ``value``."""
+    (folder / "arrays" / "a").mkdir(parents=True)
+    x = np.zeros((8, 8))
+    x[1, 1] = value
+    np.save(folder / "arrays" / "a" / "x.npy", x)
+    return "arrays"
+
+
+NUMERIC = [
+    Case("knn-1e38-euclidean", lambda f, w: ["knn", _npy_with(f, "big.npy", 1e38), "holdout.npy", "-k", "1", "-o",
+                                             "k.h5"], ("big.npy", "1e+38", "overflow float32 distance", "row 3")),
+    Case("knn-1e38-reference", lambda f, w: ["knn", "holdout.npy", _npy_with(f, "big.npy", -1e38), "-k", "1", "-o",
+                                             "k.h5"], ("reference file big.npy", "-1e+38")),
+    Case("knn-3e38-cosine", lambda f, w: ["knn", _npy_with(f, "pm.npy", 0, fill=[-3e38, 3e38]), "holdout.npy",
+                                          "--metric", "cosine", "-k", "1", "-o", "k.h5"], ("3e+38", "rescale")),
+    Case("knn-3e38-cosine-same-file", lambda f, w: ["knn", _npy_with(f, "pm.npy", 0, fill=[-3e38, 3e38]), "pm.npy",
+                                                    "--metric", "cosine", "-k", "1", "-o", "k.h5"], ("3e+38",)),
+    Case("knn-float64-1e300", lambda f, w: ["knn", _npy_with(f, "f64.npy", 1e300, np.float64), "holdout.npy", "-k",
+                                            "1", "-o", "k.h5"], ("1e+300", "beyond float32 range")),
+    Case("knn-h5-1e38", lambda f, w: ["knn", _h5_with(f, "big.h5", lambda h: h.create_dataset(
+        "samples", data=np.full((20, 16), 1e38, np.float32))), "holdout.npy", "-k", "1", "-o", "k.h5"],
+        ("'samples' holds 1e+38", "row 0")),
+    Case("embed-pca-1e38", lambda f, w: ["embed", _npy_with(f, "big.npy", 1e38), "--method", "pca", "-o", "e.npy"],
+         ("1e+38", "rescale")),
+    Case("mmd-float64-1e300", lambda f, w: ["mmd", _npy_with(f, "f64.npy", -1e300, np.float64), "holdout.npy",
+                                            "--permutations", "5"], ("beyond float32 range",)),
+    Case("import-float64-1e300", lambda f, w: ["data", "import", _image_npy(f, 1e300), "-o", "i.h5"],
+         ("1e+300", "beyond float32 range")),
+    Case("info-kind-array", lambda f, w: ["data", "info", _h5_with(f, "k.h5", lambda h: (
+        _samples(h), h.attrs.__setitem__("kind", np.array([b"vectors", b"images"]))))], ("kind is not text",)),
+    Case("train-kind-array", lambda f, w: ["train", _h5_with(f, "k.h5", lambda h: (
+        _samples(h), h.attrs.__setitem__("kind", np.array([1, 2])))), "--steps", "1", "-o", "g.pt"], ("kind",)),
+    Case("info-duplicate-class-names", lambda f, w: ["data", "info", _h5_with(f, "dup.h5", lambda h: (
+        _samples(h, n=899), h.create_dataset("labels", data=np.arange(899, dtype=np.int64) % 10),
+        h.attrs.__setitem__("class_names", json.dumps(["x"] * 10))))], ("'x' more than once",)),
+    Case("train-one-row", lambda f, w: ["train", _h5_with(f, "one.h5", lambda h: _samples(h, n=1)), "--steps", "1",
+                                        "-o", "g.pt"], ("1 training sample is too few", "at least 2")),
+    Case("train-batch-size-1", lambda f, w: ["train", "train.h5", "--net", "mlp", "--steps", "1", "--batch-size", "1",
+                                             "-o", "g2.pt"], ("--batch-size 1", "at least 2")),
+    Case("output-empty", lambda f, w: ["data", "digits", "-o", ""], ("--output/-o is empty",)),
+    Case("output-empty-knn", lambda f, w: ["knn", "train.npy", "holdout.npy", "-o", ""], ("--output/-o is empty",)),
+    Case("output-empty-equals", lambda f, w: ["sample", "gen.pt", "-n", "5", "--output="], ("is empty",)),
+    Case("out-dir-empty", lambda f, w: ["data", "split", "train.h5", "--out-dir", ""], ("--out-dir is empty",)),
+    Case("input-empty", lambda f, w: ["data", "info", ""], ("PATH is empty",)),
+    Case("input-empty-after-flags", lambda f, w: ["-q", "knn", "train.npy", "", "-o", "k.h5"], ("REF is empty",)),
+]
+for _c in NUMERIC:
+    _c.copy = WORLD_FILES
+
+
+@pytest.mark.parametrize("case", NUMERIC, ids=[c.id for c in NUMERIC])
+def test_numeric_limits_and_leftovers(case: Case, world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """The hostile-input promises, and no numpy/scikit-learn warning on the way (pytest records
+    warnings instead of printing them, so they are counted here)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        test_hostile_input(case, world, tmp_path, cli_module, monkeypatch)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+
+
+def test_values_within_the_bound_give_exact_distances(world: Path, tmp_path: Path, cli_module):
+    """Rows at 1e14 (inside MAX_ABS_VALUE) keep finite, exact L2 distances, and PCA fits on them."""
+    import h5py
+
+    x = np.load(world / "holdout.npy").astype(np.float64) * 1e14
+    np.save(tmp_path / "q.npy", x[:20].astype(np.float32))
+    np.save(tmp_path / "r.npy", x[20:].astype(np.float32))
+    r = cli_module("knn", tmp_path / "q.npy", tmp_path / "r.npy", "-k", "1", "-o", tmp_path / "k.h5", "-q")
+    assert r.exit_code == 0 and r.stderr == "", r
+    q, ref = np.load(tmp_path / "q.npy").astype(np.float64), np.load(tmp_path / "r.npy").astype(np.float64)
+    exact = np.sqrt(((q[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    with h5py.File(tmp_path / "k.h5", "r") as f:
+        np.testing.assert_allclose(f["distances"][:, 0], exact, rtol=1e-4)
+    r = cli_module("embed", tmp_path / "q.npy", "--method", "pca", "--dim", "3", "-o", tmp_path / "e.npy", "-q")
+    assert r.exit_code == 0 and np.isfinite(np.load(tmp_path / "e.npy")).all(), r
+
+
+def test_pca_scaling_is_exact():
+    """PCA fits values above 2^20 on a copy divided by a power of two: the same components."""
+    from pgan_cli.embeddings.simple import PCAEmbedding
+
+    x = np.random.default_rng(0).normal(size=(200, 12)).astype(np.float32)
+    big = x * np.float32(2.0 ** 40)
+    a, b = PCAEmbedding(dim=4).fit(x), PCAEmbedding(dim=4).fit(big)
+    assert np.array_equal(a.components, b.components) and np.array_equal(a.explained, b.explained)
+    assert np.array_equal(a.mean * np.float32(2.0 ** 40), b.mean)
+
+
+@pytest.mark.parametrize("nbytes, text", [(0, "0 B"), (1023, "1,023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+                                          (5 * 2**20, "5.0 MiB"), (3 * 2**30 // 2, "1.5 GiB"),
+                                          (2 * 2**40, "2.0 TiB"), (2**50, "1,024.0 TiB")])
+def test_size_text(nbytes, text):
+    """Free-space and memory messages print the unit that fits, never '0.0 GiB'."""
+    from pgan_cli.console import size_text
+
+    assert size_text(nbytes) == text
+
+
+def test_free_space_message_unit(world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """A small output on a full disk says how many bytes it needs, not '0.0 GiB'."""
+    import shutil as sh
+
+    monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    r = cli_module("sample", world / "gen.pt", "-n", "10", "-o", tmp_path / "s.h5")
+    assert_clean_error(r, "2.5 KiB", "100 B free")
+    assert not (tmp_path / "s.h5").exists()

@@ -32,6 +32,15 @@ class PixelEmbedding(Embedding):
         return self.resized(x).reshape(len(x), -1)
 
 
+def _power_of_two_scale(x: np.ndarray) -> float:
+    """1, or the power of two at or above max |x| when that exceeds 2^20: the float32 SVD squares
+    the singular values (N·D values up to 1e15, ``dataset.MAX_ABS_VALUE``, would overflow), and
+    dividing by a power of two is exact in IEEE 754 arithmetic, so the components and explained
+    variance ratios do not change."""
+    top = float(np.abs(x).max())
+    return float(2.0 ** np.ceil(np.log2(top))) if top > 2.0 ** 20 else 1.0
+
+
 class PCAEmbedding(Embedding):
     """scikit-learn PCA of the flattened (optionally resized) samples, ``dim`` components (default 50).
 
@@ -53,8 +62,9 @@ class PCAEmbedding(Embedding):
             raise InputError(f"--dim {self.dim} is larger than the fit set allows (min(N, D) = {min(n, d)})")
         if n < 2:
             raise InputError("PCA needs at least 2 samples in the fit set")
-        pca = PCA(n_components=dim, svd_solver="auto", random_state=self.seed).fit(flat)
-        self.mean = pca.mean_.astype(np.float32)
+        scale = _power_of_two_scale(flat)
+        pca = PCA(n_components=dim, svd_solver="auto", random_state=self.seed).fit(flat / scale if scale > 1 else flat)
+        self.mean = (pca.mean_ * scale).astype(np.float32)
         self.components = pca.components_.astype(np.float32)
         self.explained = pca.explained_variance_ratio_.astype(np.float64)
 

@@ -263,8 +263,15 @@ def _checked(load, name: str) -> np.ndarray:
 
 
 def _array_raw(a: np.ndarray, source: str) -> Iterator[RawImage]:
+    from pgan_cli.dataset import FLOAT32_MAX
+
     kind = KIND_8BIT if a.dtype == np.uint8 else KIND_RANGE
     for im in _array_images(a):
+        if a.dtype.kind == "f" and a.dtype.itemsize > 4:  # named before the cast makes it an Inf
+            big = np.asarray(im)[np.isfinite(im) & (np.abs(im) > FLOAT32_MAX)]
+            if big.size:
+                raise InputError(f"{source} holds {float(big[0]):.3g}, beyond float32 range (+-3.4e38); "
+                                 f"rescale the data")
         yield RawImage(np.array(im, dtype=np.float32), kind, source)
 
 

@@ -94,10 +94,10 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
         ref_shape = VectorSource(ref_path, "reference")
         ref_shape.close()
         check_shapes(src.shape, ref_shape.shape, k, exclude_self)
+        src.validate()  # before the warning: a refused input gets its one line only
         if not exclude_self and Path(query_path).resolve() == Path(ref_path).resolve():
             console.warn("QUERY and REF are the same file: every row finds itself first; "
                          "add --exclude-self to leave each row out of its own neighbours")
-        src.validate()
         ref = load_reference(ref_path)
         nidx = NeighborIndex(ref, metric, index, device, k=k + (1 if exclude_self else 0), nlist=nlist,
                              nprobe=nprobe, ef_search=ef_search, seed=seed, in_place=True)
