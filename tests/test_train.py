@@ -547,6 +547,9 @@ def _tampered(src, dst, config=None, progress=None, generator=None, drop=()):
     ({"progress": {"step": "3"}}, "step = '3', not a count"),
     ({"generator": lambda t: t * float("nan") if t.is_floating_point() else t}, "NaN or Inf weights"),
     ({"config": {"seed": 2**64}}, "seed = 18446744073709551616, not an integer in [0, 9223372036854775808)"),
+    ({"drop": ("rng",)}, "rng record is missing"),
+    ({"drop": ("optimizer_d",)}, "optimizer_d record is missing"),
+    ({"drop": ("optimizer_g",)}, "optimizer_g record is missing"),
 ])
 def test_resume_refuses_a_tampered_checkpoint(cli, tmp_path, digits_small, small_ckpt, change, needle):
     """What a resumed run takes from the checkpoint is checked like the options themselves: a

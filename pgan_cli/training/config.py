@@ -148,6 +148,9 @@ def check_resumable(blob: dict[str, Any], path: str | os.PathLike) -> None:
                                    ("wall_time", NON_NEGATIVE, "a duration")):
         if not constraint.holds(progress.get(name, 0)):
             fail(f"progress has {name} = {progress.get(name)!r}, not {what}")
+    for name in ("optimizer_g", "optimizer_d", "rng"):  # the state a resumed run continues from
+        if not isinstance(blob.get(name), dict) or not blob[name]:
+            fail(f"{name} record is {'missing' if blob.get(name) is None else 'not a saved state'}")
     for net in ("generator", "discriminator", "generator_ema"):
         state = blob.get(net)
         if state is None and net == "generator_ema":
