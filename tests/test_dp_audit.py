@@ -330,3 +330,23 @@ def test_untampered_canary_checkpoints_still_load_and_audit(cli, crafted_run, au
     assert res["canaries"]["m"] == _M and res["canaries"]["seed"] == 7 and res["canaries"]["source"] == "crafted"
     r = cli("dp-audit", audit_run[1], "--canary-source", audit_run[2]["source"], "--json")
     assert r.exit_code == 0, r
+
+
+# ---- --canary-source where it does not apply -----------------------------------------------------------
+def test_canary_source_for_a_run_without_held_out_canaries_is_refused(cli, crafted_run, digits_splits, tmp_path):
+    """An option that does not apply is exit 2 naming it, never silently ignored: dp-audit, audit
+    and a resumed train of a run with crafted canaries, or with none, given --canary-source."""
+    plain = _rewrite(crafted_run, tmp_path / "plain.pt", lambda c: c.pop("audit_canaries"))
+    src = digits_splits["reference"]
+    assert_clean_error(cli("dp-audit", crafted_run, "--canary-source", src), "with crafted canaries",
+                       "drop --canary-source")
+    audit = ["audit", "--members", digits_splits["train"], "--holdout", digits_splits["holdout"], "--synthetic",
+             digits_splits["reference"], "--canary-source", src, "-o", tmp_path / "au"]
+    for ck, why in ((crafted_run, "with crafted canaries"), (plain, "without audit canaries")):
+        r = cli(*audit, "--generator", ck)
+        assert_clean_error(r, why, "drop --canary-source")
+        assert "unexpected" not in r.stderr and not (tmp_path / "au").exists()
+        r = cli("train", digits_splits["train"], "--resume", ck, "--steps", "3", "--canary-source", src,
+                "-o", tmp_path / "r.pt")
+        assert_clean_error(r, why, "drop --canary-source")
+        assert not (tmp_path / "r.pt").exists()

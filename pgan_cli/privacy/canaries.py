@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.params import SEED, Interval
+from pgan_cli.params import SEED, Interval, OptionError
 
 CONFIG_KEY = "audit_canaries"
 CRAFTED = "crafted"
@@ -213,6 +213,7 @@ def canary_records(design: CanaryDesign, config: dict[str, Any], source: str | o
     named in the message: pgan opens the files it is given, never a path an input names
     (docs/security.md)."""
     if design.source == CRAFTED:
+        refuse_source(design, source, where)
         return crafted_canaries(design, config)
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import check_input, sha256_file
@@ -249,6 +250,15 @@ def with_canaries(samples: np.ndarray, labels: np.ndarray | None, design: Canary
     return x, np.concatenate([labels, np.asarray(canary_labels, dtype=labels.dtype)[keep]])
 
 
+def refuse_source(design: CanaryDesign | None, given: str | os.PathLike | None, where: str) -> None:
+    """A canary source given for a run that has no held-out canaries does not apply: refused
+    (:class:`OptionError` naming ``--canary-source``), never silently ignored."""
+    if given is None or (design is not None and design.source == SOURCE_FILE):
+        return
+    why = "without audit canaries" if design is None else "with crafted canaries"
+    raise OptionError(f"{OptionError.literal(where)} was trained {why}; drop $canary_source", "canary_source")
+
+
 def audit_source(generator: str | os.PathLike, given: str | os.PathLike | None = None
                    ) -> tuple[str | None, str | None]:
     """Whether ``pgan audit`` can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
@@ -259,12 +269,11 @@ def audit_source(generator: str | os.PathLike, given: str | os.PathLike | None =
     from pgan_cli.files import sha256_file
 
     config = read_checkpoint_file(generator)["config"]
-    if CONFIG_KEY not in config:
+    design = CanaryDesign.from_record(config[CONFIG_KEY], config, str(generator)) if CONFIG_KEY in config else None
+    refuse_source(design, given, str(generator))
+    if design is None:
         return None, None
-    design = CanaryDesign.from_record(config[CONFIG_KEY], config, str(generator))
     if design.source == CRAFTED:
-        if given is not None:
-            raise InputError(f"{generator} was trained with crafted canaries; drop --canary-source")
         return "", None
     if given is None:
         return None, (f"the generator's canaries were held out from a file (recorded as {str(design.source_path)!r}); "

@@ -98,6 +98,8 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
         if audit_canaries:
             raise OptionError("a resumed run keeps the canaries it started with; drop $audit_canaries",
                               "audit_canaries")
+        if canaries.CONFIG_KEY not in config:
+            canaries.refuse_source(None, canary_source, str(resume))
     else:
         config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
     check_model_fits(config)
