@@ -209,6 +209,10 @@ def check_config(config: Any, path: Path) -> None:
     sc = config.get("data_scaling")
     if sc is not None and not isinstance(sc, dict):
         fail("has a data_scaling that is not a mapping")
+    from pgan_cli.privacy import canaries
+
+    if canaries.CONFIG_KEY in config:  # checked before any canary is drawn, read or scored
+        canaries.check_record(config[canaries.CONFIG_KEY], config, str(path))
 
 
 # ---- the loaded checkpoint -------------------------------------------------------------------

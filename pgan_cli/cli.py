@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 
 from pgan_cli import console
 from pgan_cli.errors import EXIT_BAD_INPUT, PganError
-from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, TRACK_BACKENDS
+from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, SEED, TRACK_BACKENDS
 
 PIPELINE_ORDER = ["data", "train", "sample", "embed", "knn", "mmd", "fidelity", "utility", "cluster", "attack",
                   "dp-audit", "privatize", "report", "audit", "env", "completions"]
@@ -142,7 +142,6 @@ def _print_traceback(exc: BaseException) -> None:
 # Parameters that name what a command writes; every other path parameter is one of its inputs.
 OUTPUT_FILES = ("output", "scores", "summary", "log", "grid", "save_model")
 OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "shadow_dir", "track_dir")
-SEED_RANGE = (0, 2**63 - 1)
 
 
 def report_interrupt(prog: str, exc: BaseException, done: list[Path]) -> int:
@@ -201,7 +200,7 @@ def check_command_paths(kwargs: dict, in_place: tuple[str, ...] = ()) -> None:
     from pgan_cli.errors import UsageError
 
     seed = kwargs.get("seed")
-    if isinstance(seed, int) and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+    if isinstance(seed, int) and not SEED.holds(seed):
         raise UsageError(f"--seed {seed} is outside [0, 2^63); give a seed in that range")
     flags = _flag_names()
     name = lambda k: flags.get(k, "--" + k.replace("_", "-"))  # noqa: E731

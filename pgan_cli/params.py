@@ -120,8 +120,9 @@ class Interval:
 
     def describe(self) -> str:
         kind = "a number" if self.real else "an integer"
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
+        shown = (lambda b: f"{b:g}") if self.real else str  # integers exactly: [0, 9223372036854775808)
+        lo = "-inf" if self.low is None else shown(self.low)
+        hi = "inf" if self.high is None else shown(self.high)
         return f"{kind} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
 
     def holds(self, v: Any) -> bool:
@@ -135,6 +136,9 @@ class Interval:
         above = self.low is None or (v > self.low if self.low_open else v >= self.low)
         below = self.high is None or (v < self.high if self.high_open else v <= self.high)
         return above and below
+
+
+SEED = Interval(0, 2**63, high_open=True)  # --seed of every command: torch's manual_seed takes a signed 64-bit seed
 
 
 @dataclass(frozen=True)

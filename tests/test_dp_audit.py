@@ -202,3 +202,155 @@ def test_report_shows_the_claim_beside_the_audit_and_gates_an_exceeded_claim(cli
     broken.write_text(json.dumps({**res, "exceeds_claim": "no"}))
     assert_clean_error(cli("report", broken, "--summary", tmp_path / "s3.json"), "dp-audit")
     assert not (tmp_path / "s3.json").exists()
+
+
+# ---- the canary design in a checkpoint is checked like the options that made it ----------------------
+@pytest.fixture(scope="module")
+def crafted_run(tmp_path_factory, digits_splits):
+    """A tiny run with 20 crafted canaries (labelled data: the canaries get labels of its 10 classes)."""
+    ck = tmp_path_factory.mktemp("crafted") / "c.pt"
+    r = run_pgan("train", digits_splits["train"], "--net", "mlp", "--width", "8", "--latent-dim", "4", "--steps", "2",
+                 "--seed", "7", "--audit-canaries", "20", "-o", ck, "--quiet")
+    assert r.exit_code == 0, r
+    return ck
+
+
+def _rewrite(src, dst, change):
+    """``src`` with its config changed by ``change(config)``, saved as pgan saves (weights_only-safe)."""
+    import torch
+
+    blob = torch.load(src, weights_only=True)
+    config = json.loads(blob["config"])
+    change(config)
+    blob["config"] = json.dumps(config)
+    torch.save(blob, dst)
+    return dst
+
+
+def _field(name, make):
+    def change(config):
+        rec = config["audit_canaries"]
+        if make is _DROP:
+            del rec[name]
+        else:
+            rec[name] = make(rec)
+    return change
+
+
+_DROP = object()
+_M = 20  # crafted_run's canaries
+_CRAFTED_CASES = [  # (id, field, new value from the record, what the one line names)
+    ("included-strings", "included", lambda r: ["no"] * _M, "audit_canaries.included[0] = 'no'"),
+    ("included-ints", "included", lambda r: [1] * _M, "audit_canaries.included[0] = 1, not true or false"),
+    ("included-short", "included", lambda r: r["included"][:-1], "audit_canaries.included has 19 entries, not m = 20"),
+    ("included-not-list", "included", lambda r: "yes", "audit_canaries.included = 'yes'"),
+    ("m-string", "m", lambda r: "20", "audit_canaries.m = '20', not an integer in [1, 100000]"),
+    ("m-float", "m", lambda r: 20.9, "audit_canaries.m = 20.9"),
+    ("m-integral-float", "m", lambda r: 20.0, "audit_canaries.m = 20.0"),
+    ("m-bool", "m", lambda r: True, "audit_canaries.m = True"),
+    ("m-zero", "m", lambda r: 0, "audit_canaries.m = 0"),
+    ("m-above-option", "m", lambda r: 100_001, "audit_canaries.m = 100001"),
+    ("m-missing", "m", _DROP, "audit_canaries.m is missing"),
+    ("seed-negative", "seed", lambda r: -5, "audit_canaries.seed = -5"),
+    ("seed-huge", "seed", lambda r: 2**200, "audit_canaries.seed = 16069380442589902755"),
+    ("seed-2^63", "seed", lambda r: 2**63, "audit_canaries.seed = 9223372036854775808, not an integer in [0, "),
+    ("seed-string", "seed", lambda r: "7", "audit_canaries.seed = '7'"),
+    ("seed-not-the-runs", "seed", lambda r: 8, "audit_canaries.seed = 8, not the run's seed 7"),
+    ("source-case", "source", lambda r: "CRAFTED", "audit_canaries.source = 'CRAFTED', not one of crafted, file"),
+    ("source-int", "source", lambda r: 0, "audit_canaries.source = 0"),
+    ("classes-huge", "label_classes", lambda r: 10**6,
+     "audit_canaries.label_classes = 1000000, not an integer in [0, 10]"),
+    ("classes-negative", "label_classes", lambda r: -1, "audit_canaries.label_classes = -1"),
+    ("classes-bool", "label_classes", lambda r: True, "audit_canaries.label_classes = True"),
+    ("classes-float", "label_classes", lambda r: 10.0, "audit_canaries.label_classes = 10.0"),
+    ("probability", "inclusion_probability", lambda r: 0.9, "audit_canaries.inclusion_probability = 0.9, not 0.5"),
+    ("probability-string", "inclusion_probability", lambda r: "0.5", "audit_canaries.inclusion_probability = '0.5'"),
+    ("crafted-with-rows", "rows", lambda r: list(range(_M)), "audit_canaries.rows = [0, 1"),
+    ("crafted-with-path", "source_path", lambda r: "x.h5", "audit_canaries.source_path = 'x.h5', not null"),
+]
+_M_FILE = 60  # audit_run's canaries, held out from the reference split
+_FILE_CASES = [
+    ("rows-repeated", "rows", lambda r: [r["rows"][0]] * _M_FILE, "audit_canaries.rows repeats a row"),
+    ("rows-fractional", "rows", lambda r: [v + 0.5 for v in r["rows"]], "audit_canaries.rows[0] = "),
+    ("rows-negative", "rows", lambda r: [-1, *r["rows"][1:]], "audit_canaries.rows[0] = -1"),
+    ("rows-bool", "rows", lambda r: [True, *r["rows"][1:]], "audit_canaries.rows[0] = True"),
+    ("rows-past-the-file", "rows", lambda r: [*r["rows"][:-1], 10**6],
+     "audit_canaries.rows has row 1000000, not a row of"),
+    ("rows-huge", "rows", lambda r: [*r["rows"][:-1], 2**200], "audit_canaries.rows has row 16069380442589902755"),
+    ("rows-short", "rows", lambda r: r["rows"][:-1], "audit_canaries.rows has 59 entries, not m = 60"),
+    ("rows-null", "rows", lambda r: None, "audit_canaries.rows = None, not a list of m = 60 entries"),
+    ("sha-not-hex", "source_sha256", lambda r: "abc", "audit_canaries.source_sha256 = 'abc', not a SHA-256"),
+    ("path-int", "source_path", lambda r: 5, "audit_canaries.source_path = 5"),
+    ("file-with-classes", "label_classes", lambda r: 3, "audit_canaries.label_classes = 3, not 0"),
+]
+
+
+@pytest.mark.parametrize("held,field,make,needle", [(False, *c[1:]) for c in _CRAFTED_CASES]
+                         + [(True, *c[1:]) for c in _FILE_CASES], ids=[c[0] for c in _CRAFTED_CASES + _FILE_CASES])
+def test_a_tampered_canary_design_is_one_line_naming_the_field(cli, crafted_run, audit_run, tmp_path, held, field,
+                                                               make, needle):
+    """Each field of the recorded design is checked with exact JSON types and the bounds of the
+    option, seed and classes that made it: a tampered checkpoint is exit 2 and one line, never an
+    audit of canaries the run never saw (held: the held-out run, audited with its source file)."""
+    src, extra = (audit_run[1], ["--canary-source", audit_run[2]["source"]]) if held else (crafted_run, [])
+    bad = _rewrite(src, tmp_path / "bad.pt", _field(field, make))
+    r = cli("dp-audit", bad, *extra, "--json")
+    assert_clean_error(r, needle, "bad.pt")
+    assert "unexpected" not in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize("record,needle", [([1, 2], "audit_canaries is a list, not a mapping"),
+                                           (None, "audit_canaries is a NoneType, not a mapping")])
+def test_a_canary_record_that_is_not_a_mapping(cli, crafted_run, tmp_path, record, needle):
+    bad = _rewrite(crafted_run, tmp_path / "bad.pt", lambda c: c.update(audit_canaries=record))
+    r = cli("dp-audit", bad)
+    assert_clean_error(r, needle)
+    # every command that reads the checkpoint checks it, before any network is built
+    assert_clean_error(cli("sample", bad, "-n", "4", "-o", tmp_path / "s.h5"), needle)
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_a_huge_canary_list_is_refused_before_any_work(cli, crafted_run, tmp_path):
+    import time
+
+    bad = _rewrite(crafted_run, tmp_path / "bad.pt", _field("included", lambda r: [True] * 2_000_000))
+    t0 = time.perf_counter()
+    r = cli("dp-audit", bad)
+    assert_clean_error(r, "audit_canaries.included has 2000000 entries, not m = 20")
+    assert time.perf_counter() - t0 < 30  # it ran for 86 s, scoring 2 million canaries
+
+
+def test_untampered_canary_checkpoints_still_load_and_audit(cli, crafted_run, audit_run, tmp_path):
+    import torch
+
+    for ck in (crafted_run, audit_run[1]):
+        blob = torch.load(ck, weights_only=True)
+        assert json.loads(blob["config"])["audit_canaries"]["inclusion_probability"] == 0.5
+    # a rewrite that changes nothing (the test's own round trip) still audits
+    same = _rewrite(crafted_run, tmp_path / "same.pt", lambda c: None)
+    r = cli("dp-audit", same, "--json")
+    assert r.exit_code == 0, r
+    res = json.loads(r.stdout)
+    assert res["canaries"]["m"] == _M and res["canaries"]["seed"] == 7 and res["canaries"]["source"] == "crafted"
+    r = cli("dp-audit", audit_run[1], "--canary-source", audit_run[2]["source"], "--json")
+    assert r.exit_code == 0, r
+
+
+# ---- --canary-source where it does not apply -----------------------------------------------------------
+def test_canary_source_for_a_run_without_held_out_canaries_is_refused(cli, crafted_run, digits_splits, tmp_path):
+    """An option that does not apply is exit 2 naming it, never silently ignored: dp-audit, audit
+    and a resumed train of a run with crafted canaries, or with none, given --canary-source."""
+    plain = _rewrite(crafted_run, tmp_path / "plain.pt", lambda c: c.pop("audit_canaries"))
+    src = digits_splits["reference"]
+    assert_clean_error(cli("dp-audit", crafted_run, "--canary-source", src), "with crafted canaries",
+                       "drop --canary-source")
+    audit = ["audit", "--members", digits_splits["train"], "--holdout", digits_splits["holdout"], "--synthetic",
+             digits_splits["reference"], "--canary-source", src, "-o", tmp_path / "au"]
+    for ck, why in ((crafted_run, "with crafted canaries"), (plain, "without audit canaries")):
+        r = cli(*audit, "--generator", ck)
+        assert_clean_error(r, why, "drop --canary-source")
+        assert "unexpected" not in r.stderr and not (tmp_path / "au").exists()
+        r = cli("train", digits_splits["train"], "--resume", ck, "--steps", "3", "--canary-source", src,
+                "-o", tmp_path / "r.pt")
+        assert_clean_error(r, why, "drop --canary-source")
+        assert not (tmp_path / "r.pt").exists()

@@ -936,3 +936,61 @@ def test_free_space_message_unit(world: Path, tmp_path: Path, cli_module, monkey
     r = cli_module("sample", world / "gen.pt", "-n", "10", "-o", tmp_path / "s.h5")
     assert_clean_error(r, "2.5 KiB", "100 B free")
     assert not (tmp_path / "s.h5").exists()
+
+
+# ---- dp-audit: canary designs checked like options (hardening round two) ----
+# Not in CASES: docs/security.md counts those. The world's checkpoint given a crafted canary
+# design (tests/test_dp_audit.py has the full table of fields); every command that reads it
+# refuses the tampered design in one line and leaves the folder as it was.
+def _canary_checkpoint(folder: Path, world: Path, change: Callable[[dict], None]) -> str:
+    import torch
+
+    blob = torch.load(world / "gen.pt", weights_only=True)
+    config = json.loads(blob["config"])
+    rec = {"m": 20, "seed": config["seed"], "source": "crafted", "included": [True, False] * 10, "source_path": None,
+           "source_sha256": None, "rows": None, "label_classes": 0, "inclusion_probability": 0.5}
+    change(rec)
+    config["audit_canaries"] = rec
+    blob["config"] = json.dumps(config)
+    torch.save(blob, folder / "bad.pt")
+    return "bad.pt"
+
+
+CANARY_CHANGES = {
+    "included-strings": (lambda r: r.update(included=["no"] * 20), "audit_canaries.included[0]"),
+    "m-string": (lambda r: r.update(m="20"), "audit_canaries.m"),
+    "seed-huge": (lambda r: r.update(seed=2**200), "audit_canaries.seed"),
+    "rows-on-crafted": (lambda r: r.update(rows=[0] * 20), "audit_canaries.rows"),
+    "long-list": (lambda r: r.update(included=[True] * 2_000_000), "audit_canaries.included has 2000000 entries"),
+}
+CANARY_COMMANDS = {
+    "dp-audit": lambda ck: ["dp-audit", ck, "-o", "a.json"],
+    "sample": lambda ck: ["sample", ck, "-n", "5", "-o", "s.h5"],
+    "audit": lambda ck: ["audit", "--members", "train.h5", "--holdout", "holdout.h5", "--synthetic", "syn.h5",
+                         "--generator", ck, "-o", "au"],
+}
+
+
+@pytest.mark.parametrize("command", CANARY_COMMANDS)
+@pytest.mark.parametrize("change", CANARY_CHANGES)
+def test_hostile_canary_design(change, command, world: Path, tmp_path: Path, cli_module, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    for name in ("train.h5", "holdout.h5", "syn.h5"):
+        shutil.copy(world / name, folder / name)
+    monkeypatch.chdir(folder)
+    edit, needle = CANARY_CHANGES[change]
+    argv = CANARY_COMMANDS[command](_canary_checkpoint(folder, world, edit))
+    before = snapshot(folder)
+    r = cli_module(*argv)
+    assert_clean_error(r, needle, "bad.pt")
+    assert "unexpected" not in r.stderr, r.stderr
+    assert snapshot(folder) == before
+
+
+def test_hostile_canary_design_untampered_audits(world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """The same design untouched is a valid one: dp-audit scores its 20 crafted canaries."""
+    monkeypatch.chdir(tmp_path)
+    r = cli_module("dp-audit", _canary_checkpoint(tmp_path, world, lambda r: None), "--json")
+    assert r.exit_code == 0, r
+    assert json.loads(r.stdout)["canaries"]["m"] == 20

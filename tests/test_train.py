@@ -518,8 +518,10 @@ def test_resume_refuses_each_differing_option(cli, tmp_path, digits_small, small
     assert not out.exists()
 
 
-def _tampered(src, dst, config=None, progress=None, generator=None):
+def _tampered(src, dst, config=None, progress=None, generator=None, drop=()):
     blob = torch.load(src, weights_only=True)
+    for key in drop:
+        del blob[key]
     if config:
         c = json.loads(blob["config"]) if isinstance(blob["config"], str) else dict(blob["config"])
         blob["config"] = json.dumps({**c, **config})
@@ -544,6 +546,10 @@ def _tampered(src, dst, config=None, progress=None, generator=None):
     ({"progress": {"step": -5}}, "step = -5, not a count"),
     ({"progress": {"step": "3"}}, "step = '3', not a count"),
     ({"generator": lambda t: t * float("nan") if t.is_floating_point() else t}, "NaN or Inf weights"),
+    ({"config": {"seed": 2**64}}, "seed = 18446744073709551616, not an integer in [0, 9223372036854775808)"),
+    ({"drop": ("rng",)}, "rng record is missing"),
+    ({"drop": ("optimizer_d",)}, "optimizer_d record is missing"),
+    ({"drop": ("optimizer_g",)}, "optimizer_g record is missing"),
 ])
 def test_resume_refuses_a_tampered_checkpoint(cli, tmp_path, digits_small, small_ckpt, change, needle):
     """What a resumed run takes from the checkpoint is checked like the options themselves: a

@@ -16,6 +16,7 @@ enter the data scaling (``data_scaling`` is computed on the training data alone)
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,15 @@ from typing import Any
 import numpy as np
 
 from pgan_cli.errors import FormatError, InputError
+from pgan_cli.params import SEED, Interval, OptionError
 
 CONFIG_KEY = "audit_canaries"
 CRAFTED = "crafted"
 SOURCE_FILE = "file"
+SOURCES = (CRAFTED, SOURCE_FILE)
+INCLUSION_PROBABILITY = 0.5  # each canary's chance of entering training (the paper's design)
+MAX_CANARIES = 100_000
+COUNT = Interval(0, MAX_CANARIES)  # pgan train --audit-canaries M (0: no canaries)
 _STREAM = 0xCA7A  # a separate random stream: the canaries do not change the run's other draws
 
 
@@ -52,24 +58,96 @@ class CanaryDesign:
         return {"m": self.m, "seed": self.seed, "source": self.source, "included": [bool(b) for b in self.included],
                 "source_path": self.source_path, "source_sha256": self.source_sha256,
                 "rows": None if self.rows is None else [int(r) for r in self.rows],
-                "label_classes": self.label_classes, "inclusion_probability": 0.5}
+                "label_classes": self.label_classes, "inclusion_probability": INCLUSION_PROBABILITY}
 
     @classmethod
-    def from_record(cls, rec: Any, where: str) -> CanaryDesign:
-        """The design stored by :meth:`record`, checked (a checkpoint is untrusted input)."""
-        try:
-            m, seed, source = int(rec["m"]), int(rec["seed"]), str(rec["source"])
-            included = tuple(bool(b) for b in rec["included"])
-            rows = None if rec.get("rows") is None else tuple(int(r) for r in rec["rows"])
-            label_classes = int(rec.get("label_classes") or 0)
-            ok = (m >= 1 and label_classes >= 0 and len(included) == m and source in (CRAFTED, SOURCE_FILE)
-                  and (source == CRAFTED or (rows is not None and len(rows) == m and min(rows) >= 0)))
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise FormatError(f"{where}: its audit-canary record is malformed; re-run pgan train --audit-canaries")
-        return cls(m=m, seed=seed, source=source, included=included, source_path=rec.get("source_path"),
-                   source_sha256=rec.get("source_sha256"), rows=rows, label_classes=label_classes)
+    def from_record(cls, rec: Any, config: dict[str, Any], where: str) -> CanaryDesign:
+        """The design stored by :meth:`record`, checked (:func:`check_record`: a checkpoint is
+        untrusted input)."""
+        check_record(rec, config, where)
+        rows = None if rec["rows"] is None else tuple(rec["rows"])
+        return cls(m=rec["m"], seed=rec["seed"], source=rec["source"], included=tuple(rec["included"]),
+                   source_path=rec["source_path"], source_sha256=rec["source_sha256"], rows=rows,
+                   label_classes=rec["label_classes"])
+
+
+# ---- the recorded design, checked like the options that made it ----------------------------------
+FIELDS = ("m", "seed", "source", "included", "source_path", "source_sha256", "rows", "label_classes",
+          "inclusion_probability")
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # files.sha256_file: a SHA-256 digest in hex
+
+
+def _bad(where: str, field_: str, what: str) -> FormatError:
+    return FormatError(f"{where}: the checkpoint's {CONFIG_KEY}.{field_} {what}; use a checkpoint written by "
+                       f"`pgan train --audit-canaries`")
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_record(rec: Any, config: dict[str, Any], where: str) -> None:
+    """The audit-canary design of a checkpoint's ``config``, checked with exact JSON types against
+    what ``pgan train --audit-canaries`` could have written (its option's constraint, the run's
+    seed and classes) before any canary is drawn or read: a checkpoint is untrusted input
+    (docs/security.md), and a design the run never used would audit canaries it never saw."""
+    if not isinstance(rec, dict):
+        raise FormatError(f"{where}: the checkpoint's {CONFIG_KEY} is a {type(rec).__name__}, not a mapping; "
+                          f"use a checkpoint written by `pgan train --audit-canaries`")
+    for name in FIELDS:
+        if name not in rec:
+            raise _bad(where, name, "is missing")
+    _check_scalars(rec, config, where)
+    _check_list(rec, "included", lambda v: isinstance(v, bool), "true or false", where)
+    if rec["source"] == CRAFTED:
+        for name in ("source_path", "source_sha256", "rows"):
+            if rec[name] is not None:
+                raise _bad(where, name, f"= {_shown(rec[name])}, not null (the canaries are crafted)")
+    else:
+        _check_source_file(rec, where)
+
+
+def _check_scalars(rec: dict[str, Any], config: dict[str, Any], where: str) -> None:
+    classes = config.get("num_classes") or 0
+    for name, constraint in (("m", Interval(1, COUNT.high)), ("seed", SEED), ("label_classes", Interval(0, classes))):
+        if not constraint.holds(rec[name]):
+            raise _bad(where, name, f"= {_shown(rec[name])}, not {constraint.describe()}")
+    if rec["seed"] != config.get("seed"):
+        raise _bad(where, "seed", f"= {rec['seed']}, not the run's seed {_shown(config.get('seed'))}")
+    if not isinstance(rec["source"], str) or rec["source"] not in SOURCES:
+        raise _bad(where, "source", f"= {_shown(rec['source'])}, not one of {', '.join(SOURCES)}")
+    p = rec["inclusion_probability"]
+    if not isinstance(p, float) or p != INCLUSION_PROBABILITY:
+        raise _bad(where, "inclusion_probability", f"= {_shown(p)}, not {INCLUSION_PROBABILITY}")
+
+
+def _check_list(rec: dict[str, Any], name: str, holds, what: str, where: str) -> None:
+    """``rec[name]`` is a list of ``m`` values that each ``holds`` (its length first: no long walk)."""
+    values, m = rec[name], rec["m"]
+    if not isinstance(values, list):
+        raise _bad(where, name, f"= {_shown(values)}, not a list of m = {m} entries")
+    if len(values) != m:
+        raise _bad(where, name, f"has {len(values)} entries, not m = {m}")
+    for i, v in enumerate(values):
+        if not holds(v):
+            raise _bad(where, f"{name}[{i}]", f"= {_shown(v)}, not {what}")
+
+
+def _check_source_file(rec: dict[str, Any], where: str) -> None:
+    """A held-out design: the file named and hashed, ``m`` distinct rows of it (the rows' upper
+    bound, the file's row count, is checked when the file is read: :func:`canary_records`)."""
+    if rec["label_classes"] != 0:
+        raise _bad(where, "label_classes", f"= {_shown(rec['label_classes'])}, not 0 (held-out canaries keep "
+                                           f"their file's labels)")
+    if not isinstance(rec["source_path"], str) or not rec["source_path"]:
+        raise _bad(where, "source_path", f"= {_shown(rec['source_path'])}, not a file name")
+    if not isinstance(rec["source_sha256"], str) or not _SHA256.fullmatch(rec["source_sha256"]):
+        raise _bad(where, "source_sha256", f"= {_shown(rec['source_sha256'])}, not a SHA-256 in hex")
+    row = Interval(0, None)
+    _check_list(rec, "rows", row.holds, f"a row number ({row.describe()})", where)
+    if len(set(rec["rows"])) != rec["m"]:
+        raise _bad(where, "rows", "repeats a row (the canaries are distinct rows of the file)")
 
 
 def _rng(seed: int, part: int) -> np.random.Generator:
@@ -135,6 +213,7 @@ def canary_records(design: CanaryDesign, config: dict[str, Any], source: str | o
     named in the message: pgan opens the files it is given, never a path an input names
     (docs/security.md)."""
     if design.source == CRAFTED:
+        refuse_source(design, source, where)
         return crafted_canaries(design, config)
     from pgan_cli.dataset import read_dataset
     from pgan_cli.files import check_input, sha256_file
@@ -151,8 +230,10 @@ def canary_records(design: CanaryDesign, config: dict[str, Any], source: str | o
                          f"with --canary-source")
     held = read_dataset(path)
     shape = tuple(int(s) for s in config["sample_shape"])
-    if max(design.rows) >= held.n or held.samples.shape[1:] != shape:
+    if held.samples.shape[1:] != shape:
         raise InputError(f"{path} does not hold the recorded canary rows; give the run's canary source")
+    if max(design.rows) >= held.n:  # the file is the recorded one (its SHA-256): the record was changed
+        raise _bad(where, "rows", f"has row {_shown(max(design.rows))}, not a row of {path} (it has {held.n})")
     rows = list(design.rows)
     return held.samples[rows].astype(np.float32), (held.labels[rows] if held.labels is not None else None)
 
@@ -169,6 +250,15 @@ def with_canaries(samples: np.ndarray, labels: np.ndarray | None, design: Canary
     return x, np.concatenate([labels, np.asarray(canary_labels, dtype=labels.dtype)[keep]])
 
 
+def refuse_source(design: CanaryDesign | None, given: str | os.PathLike | None, where: str) -> None:
+    """A canary source given for a run that has no held-out canaries does not apply: refused
+    (:class:`OptionError` naming ``--canary-source``), never silently ignored."""
+    if given is None or (design is not None and design.source == SOURCE_FILE):
+        return
+    why = "without audit canaries" if design is None else "with crafted canaries"
+    raise OptionError(f"{OptionError.literal(where)} was trained {why}; drop $canary_source", "canary_source")
+
+
 def audit_source(generator: str | os.PathLike, given: str | os.PathLike | None = None
                    ) -> tuple[str | None, str | None]:
     """Whether ``pgan audit`` can run ``pgan dp-audit`` on ``generator``: ``("", None)`` for crafted
@@ -178,13 +268,12 @@ def audit_source(generator: str | os.PathLike, given: str | os.PathLike | None =
     from pgan_cli.checkpoint import read_checkpoint_file
     from pgan_cli.files import sha256_file
 
-    rec = read_checkpoint_file(generator)["config"].get(CONFIG_KEY)
-    if not rec:
+    config = read_checkpoint_file(generator)["config"]
+    design = CanaryDesign.from_record(config[CONFIG_KEY], config, str(generator)) if CONFIG_KEY in config else None
+    refuse_source(design, given, str(generator))
+    if design is None:
         return None, None
-    design = CanaryDesign.from_record(rec, str(generator))
     if design.source == CRAFTED:
-        if given is not None:
-            raise InputError(f"{generator} was trained with crafted canaries; drop --canary-source")
         return "", None
     if given is None:
         return None, (f"the generator's canaries were held out from a file (recorded as {str(design.source_path)!r}); "

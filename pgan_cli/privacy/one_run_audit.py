@@ -171,7 +171,7 @@ def dp_audit_file(checkpoint: str | os.PathLike, *, canary_source: str | os.Path
     if not record:
         raise InputError(f"{checkpoint} was trained without audit canaries; train with "
                          f"`pgan train --audit-canaries M` (e.g. 500) to audit its privacy claim")
-    design = canaries.CanaryDesign.from_record(record, str(checkpoint))
+    design = canaries.CanaryDesign.from_record(record, ck.config, str(checkpoint))
     x, y = canaries.canary_records(design, ck.config, canary_source, where=str(checkpoint))
     s = canary_scores(ck, x, y, score, seed=seed)
     dp = ck.config.get("dp") if isinstance(ck.config.get("dp"), dict) else None
@@ -189,7 +189,7 @@ def dp_audit_file(checkpoint: str | os.PathLike, *, canary_source: str | os.Path
         "score": score,
         "canaries": {"m": design.m, "included": design.n_included, "source": design.source,
                      "source_path": design.source_path, "seed": design.seed,
-                     "inclusion_probability": 0.5},
+                     "inclusion_probability": canaries.INCLUSION_PROBABILITY},
         "checkpoint_step": ck.step,
         "provenance": make_provenance([checkpoint] + ([canary_source] if canary_source else []), seed=seed,
                                       device=device, score=score, confidence=confidence, guesses=guesses,

@@ -12,7 +12,7 @@ import numpy as np
 from pgan_cli.checkpoint import MAX_LATENT_DIM, MAX_WIDTH, finite_weights
 from pgan_cli.dataset import MANAGED_ATTRS
 from pgan_cli.errors import FormatError
-from pgan_cli.params import Interval, OptionError, Optional_, Options, constrained
+from pgan_cli.params import SEED, Interval, OptionError, Optional_, Options, constrained
 from pgan_cli.training import defaults
 from pgan_cli.training.defaults import ARCH_DEFAULTS, ARCHS, AUGMENTS, NETS, NORMS, PRECISIONS, augment_name
 
@@ -137,9 +137,9 @@ def check_resumable(blob: dict[str, Any], path: str | os.PathLike) -> None:
     for name in ("ema", "conditional", "class_balanced"):
         if not isinstance(config.get(name), bool):
             fail(f"config has {name} = {config.get(name)!r}, not true or false")
-    for name, constraint in (("seed", COUNT), ("r1_every", POSITIVE)):
+    for name, constraint in (("seed", SEED), ("r1_every", POSITIVE)):
         if not constraint.holds(config.get(name)):
-            fail(f"config has {name} = {config.get(name)!r}, not an integer >= {constraint.low}")
+            fail(f"config has {name} = {config.get(name)!r}, not {constraint.describe()}")
     progress = blob.get("progress") or {}
     if not isinstance(progress, dict):
         fail("progress record is not a mapping")
@@ -148,6 +148,9 @@ def check_resumable(blob: dict[str, Any], path: str | os.PathLike) -> None:
                                    ("wall_time", NON_NEGATIVE, "a duration")):
         if not constraint.holds(progress.get(name, 0)):
             fail(f"progress has {name} = {progress.get(name)!r}, not {what}")
+    for name in ("optimizer_g", "optimizer_d", "rng"):  # the state a resumed run continues from
+        if not isinstance(blob.get(name), dict) or not blob[name]:
+            fail(f"{name} record is {'missing' if blob.get(name) is None else 'not a saved state'}")
     for net in ("generator", "discriminator", "generator_ema"):
         state = blob.get(net)
         if state is None and net == "generator_ema":

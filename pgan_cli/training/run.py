@@ -17,8 +17,6 @@ from pgan_cli.training.config import check_resumable, check_resume_options, make
 from pgan_cli.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY
 from pgan_cli.training.loop import Trainer
 
-MAX_CANARIES = 100_000
-
 
 def _add_canaries(config: dict[str, Any], data, m: int, source, resume) -> tuple[Any, Any]:
     """The training records with the run's audit canaries: a new design (recorded in ``config``)
@@ -32,7 +30,7 @@ def _add_canaries(config: dict[str, Any], data, m: int, source, resume) -> tuple
         design, x, y = canaries.design_canaries(data, config, m, int(config["seed"]), source)
         config[canaries.CONFIG_KEY] = design.record()
     else:
-        design = canaries.CanaryDesign.from_record(config[canaries.CONFIG_KEY], str(resume))
+        design = canaries.CanaryDesign.from_record(config[canaries.CONFIG_KEY], config, str(resume))
         x, y = canaries.canary_records(design, config, source, where=str(resume))
     samples, labels = canaries.with_canaries(data.samples, data.labels, design, x, y)
     config["data_n"] = int(len(samples))
@@ -40,7 +38,7 @@ def _add_canaries(config: dict[str, Any], data, m: int, source, resume) -> tuple
 
 
 @constrained(checkpoint_every=Interval(0, None), log_every=Interval(1, None), sample_every=Interval(0, None),
-             audit_canaries=Interval(0, MAX_CANARIES), track=Options(TRACK_BACKENDS))
+             audit_canaries=canaries.COUNT, track=Options(TRACK_BACKENDS))
 def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, device: str = "cpu",
                resume: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
                checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, log_every: int = DEFAULT_LOG_EVERY,
@@ -100,6 +98,8 @@ def train_file(data_path: str | os.PathLike, output: str | os.PathLike, *, devic
         if audit_canaries:
             raise OptionError("a resumed run keeps the canaries it started with; drop $audit_canaries",
                               "audit_canaries")
+        if canaries.CONFIG_KEY not in config:
+            canaries.refuse_source(None, canary_source, str(resume))
     else:
         config = make_config(data, data_sha256=digest, data_path=str(data_path), **options)
     check_model_fits(config)
