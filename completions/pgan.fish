@@ -161,8 +161,8 @@ complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l delta -d 'Delta of
 complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l json -d 'Print the result as JSON on stdout.' -r
-complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l output -d 'Output file.' -r
-complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l output -d 'Also write the JSON result to this file (- - to stdout, as --json).' -r
+complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -s o -d 'Also write the JSON result to this file (- - to stdout, as --json).'
 complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from dp-audit' -F
 complete -c pgan -n '__fish_seen_subcommand_from embed' -l method -d 'pixel, pca, umap, autoencoder, discriminator or torchvision -NAME (e.g. torchvis' -r
@@ -192,8 +192,8 @@ complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l metrics -d 'Subset
 complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l c2st-classifier -d 'gbm (gradient boosting) or logreg.' -r
 complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l json -d 'Print the result as JSON on stdout.' -r
-complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l output -d 'Output file.' -r
-complete -c pgan -n '__fish_seen_subcommand_from fidelity' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l output -d 'Also write the JSON result to this file (- - to stdout, as --json).' -r
+complete -c pgan -n '__fish_seen_subcommand_from fidelity' -s o -d 'Also write the JSON result to this file (- - to stdout, as --json).'
 complete -c pgan -n '__fish_seen_subcommand_from fidelity' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from fidelity' -F
 complete -c pgan -n '__fish_seen_subcommand_from knn' -l output -d 'Output file.' -r
@@ -222,8 +222,8 @@ complete -c pgan -n '__fish_seen_subcommand_from mmd' -l kid-subset-size -d 'pol
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l device -d 'auto (GPU when present), cpu, cuda or cuda -N.' -r
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l json -d 'Print the result as JSON on stdout.' -r
-complete -c pgan -n '__fish_seen_subcommand_from mmd' -l output -d 'Output file.' -r
-complete -c pgan -n '__fish_seen_subcommand_from mmd' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -l output -d 'Also write the JSON result to this file (- - to stdout, as --json).' -r
+complete -c pgan -n '__fish_seen_subcommand_from mmd' -s o -d 'Also write the JSON result to this file (- - to stdout, as --json).'
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from mmd' -F
 complete -c pgan -n '__fish_seen_subcommand_from privatize' -l output -d 'Output file.' -r
@@ -327,7 +327,7 @@ complete -c pgan -n '__fish_seen_subcommand_from utility' -l kmeans -d 'Add the 
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l epochs -d 'Training epochs of the cnn classifier.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l seed -d 'Random seed; the same seed gives the same output.' -r
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l json -d 'Print the result as JSON on stdout.' -r
-complete -c pgan -n '__fish_seen_subcommand_from utility' -l output -d 'Output file.' -r
-complete -c pgan -n '__fish_seen_subcommand_from utility' -s o -d 'Output file.'
+complete -c pgan -n '__fish_seen_subcommand_from utility' -l output -d 'Also write the JSON result to this file (- - to stdout, as --json).' -r
+complete -c pgan -n '__fish_seen_subcommand_from utility' -s o -d 'Also write the JSON result to this file (- - to stdout, as --json).'
 complete -c pgan -n '__fish_seen_subcommand_from utility' -l help -d 'Show help and exit.'
 complete -c pgan -n '__fish_seen_subcommand_from utility' -F

@@ -22,7 +22,7 @@ from typing import Annotated, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from pgan_cli import console
+from pgan_cli import console, interrupts
 from pgan_cli.errors import EXIT_BAD_INPUT, PganError
 from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, SEED, TRACK_BACKENDS
 
@@ -59,6 +59,10 @@ class PipelineOrderGroup(TyperGroup):
             rv = e.exit_code
         except (getattr(ce, "Abort", KeyboardInterrupt), KeyboardInterrupt) as e:  # Abort: not in every typer
             rv = report_interrupt("pgan", e, [])
+            interrupts.clear()
+        if interrupts.pending() is not None:  # outside a command; typer turns it into a silent exit 130
+            rv = report_interrupt("pgan", interrupts.Interrupted(interrupts.pending()), [])
+            interrupts.clear()
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -168,7 +172,7 @@ def _stdout_json(kwargs: dict, allowed: bool) -> dict:
             if k == "output" and allowed:
                 kwargs = {**kwargs, "output": None, "json_out": True}
                 continue
-            raise UsageError(f"{flags.get(k, '--' + k)} -: this output is a file, not text for stdout; give a "
+            raise UsageError(f"{flags.get(k, '--' + k)} -: '-' (stdout) stands for JSON results only; give a "
                              f"file path" + (" (--json prints the result on stdout)" if "json_out" in kwargs else ""))
     return kwargs
 
@@ -227,7 +231,7 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            from pgan_cli import files, interrupts
+            from pgan_cli import files
 
             outermost = files.current_run() is None
             old = interrupts.install()

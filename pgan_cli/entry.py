@@ -13,9 +13,12 @@ def main() -> None:
     interrupts.install()
     try:
         from pgan_cli.app import main as run
-    except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", 2)
-        what = "interrupted" if signum == 2 else f"terminated ({interrupts.NAMES.get(signum, signum)})"
-        sys.stderr.write(f"pgan: error: {what} while starting; nothing was written\n")
-        raise SystemExit(128 + signum) from None
-    run()
+
+        run()
+    except KeyboardInterrupt as e:  # outside a command (start-up, parsing): nothing was written yet
+        stop = e if isinstance(e, interrupts.Interrupted) else interrupts.Interrupted()
+        what = "interrupted" if stop.signum == 2 else f"terminated ({stop.name})"
+        sys.stderr.write(f"pgan: error: {what}; nothing was left half-written\n")
+        raise SystemExit(stop.exit_code) from None
+    finally:  # the run is over and has said how it ended: a signal now changes nothing
+        interrupts.ignore()

@@ -65,8 +65,9 @@ class RunPaths:
 
 
 def committed(path: Path) -> None:
-    """Record that the running command's output ``path`` is now complete on disk."""
-    if _RUNS:
+    """Record that the running command's output ``path`` is now complete on disk (a file written into
+    a staging folder is not: its set is, once moved into place)."""
+    if _RUNS and not any(part.startswith(STAGE_PREFIX) for part in Path(path).parts):
         _RUNS[-1].committed.append(Path(path))
 
 

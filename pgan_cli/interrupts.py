@@ -57,6 +57,15 @@ def install() -> dict[int, object]:
     return old
 
 
+def ignore() -> None:
+    """Ignore the stop signals from now on (the process is exiting)."""
+    for sig in SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+
+
 def restore(old: dict[int, object]) -> None:
     """Put back the handlers :func:`install` replaced."""
     for sig, handler in old.items():

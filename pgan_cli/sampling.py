@@ -225,10 +225,11 @@ def _check_room(output, n: int, ck) -> None:
     from pgan_cli.files import nearest_existing
 
     need = n * int(np.prod(ck.config["sample_shape"], dtype=np.float64)) * 4
-    free = shutil.disk_usage(nearest_existing(Path(output).parent)).free
+    folder = nearest_existing(Path(output).parent)
+    free = shutil.disk_usage(folder).free
     if need > free:
-        raise InputError(f"-n {n} samples need {size_text(need)} and {output}'s folder has "
-                         f"{size_text(free)} free; ask for fewer samples")
+        raise InputError(f"no space left on {os.path.realpath(folder)} for -n {n} samples: they need "
+                         f"{size_text(need)} and it has {size_text(free)} free; ask for fewer samples")
 
 
 def sample_file(checkpoint, output, n: int, *, class_name: str | None = None, classes_from=None,

@@ -580,6 +580,9 @@ def snapshot(folder: Path) -> dict[str, str]:
                 out[rel] = "link->" + os.readlink(p)
             elif p.is_dir():
                 out[rel] = "dir"
+            elif not p.is_file():  # a FIFO or a device: never read (it would block)
+                st = p.lstat()
+                out[rel] = f"special {st.st_mode:o} {st.st_ino}"
             else:
                 out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -606,11 +609,6 @@ def test_hostile_input(case: Case, world: Path, tmp_path: Path, cli_module, monk
                              "gone": sorted(set(before) - set(after))}
 
 
-def test_case_count():
-    """docs/security.md states how many hostile cases run; keep the two in step."""
-    assert len(CASES) >= 200
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
-    assert f"{len(CASES)} hostile cases" in doc
 
 
 
@@ -994,3 +992,241 @@ def test_hostile_canary_design_untampered_audits(world: Path, tmp_path: Path, cl
     r = cli_module("dp-audit", _canary_checkpoint(tmp_path, world, lambda r: None), "--json")
     assert r.exit_code == 0, r
     assert json.loads(r.stdout)["canaries"]["m"] == 20
+
+
+# ---- outputs that are not regular files, '-' (hardening round two) --------------------------
+
+
+def _fifo(folder: Path, name: str) -> str:
+    os.mkfifo(folder / name)
+    return name
+
+
+def _link_to_fifo(folder: Path, name: str) -> str:
+    os.mkfifo(folder / "pipe")
+    os.symlink("pipe", folder / name)
+    return name
+
+
+def _char_device(folder: Path, name: str) -> str:
+    """A node for the null device in the case's own folder (root only: skipped elsewhere)."""
+    import stat
+
+    try:
+        os.mknod(folder / name, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return name
+
+
+SPECIAL = [
+    ("digits-o-fifo", lambda f, w: ["data", "digits", "-o", _fifo(f, "out.h5")], "a FIFO"),
+    ("digits-o-link-to-fifo", lambda f, w: ["data", "digits", "-o", _link_to_fifo(f, "out.h5")], "a FIFO"),
+    ("digits-o-device", lambda f, w: ["data", "digits", "-o", _char_device(f, "null")], "a character device"),
+    ("knn-o-fifo", lambda f, w: ["knn", "train.h5", "holdout.h5", "-o", _fifo(f, "k.h5")], "a FIFO"),
+    ("mmd-o-device", lambda f, w: ["mmd", "train.h5", "holdout.h5", "-o", _char_device(f, "null")],
+     "a character device"),
+    ("train-log-fifo", lambda f, w: ["train", "train.h5", "--steps", "1", "-o", "g.pt", "--log",
+                                     _fifo(f, "log.jsonl")], "a FIFO"),
+    ("info-input-fifo", lambda f, w: ["data", "info", _fifo(f, "in.h5")], "a FIFO"),
+    ("knn-input-fifo", lambda f, w: ["knn", _fifo(f, "q.h5"), "holdout.h5", "-o", "k.h5"], "a FIFO"),
+    ("report-input-fifo", lambda f, w: ["report", _fifo(f, "a.json"), "-o", "r.html"], "a FIFO"),
+    ("digits-o-dash", lambda f, w: ["data", "digits", "-o", "-"], "stands for JSON results only"),
+    ("knn-o-dash", lambda f, w: ["knn", "train.h5", "holdout.h5", "-o", "-"], "--json prints the result"),
+    ("report-summary-dash", lambda f, w: ["report", "attack.json", "--summary", "-", "-o", "r.html"],
+     "stands for JSON results only"),
+]
+SPECIAL_CASES = [Case(cid, argv, (needle,), copy=WORLD_FILES) for cid, argv, needle in SPECIAL]
+
+
+@pytest.mark.parametrize("case", SPECIAL_CASES, ids=[c.id for c in SPECIAL_CASES])
+def test_special_files_and_dash(case: Case, world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """A device, FIFO or socket is never replaced as an output nor opened as an input (a FIFO would
+    block forever: the alarm fails the test instead), and '-' is stdout only for JSON results."""
+    import signal
+
+    def hung(signum, frame):
+        raise AssertionError("blocked on a special file")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        test_hostile_input(case, world, tmp_path, cli_module, monkeypatch)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_dash_prints_the_json_result(world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """`-o -` on a command whose output is a JSON result prints it on stdout, as --json does."""
+    monkeypatch.chdir(tmp_path)
+    r = cli_module("mmd", world / "train.npy", world / "holdout.npy", "--permutations", "0", "-o", "-")
+    assert r.exit_code == 0, r
+    assert json.loads(r.stdout)["mmd2"] == json.loads(cli_module("mmd", world / "train.npy", world / "holdout.npy",
+                                                                 "--permutations", "0", "--json").stdout)["mmd2"]
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+# ---- bookkeeping files are untrusted input (hardening round two) ----------------------------
+
+
+def _signed(out: Path) -> dict:
+    return json.loads((out / ".pgan-outputs.json").read_text())
+
+
+def test_forged_bookkeeping_touches_nothing(world: Path, tmp_path: Path, cli_module):
+    """A planted or edited manifest, a planted journal, a symlinked subfolder and a folder the user
+    named like a staging folder: pgan deletes, moves and overwrites none of the files they name,
+    and says on stderr what it ignored."""
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    for name, text in (("data.txt", "outside the output folder"), ("loot.txt", "moved in, then deleted")):
+        (victim / name).write_text(text)
+    assert cli_module("data", "split", world / "d.h5", "--out-dir", out, "-q").exit_code == 0
+    (out / "notes.txt").write_text("the steward's notes")
+    (out / "lnk").symlink_to(victim)
+    (out / ".pgan-stage-999999-mine").mkdir()
+    (out / ".pgan-stage-999999-mine" / "work.txt").write_text("the user's folder")
+    manifest = _signed(out)
+    entries = manifest["sets"]["pgan data split"]
+    real_tag = entries["train.h5"][3]
+    for rel, p in (("notes.txt", out / "notes.txt"), ("lnk/data.txt", victim / "data.txt")):
+        st = p.stat()  # size, time and inode copied from the victim; the tag made up or copied
+        entries[rel] = [st.st_size, st.st_mtime_ns, st.st_ino, real_tag]
+    (out / ".pgan-outputs.json").write_text(json.dumps(manifest))
+    (out / ".pgan-stage-1-x").symlink_to(victim)
+    (out / ".pgan-commit.json").write_text(json.dumps({"stage": ".pgan-stage-1-x", "set": "pgan data split",
+                                                       "files": ["loot.txt", "notes.txt"]}))
+    r = cli_module("data", "info", out / "train.h5")  # a journal pgan did not write blocks no reader
+    assert r.exit_code == 0, r
+    r = cli_module("data", "split", world / "d.h5", "--out-dir", out, "--seed", "3", "--names", "a,b,c", "-q")
+    assert r.exit_code == 0, r
+    assert (out / "notes.txt").read_text() == "the steward's notes"
+    assert (victim / "data.txt").read_text() == "outside the output folder"
+    assert (victim / "loot.txt").read_text() == "moved in, then deleted"
+    assert not (out / "loot.txt").exists()
+    assert (out / ".pgan-stage-999999-mine" / "work.txt").read_text() == "the user's folder"
+    assert "ignored 2 entries" in r.stderr and "'notes.txt'" in r.stderr and "'lnk/data.txt'" in r.stderr
+    assert ".pgan-commit.json: ignored" in r.stderr and ".pgan-stage-999999-mine in place" in r.stderr
+    assert not (out / "train.h5").exists()  # the earlier run's own parts, proven pgan's, were replaced
+
+
+def test_entries_pgan_wrote_still_go(world: Path, tmp_path: Path, cli_module):
+    """The proof does not stop pgan from replacing its own earlier set: tagged, unchanged files go,
+    a file the user replaced under the same name stays."""
+    out = tmp_path / "out"
+    assert cli_module("data", "split", world / "d.h5", "--out-dir", out, "-q").exit_code == 0
+    (out / "holdout.h5").unlink()
+    (out / "holdout.h5").write_bytes(b"the user's file under pgan's old name")
+    r = cli_module("data", "split", world / "d.h5", "--out-dir", out, "--names", "a,b,c", "-q")
+    assert r.exit_code == 0 and "ignored" not in r.stderr, r
+    assert sorted(p.name for p in out.iterdir()) == [".pgan-outputs.json", "a.h5", "b.h5", "c.h5", "holdout.h5"]
+    assert (out / "holdout.h5").read_bytes() == b"the user's file under pgan's old name"
+
+
+def test_dead_runs_debris_is_removed(world: Path, tmp_path: Path, cli_module):
+    """Staging folders and temporary files of a dead run are removed by the next run in that folder
+    (a live run's are kept); look-alikes pgan did not make stay."""
+    import subprocess
+    import sys
+
+    from pgan_cli import ownership
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = ("import os, sys; from pgan_cli import ownership as o; d = sys.argv[1]; "
+            "s = os.path.join(d, o.owned_name('stage')); os.mkdir(s); open(os.path.join(s, 'train.h5'), 'w').write('rows'); "
+            "open(os.path.join(d, '.gen.pt' + o.owned_name('tmp') + '.pt.tmp'), 'w').write('half a checkpoint')")
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    live = folder / f".x.h5{ownership.owned_name('tmp')}.h5.tmp"  # this (live) process's
+    live.write_text("still being written")
+    lookalike = folder / ".y.h5.pgan-tmp-1.1-deadbeef-00000000000000000000000000000000.h5.tmp"
+    lookalike.write_text("not pgan's")
+    dead = sorted(p.name for p in folder.iterdir() if p not in (live, lookalike))
+    assert len(dead) == 2
+    assert cli_module("data", "digits", "--size", "8", "-o", folder / "d.h5", "-q").exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["d.h5", live.name, lookalike.name])
+
+
+# ---- a full disk, a commit that fails (hardening round two) ---------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs at tmp_path/disk (root only: mounting needs it)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a small file system needs root (mount -t tmpfs)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(disk: Path, leave_kib: int) -> None:
+    (disk / "filler").unlink(missing_ok=True)
+    st = os.statvfs(disk)
+    (disk / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave_kib * 1024))
+
+
+FULL = [
+    ("knn", lambda w, d: ["knn", w / "train.h5", w / "holdout.h5", "-k", "5", "-o", d / "k.h5"]),
+    ("train", lambda w, d: ["train", w / "train.h5", "--steps", "1", "--width", "8", "-o", d / "g.pt"]),
+    ("sample", lambda w, d: ["sample", w / "gen.pt", "-n", "400", "-o", d / "s.h5"]),
+    ("split", lambda w, d: ["data", "split", w / "train.h5", "--out-dir", d / "parts"]),
+    ("attack-scores", lambda w, d: ["attack", "--members", w / "train.npy", "--holdout", w / "holdout.npy",
+                                    "--synthetic", w / "holdout.npy", "--methods", "dcr", "--bootstrap", "0",
+                                    "--scores", d / "s.h5"]),
+]
+
+
+@pytest.mark.parametrize("leave_kib", [0, 3, 6])
+@pytest.mark.parametrize("cid,argv", FULL, ids=[c for c, _ in FULL])
+def test_full_disk_is_one_line(cid, argv, leave_kib, world: Path, small_disk: Path, cli_module):
+    """No space left: exit 2, one line naming the folder, the earlier outputs intact, no temporary
+    file (HDF5 and torch failing mid-write included; HDF5 once crashed the process here)."""
+    (small_disk / "parts").mkdir()
+    (small_disk / "parts" / "train.h5").write_bytes(b"an earlier part")
+    for name in ("k.h5", "g.pt", "s.h5"):
+        (small_disk / name).write_bytes(b"an earlier output")
+    _fill(small_disk, leave_kib)
+    before = snapshot(small_disk)
+    r = cli_module(*argv(world, small_disk), "-q")
+    assert_clean_error(r, "no space left on", str(small_disk))
+    assert snapshot(small_disk) == before
+
+
+def test_failed_commit_names_the_users_path(world: Path, tmp_path: Path, cli_module):
+    """A set whose commit cannot replace a file (immutable): one line naming that file, not the
+    staging folder; nothing in the folder changed, no journal left, the folder still readable."""
+    import subprocess
+
+    out = tmp_path / "out"
+    assert cli_module("data", "split", world / "d.h5", "--out-dir", out, "-q").exit_code == 0
+    if subprocess.run(["chattr", "+i", str(out / "reference.h5")], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable flag (chattr +i)")
+    try:
+        before = snapshot(out)
+        r = cli_module("data", "split", world / "d.h5", "--out-dir", out, "--seed", "5", "-q")
+        assert_clean_error(r, f"cannot replace {out / 'reference.h5'}", "nothing in")
+        assert ".pgan-stage" not in r.stderr
+        assert snapshot(out) == before
+        assert cli_module("data", "info", out / "train.h5").exit_code == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(out / "reference.h5")], check=False)
+
+
+# ---- the count docs/security.md states ------------------------------------------------------
+
+
+def test_case_count():
+    """docs/security.md states how many hostile cases run (the first round's table and the second
+    round's sections); keep the two in step."""
+    assert len(CASES) >= 200
+    round_two = (len(OPTION_CASES) + len(FORGED) + len(NUMERIC) + len(CANARY_CHANGES) * len(CANARY_COMMANDS)
+                 + len(SPECIAL_CASES) + 3 * len(FULL))
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    assert f"{len(CASES) + round_two} hostile cases" in doc

@@ -135,3 +135,102 @@ def test_manifest_cannot_make_pgan_delete_other_files(cli, tmp_path, digits_spli
     assert victim.read_text() == "precious"
     assert (out / "user.h5").read_text() == "the user's own file"
     assert not (out / "train.h5").exists()  # the earlier split's own parts were replaced as a set
+
+
+# ---- every stop signal, at random moments (hardening round two) -----------------------------
+
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+def _race(args: list, cwd: Path, delay: float, signum: int) -> tuple[int, str]:
+    """Start ``pgan ARGS``, send ``signum`` after ``delay`` seconds, return (exit code, stderr)."""
+    p = _start(*args, cwd=cwd)
+    time.sleep(delay)
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
+def _check_ending(code: int, err: str, signum: int, prog: str) -> str:
+    """Exit 0 or 128 + signal, one error line when stopped, never a traceback or an abort; returns
+    the error line ('' on success)."""
+    assert code in (0, SIGNAL_EXIT[signum]), (code, err)
+    for bad in ("Traceback", "ignored in", "terminate called", "unexpected"):
+        assert bad not in err, err
+    errors = [ln for ln in err.splitlines() if ": error: " in ln]
+    if code == 0:
+        assert errors == [], err
+        return ""
+    assert len(errors) == 1, err
+    assert errors[0].startswith((f"{prog}: error: ", "pgan: error: ")), err
+    assert ("interrupted" if signum == signal.SIGINT else "terminated") in errors[0], err
+    return errors[0]
+
+
+def _moments(n: int, last: float, seed: int) -> list[tuple[float, int]]:
+    """``n`` random (delay, signal) pairs: delays from just after the interpreter starts (pgan's own
+    start-up included) to past the command's end, mostly SIGINT."""
+    rng = np.random.default_rng(seed)
+    sigs = [signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    return [(float(rng.uniform(0.15, last)), int(rng.choice(sigs))) for _ in range(n)]
+
+
+@pytest.mark.slow
+def test_sample_always_stops_or_finishes_saying_so(tmp_path, digits8):
+    """20 stop signals at random moments of `pgan sample`: the earlier output intact unless the
+    line (or success) says the new one is complete; never swallowed, never a traceback."""
+    assert run_pgan("train", digits8, "--steps", "2", "--width", "8", "-o", tmp_path / "g.pt", "-q").exit_code == 0
+    out = tmp_path / "s.h5"
+    for i, (delay, signum) in enumerate(_moments(20, 3.0, seed=1)):
+        out.write_bytes(b"an earlier synthetic set")
+        code, err = _race(["sample", "g.pt", "-n", "300", "-o", "s.h5", "--seed", str(i)], tmp_path, delay, signum)
+        line = _check_ending(code, err, signum, "pgan sample")
+        if code == 0 or "kept: s.h5" in line:
+            with h5py.File(out, "r") as f:
+                assert f["samples"].shape[0] == 300
+        else:
+            assert out.read_bytes() == b"an earlier synthetic set", (i, delay, line)
+        assert _debris(tmp_path) == [], (i, delay)
+
+
+@pytest.mark.slow
+def test_train_always_stops_cleanly(tmp_path, digits8):
+    """20 stop signals at random moments of `pgan train` (start-up, training steps, the save): never
+    an abort from a signal raised inside torch's C++ callbacks, the earlier checkpoint intact."""
+    out = tmp_path / "g.pt"
+    for i, (delay, signum) in enumerate(_moments(20, 4.5, seed=2)):
+        out.write_bytes(b"an earlier checkpoint")
+        code, err = _race(["train", digits8, "--steps", "30", "--width", "8", "--checkpoint-every", "0", "-o", "g.pt",
+                           "--seed", str(i)], tmp_path, delay, signum)
+        line = _check_ending(code, err, signum, "pgan train")
+        if code != 0 and "kept: g.pt" not in line:
+            assert out.read_bytes() == b"an earlier checkpoint", (i, delay, line)
+        else:
+            assert out.read_bytes() != b"an earlier checkpoint"
+        assert _debris(tmp_path) == [], (i, delay)
+
+
+@pytest.mark.slow
+def test_export_says_what_is_on_disk(tmp_path, digits_splits):
+    """20 stop signals at random moments of `pgan data export --png-dir`: the folder holds the
+    earlier set, or the new set whole with a line (or success) that says so; never a message that
+    unfinished outputs were removed over a committed set."""
+    def pngs(folder: Path) -> dict[str, int]:
+        return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*.png")}
+
+    full = tmp_path / "full"
+    assert run_pgan("data", "export", digits_splits["train"], "--png-dir", full, "-q").exit_code == 0
+    new_set = pngs(full)
+    out = tmp_path / "png"
+    for i, (delay, signum) in enumerate(_moments(20, 1.4, seed=3)):
+        assert run_pgan("data", "export", digits_splits["holdout"], "--png-dir", out, "-q").exit_code == 0
+        old_set = pngs(out)
+        code, err = _race(["data", "export", digits_splits["train"], "--png-dir", "png", "-q"], tmp_path, delay,
+                          signum)
+        line = _check_ending(code, err, signum, "pgan data export")
+        now = pngs(out)
+        if code == 0 or "kept: png" in line:
+            assert now == new_set, (i, delay, line)
+        else:
+            assert now == old_set, (i, delay, line)
+        assert _debris(tmp_path) == [], (i, delay)
