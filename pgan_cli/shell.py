@@ -17,15 +17,24 @@ from pgan_cli.files import atomic_path
 
 COMMANDS_FILE = "commands.sh"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# control characters, and the Unicode line breaks (NEL, LINE and PARAGRAPH SEPARATOR) that
+# editors, pagers and Python's str.splitlines show as new lines although bash does not
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _escape(ch: str) -> str:
+    """One such character as bash's ANSI-C escapes of its UTF-8 bytes (``\\xHH`` each: ``\\u``
+    would depend on the locale bash runs in)."""
+    return "".join(f"\\x{b:02x}" for b in ch.encode("utf-8"))
 
 
 def shell_word(arg: str) -> str:
     """``arg`` as one bash word, byte for byte, on one line.
 
-    :func:`shlex.quote` when ``arg`` has no control character; else bash's ANSI-C quoting
-    (``$'...'``, control characters as ``\\xHH``, backslash and quote escaped), so a file name
-    holding a newline never spreads over two lines of ``commands.sh`` (docs/audit.md).
+    :func:`shlex.quote` when ``arg`` has no control character or Unicode line break; else bash's
+    ANSI-C quoting (``$'...'``, such characters as ``\\xHH`` bytes, backslash and quote
+    escaped), so a file name holding a newline (or U+2028) never spreads over two lines of
+    ``commands.sh``, not even as an editor shows it (docs/audit.md).
     """
     if not _CONTROL.search(arg):
         return shlex.quote(arg)
@@ -34,7 +43,7 @@ def shell_word(arg: str) -> str:
         if ch in "\\'":
             out.append("\\" + ch)
         elif _CONTROL.match(ch):
-            out.append(f"\\x{ord(ch):02x}")
+            out.append(_escape(ch))
         else:
             out.append(ch)
     return "$'" + "".join(out) + "'"
@@ -48,7 +57,7 @@ def shell_join(argv: list[str]) -> str:
 def shell_comment(text: str) -> str:
     """``# text`` on one line: every control character (a newline above all, which would end the
     comment and start a live line) is written as ``\\xHH``."""
-    return "# " + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return "# " + _CONTROL.sub(lambda m: _escape(m.group()), text)
 
 
 # Run from the script's own folder; ${0%/*} keeps every byte of the path (a command substitution
@@ -80,7 +89,7 @@ def write_commands(path: str | os.PathLike, steps: list, skipped: dict[str, str]
         lines.append(s.line)
     text = "\n".join(lines) + "\n"
     assert all(ln.startswith(("#", "pgan ", "mkdir -p -- ")) or ln in ("set -euo pipefail", CD_LINE)
-               for ln in text.splitlines()), "commands.sh: a line that is not a pgan step"
+               for ln in text.split("\n")[:-1]), "commands.sh: a line that is not a pgan step"
     with atomic_path(path, suffix=".tmp") as tmp:
         tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
         os.chmod(tmp, 0o755)

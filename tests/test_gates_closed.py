@@ -220,7 +220,7 @@ def test_failed_write_leaves_neither_file(cli, tmp_path):
 
 # ---- commands.sh and the page with hostile file names --------------------------------------------
 HOSTILE = {
-    "members": "evil\ntouch X\n.h5",
+    "members": "evil\ntouch X\u2028touch X\n.h5",  # U+2028: a line break to Python and editors, not to bash
     "holdout": "$(touch X) `touch X`.h5",
     "synthetic": "-it's \"q\"; rm -rf X; touch X.h5",
 }
@@ -265,7 +265,8 @@ def test_commands_sh_quotes_every_word(tmp_path, monkeypatch):
 
     work = tmp_path / "dir\nwith $(touch X) newline"
     work.mkdir()
-    names = [*HOSTILE.values(), "--gate", "a <= 1\n", "\x7fdel\r", "back\\slash\\n", "\t", "", "ünï ☃"]
+    names = [*HOSTILE.values(), "--gate", "a <= 1\n", "\x7fdel\r", "back\\slash\\n", "\t", "", "ünï ☃",
+             "nel\x85para\u2029"]
     steps = [Step("attack", ["attack", *names, "--json"], inputs=[], outputs=["x\ny/a.json"], stdout_to="x\ny/a.json"),
              Step("knn", ["knn", HOSTILE["members"], "-o", "$(touch X)/k.h5"], inputs=[], outputs=["$(touch X)/k.h5"])]
     links = {f"inputs/{k}.h5": tmp_path / v for k, v in HOSTILE.items()}
@@ -273,7 +274,7 @@ def test_commands_sh_quotes_every_word(tmp_path, monkeypatch):
     write_commands("commands.sh", steps, {"embed/x": "reason\ntouch X"}, links, "pgan audit --members " + shell_word(HOSTILE["members"]))
     script = work / "commands.sh"
     text = script.read_text()
-    for ln in text.splitlines():
+    for ln in text.splitlines():  # Python's line breaks (U+2028 too) all escaped
         assert ln.startswith(("#", "pgan ", "mkdir -p -- ", "set -euo pipefail", 'case "$0" in')), repr(ln)
     env, log = _shim(tmp_path)
     _run_script(script, env, tmp_path)  # run from elsewhere: the script goes to its own folder
@@ -311,9 +312,10 @@ def test_audit_with_hostile_file_names(cli, tmp_path, digits_splits, monkeypatch
         assert (out / "inputs" / f"{role}.h5").resolve() == p.resolve()
     script = out / "commands.sh"
     text = script.read_text()
-    assert "touch X\n" not in text and "\ntouch" not in text
+    assert "touch X\n" not in text and "\ntouch" not in text and "\u2028" not in text
     header = [ln for ln in text.splitlines() if ln.startswith("#   pgan audit ")]
-    assert len(header) == 1 and "$'" + str(files["members"]).replace("\n", "\\x0a") + "'" in header[0]
+    escaped = str(files["members"]).replace("\n", "\\x0a").replace("\u2028", "\\xe2\\x80\\xa8")
+    assert len(header) == 1 and "$'" + escaped + "'" in header[0]
     env, log = _shim(tmp_path)
     _run_script(script, env, tmp_path)
     assert not list(tmp_path.rglob("X"))
