@@ -235,6 +235,8 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
 
             outermost = files.current_run() is None
             old = interrupts.install()
+            if outermost:
+                interrupts.begin()
             failed = True
             try:
                 kwargs = _stdout_json(kwargs, stdout_json)
@@ -287,6 +289,7 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
                 files.forget_run(failed)
                 if outermost:
                     interrupts.clear()
+                    interrupts.end()
 
         return run
 

@@ -22,3 +22,6 @@ def main() -> None:
         raise SystemExit(stop.exit_code) from None
     finally:  # the run is over and has said how it ended: a signal now changes nothing
         interrupts.ignore()
+        if interrupts.late() is not None:
+            sys.stderr.write(f"pgan: warning: {interrupts.NAMES.get(interrupts.late(), 'a signal')} arrived after "
+                             f"the run had ended; its outcome stands\n")

@@ -14,6 +14,7 @@ so a signal during start-up gets the same one line.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +22,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 _pending: list[int] = []
+_late: list[int] = []  # arrived after the command had ended and said how
 _quiet_depth = 0  # inside polled() or held(): a signal is remembered, not raised
+_ended = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -41,13 +44,50 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _on_signal(signum: int, frame) -> None:
+    if _ended:
+        _late.append(signum)
+        return
     _pending.append(signum)
     if _quiet_depth == 0:
         raise Interrupted(signum)
 
 
+def begin() -> None:
+    """A command starts: no signal received yet."""
+    global _ended
+    _ended = False
+    _pending.clear()
+    _late.clear()
+
+
+def end() -> None:
+    """The command has ended and said how (its result, or its one error line): a signal from now
+    on changes nothing; :func:`late` tells whether one came."""
+    global _ended
+    _ended = True
+
+
+def late() -> int | None:
+    """The first stop signal that arrived after :func:`end`, or None."""
+    return _late[0] if _late else None
+
+
+def _unraisable(hook):
+    """A ``sys.unraisablehook`` that drops :class:`Interrupted` (raised where Python can only print
+    it, in a weakref callback or a ``__del__``: it is remembered, and the next :func:`poll` raises
+    it again) and hands everything else to ``hook``."""
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hook(unraisable)
+
+    quiet.pgan = True
+    return quiet
+
+
 def install() -> dict[int, object]:
     """Handle the stop signals in this (main) thread; return the handlers they replace."""
+    if not getattr(sys.unraisablehook, "pgan", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
     old = {}
     for sig in SIGNALS:
         try:
