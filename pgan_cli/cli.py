@@ -96,8 +96,6 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file.", 
 OptionalOutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file.", dir_okay=False)]
 JsonOutputOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", dir_okay=False, help="Also write the JSON result to this file ('-': to stdout, as --json).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs on stderr.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show the traceback when a command fails.")]
 # Experiment tracking (pgan train, pgan audit; pgan_cli/tracking/)
 TrackOpt = Annotated[str, typer.Option(
     "--track", help="Log to an experiment tracker: " + ", ".join(TRACK_BACKENDS)

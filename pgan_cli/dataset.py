@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import FORMAT_VERSION, __version__
+from pgan_cli.arrays import value_problem
 from pgan_cli.errors import FormatError, InputError
 from pgan_cli.files import atomic_path, check_input, h5_create
 
@@ -39,13 +40,6 @@ MANAGED_ATTRS = {"kind", "pgan_version", "format_version", "provenance", "class_
 
 MAX_SAMPLE_BYTES = 256 << 20  # one record: a 4-channel 4096 x 4096 float32 image
 MAX_ATTR_BYTES = 16 << 20
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38
-# The largest magnitude a sample value may have (docs/FORMAT.md): distances are float32 sums
-# over D values, a squared L2 distance sums D terms (a - b)^2 <= (2M)^2 and FAISS's
-# |a|^2 + |b|^2 - 2 a.b is bounded alike, so D * 4M^2 must stay below FLOAT32_MAX. For the
-# largest row a dataset file holds (MAX_SAMPLE_BYTES / 4 = 2^26 values) that is
-# M <= sqrt(3.4e38 / 2^28) = 1.1e15.
-MAX_ABS_VALUE = 1e15
 
 
 def decode_attr(value: Any) -> Any:
@@ -69,25 +63,6 @@ def decode_attr(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def value_problem(x: np.ndarray, start: int = 0) -> str | None:
-    """What makes rows ``x`` (row ``start`` onwards, any numeric dtype) unusable, or None: NaN or
-    Inf, a value beyond float32 range (a float64 input) or beyond +-MAX_ABS_VALUE."""
-    x = x.reshape(len(x), -1)
-    ok = (x >= -MAX_ABS_VALUE) & (x <= MAX_ABS_VALUE)  # False for NaN too
-    if ok.all():
-        return None
-    row = int(np.argmin(ok.all(axis=1)))
-    bad = x[row][~ok[row]].astype(np.float64)
-    where = f"first at row {start + row}"
-    if not np.isfinite(bad).all():
-        return f"contains NaN or Inf ({where}); clean the data first"
-    v = float(bad[np.argmax(np.abs(bad))])
-    if abs(v) > FLOAT32_MAX:
-        return f"holds {v:.3g} ({where}), beyond float32 range (+-3.4e38); rescale the data"
-    return (f"holds {v:.3g} ({where}); values beyond +-1e15 overflow float32 distance arithmetic; "
-            f"rescale the data")
 
 
 def open_h5(path: Path):

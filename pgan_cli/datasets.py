@@ -1,4 +1,4 @@
-"""Bundled real data sets and the seeds' toy sets, as in-memory arrays ready for the dataset file.
+"""Bundled real data sets and toy Gaussian mixtures, as in-memory arrays ready for the dataset file.
 
 - :func:`digits`: scikit-learn's 1,797 real 8x8 handwritten digits (Alpaydin & Kaynak, UCI 1998),
   optionally resized with antialiasing;

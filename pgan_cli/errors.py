@@ -1,16 +1,15 @@
 """Exceptions the library raises; the command line turns each into one stderr line and an exit code.
 
-Exit codes of the ``pgan`` tool: 0 success, 1 an audit gate failed, 2 bad input or usage,
-130 interrupted. Library code raises :class:`PganError` subclasses with a message that says
-what is wrong, which file, and what to do; it never prints.
+Exit codes of the ``pgan`` tool: 0 success, 1 an audit gate failed, 2 bad input or usage, 128 +
+the signal when stopped (130 SIGINT, 143 SIGTERM, 129 SIGHUP: :mod:`pgan_cli.interrupts`).
+Library code raises :class:`PganError` subclasses with a message that says what is wrong, which
+file, and what to do; it never prints.
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 class PganError(Exception):
@@ -36,8 +35,3 @@ class GateFailed(PganError):
 
     exit_code = EXIT_GATE_FAILED
 
-
-def require(condition: bool, message: str, error: type[PganError] = InputError) -> None:
-    """Raise ``error(message)`` unless ``condition`` holds."""
-    if not condition:
-        raise error(message)

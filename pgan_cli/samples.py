@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from pgan_cli.dataset import MANAGED_ATTRS, Dataset, read_dataset, value_problem
+from pgan_cli.arrays import value_problem
+from pgan_cli.dataset import MANAGED_ATTRS, Dataset, read_dataset
 from pgan_cli.errors import FormatError
 from pgan_cli.files import check_input
 
@@ -26,7 +27,7 @@ class SampleReader:
     and an NPY (N, H, W) is read as one-channel images. Only the current batch is in memory: NPY
     rows are read with plain file reads from the literal header's offset (never unpickled, never
     a memory map whose pages would count towards resident memory). NaN/Inf and values beyond
-    +-MAX_ABS_VALUE (:func:`pgan_cli.dataset.value_problem`) are reported with the row where they
+    +-MAX_ABS_VALUE (:func:`pgan_cli.arrays.value_problem`) are reported with the row where they
     occur, checked in the file's dtype before the cast to float32; dataset files are validated on
     open (:class:`Dataset`).
     """

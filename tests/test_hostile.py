@@ -805,7 +805,7 @@ def test_report_accepts_the_real_results(derived, world, tmp_path, cli_module):
 
 
 # ---- numeric limits and leftovers (hardening round two) ----
-# values past the float32 distance bound (dataset.MAX_ABS_VALUE, docs/FORMAT.md), attributes of
+# values past the float32 distance bound (arrays.MAX_ABS_VALUE, docs/FORMAT.md), attributes of
 # the wrong type, too few rows to train on, repeated class names and empty paths
 
 
@@ -934,6 +934,31 @@ def test_free_space_message_unit(world: Path, tmp_path: Path, cli_module, monkey
     r = cli_module("sample", world / "gen.pt", "-n", "10", "-o", tmp_path / "s.h5")
     assert_clean_error(r, "2.5 KiB", "100 B free")
     assert not (tmp_path / "s.h5").exists()
+
+
+@pytest.mark.parametrize("value, needle", [(1e38, "overflow float32 distance arithmetic"), (np.inf, "NaN or Inf")])
+@pytest.mark.parametrize("call", ["mmd", "fidelity", "prdc", "knn", "attack"])
+def test_library_calls_check_values_like_the_readers(call, value, needle):
+    """The in-memory library calls refuse what the file readers refuse (pgan_cli/arrays.py), naming
+    the row: a notebook gets the same answer as the command line."""
+    from pgan_cli.arrays import MAX_ABS_VALUE
+    from pgan_cli.attacks.suite import run_suite
+    from pgan_cli.errors import InputError
+    from pgan_cli.metrics.fidelity import fidelity
+    from pgan_cli.metrics.mmd import mmd_test
+    from pgan_cli.metrics.prdc import prdc
+    from pgan_cli.neighbors.search import knn
+
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(size=(40, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    bad[7, 3] = value
+    assert value > MAX_ABS_VALUE
+    calls = {"mmd": lambda: mmd_test(good, bad, permutations=0), "fidelity": lambda: fidelity(good, bad, metrics=["prdc"]),
+             "prdc": lambda: prdc(good, bad), "knn": lambda: knn(bad, good, 3),
+             "attack": lambda: run_suite(good[:20], good[20:], bad, methods=["dcr"])}
+    with pytest.raises(InputError, match=f"{needle}|first at row 7") as e:
+        calls[call]()
+    assert "row 7" in str(e.value)
 
 
 # ---- dp-audit: canary designs checked like options (hardening round two) ----

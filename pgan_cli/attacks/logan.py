@@ -66,7 +66,7 @@ class ShuffledRows:
 
 class single_thread:
     """Run small torch work on one thread: intra-op threads only spin on tiny matrices (and
-    fight FAISS's OpenMP threads on a shared machine), measured 10-20x slower with 2 threads."""
+    fight FAISS's OpenMP threads on a shared machine; BENCHMARKS.md, "Figures behind code choices")."""
 
     def __enter__(self):
         import torch
@@ -116,25 +116,13 @@ class LoganBlackbox(Attack):
         the scores are a function of the data and the seed. ``params`` records the steps run, the
         best step and its loss, and whether it converged (keys in ``attacks.keys``).
 
-        Why the *training* loss and no held-out split (``bench/logan_convergence.py``, BENCHMARKS.md
-        "logan-blackbox trained to convergence"; 8-d mixture, 1,000 rows a set, S = members +
-        N(0, 0.2²)): the membership signal is the classifier memorising the rows of S, which a
-        held-out row of S cannot measure (it copies a member whose copy was not trained on). With
-        20% of S and R held out, the held-out loss rises from the first measure (0.85 at step 250 to
-        3.4 at 4,000) while the membership AUC climbs from 0.61 to 0.72, so early stopping on it
-        stops at once; scikit-learn's MLPClassifier with ``early_stopping=True`` stops after 13-36
-        epochs at AUC 0.550, without it (375-470 epochs) 0.763. Holding out part of S also leaves
-        its members unlearned (0.72 against 0.77 on all of S).
-
-        The other choices, measured on the same setting (seed 0, at 3,000 steps unless said):
-        ReLU trains faster than the former LeakyReLU(0.2) (training loss 0.12 against 0.28 at
-        learning rate 1e-3, AUC 0.724 against 0.694); Adam at 1e-3 had not converged at 6,000
-        steps (AUC 0.763), at 3e-3 it converged in about 3,500 (0.767) but stalled at 20,000 rows x
-        64-d (training loss 0.60 after 6,000 steps, AUC 0.510), 2e-3 converges in 3,800-5,000 steps
-        at 1,000 rows (0.772) and reaches 0.519 at 20,000 x 64-d (1e-3: 0.524); batches of 512 gave
-        the same AUC as 256 at twice the cost per step; width 128 was weaker (0.718 against 0.737
-        at 3e-3), 512 no better (0.714) at three times the cost; weight decay (AdamW 1e-2, 1e-1)
-        changed nothing (0.735, 0.738).
+        Why the *training* loss and no held-out split: the membership signal is the classifier
+        memorising the rows of S, which a held-out row of S cannot measure (it copies a member
+        whose copy was not trained on); the held-out loss rises from the first measure while the
+        membership AUC climbs, so early stopping on it stops at once, and holding out part of S
+        leaves its members unlearned. The figures behind this and the other choices (ReLU, Adam
+        at 2e-3, batches of 256, width 256, no weight decay) are in BENCHMARKS.md,
+        "logan-blackbox trained to convergence" (``bench/logan_convergence.py``).
         """
         import torch
         from torch import nn

@@ -7,8 +7,8 @@ privacy analysis). The minimum is exact over all of S; the median is taken over 
 subset of at most ``median_samples`` synthetic records (all of S when smaller), which estimates
 a median to within about 1/sqrt(n) in rank. The median is not a neighbour search: it needs every
 distance to the subset, computed by a blocked GEMM (||x||² + ||s||² - 2x·s, clamped at 0). FAISS's
-top-k with k = |subset| is pathologically slow on CPU (over 290 s against 2.2 s for 1,024 x
-2,048 at 4,096-d, measured), so the minimum alone goes through FAISS.
+top-k with k = |subset| is far slower on CPU (BENCHMARKS.md, "Figures behind code choices"), so
+the minimum alone goes through FAISS.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pgan_cli.attacks import keys as K
 from pgan_cli.attacks.base import (GENERATOR, REFERENCE, REFERENCE_GENERATOR, REGISTRY, SYNTHETIC,
                                    AttackInputs, get_attack, plan)
 from pgan_cli.attacks.evaluation import N_BOOTSTRAP, check_scores, evaluate_attack
+from pgan_cli.arrays import check_rows
 from pgan_cli.errors import InputError
 from pgan_cli.params import (MAX_BOOTSTRAP, MAX_SHADOW_COPIES, MAX_SHADOW_MODELS, MAX_SHADOW_TARGETS, Interval,
                              Optional_, check, constrained)
@@ -59,13 +60,8 @@ def balanced_candidates(n_members: int, n_holdout: int, seed: int = 0) -> tuple[
 def _as_vectors(x: np.ndarray | None, what: str) -> np.ndarray | None:
     if x is None:
         return None
-    a = np.asarray(x, dtype=np.float32)
-    a = a.reshape(len(a), -1) if a.ndim > 1 else a
-    if a.ndim != 2 or len(a) == 0 or a.shape[1] == 0:
-        raise InputError(f"the {what} set is empty or not a set of vectors (shape {np.shape(x)})")
-    if not np.isfinite(a).all():
-        raise InputError(f"the {what} set contains NaN or Inf values")
-    return np.ascontiguousarray(a)
+    a = check_rows(x, f"the {what} set", flatten=True)
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def run_suite(members: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray | None = None,

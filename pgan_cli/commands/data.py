@@ -52,7 +52,7 @@ def breast_cancer_cmd(output: OutputOpt) -> None:
     _write_bundle(breast_cancer(), output)
 
 
-@data.command("gaussian", help="The seeds' 2-D toy sets: one Gaussian or K modes on a ring.")
+@data.command("gaussian", help="2-D toy sets: one Gaussian or K modes on a ring (the mode-collapse benchmark of Metz et al. 2017).")
 def gaussian_cmd(
     output: OutputOpt,
     modes: Annotated[int, typer.Option("--modes", help="Number of modes (1: a single Gaussian at the origin).")] = 8,

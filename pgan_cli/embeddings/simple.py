@@ -34,7 +34,7 @@ class PixelEmbedding(Embedding):
 
 def _power_of_two_scale(x: np.ndarray) -> float:
     """1, or the power of two at or above max |x| when that exceeds 2^20: the float32 SVD squares
-    the singular values (N·D values up to 1e15, ``dataset.MAX_ABS_VALUE``, would overflow), and
+    the singular values (N·D values up to 1e15, ``arrays.MAX_ABS_VALUE``, would overflow), and
     dividing by a power of two is exact in IEEE 754 arithmetic, so the components and explained
     variance ratios do not change."""
     top = float(np.abs(x).max())

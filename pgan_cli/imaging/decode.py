@@ -263,7 +263,7 @@ def _checked(load, name: str) -> np.ndarray:
 
 
 def _array_raw(a: np.ndarray, source: str) -> Iterator[RawImage]:
-    from pgan_cli.dataset import FLOAT32_MAX
+    from pgan_cli.arrays import FLOAT32_MAX
 
     kind = KIND_8BIT if a.dtype == np.uint8 else KIND_RANGE
     for im in _array_images(a):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pgan_cli.arrays import check_rows, check_same_space
 from pgan_cli.errors import InputError
 from pgan_cli.metrics.c2st import CLASSIFIERS as C2ST_CLASSIFIERS
 from pgan_cli.params import DEFAULT_PRDC_K, MAX_K, Interval, Options, constrained
@@ -54,16 +55,9 @@ def fidelity(real: np.ndarray, synthetic: np.ndarray, k: int = DEFAULT_PRDC_K, m
     """Compute the selected metric groups (and mode scores when ``mixture`` is given)."""
     from pgan_cli.metrics import alpha_beta, c2st, frechet, modes, prdc
 
-    real = np.asarray(real)
-    synthetic = np.asarray(synthetic)
-    for name, a in (("real", real), ("synthetic", synthetic)):
-        if a.ndim != 2 or len(a) < 2:
-            raise InputError(f"the {name} set needs at least 2 samples as an (N, D) array, got shape {a.shape}")
-        if not np.isfinite(a).all():
-            raise InputError(f"the {name} set contains NaN or Inf values")
-    if real.shape[1] != synthetic.shape[1]:
-        raise InputError(f"real and synthetic sets have different dimensions ({real.shape[1]} vs "
-                         f"{synthetic.shape[1]}); compare them in the same space")
+    real = check_rows(real, "the real set", min_rows=2)
+    synthetic = check_rows(synthetic, "the synthetic set", min_rows=2)
+    check_same_space(real, synthetic, "the real set", "the synthetic set")
     metrics = list(METRIC_GROUPS) if metrics is None else metrics
     # validate everything first, so a bad input fails before any work (and any log line)
     if "prdc" in metrics:

@@ -51,8 +51,9 @@ from typing import Callable
 
 import numpy as np
 
-from pgan_cli.errors import InputError
 from pgan_cli import params
+from pgan_cli.arrays import check_rows, check_same_space
+from pgan_cli.errors import InputError
 from pgan_cli.params import MAX_PERMUTATIONS, Interval, OptionError, Optional_, Options, constrained
 
 KERNELS = ("rbf", "laplace", "poly")
@@ -91,22 +92,8 @@ class MMDResult:
 # ---- validation ------------------------------------------------------------------------------
 def check_samples(x: np.ndarray, y: np.ndarray, min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Validate two samples: 2-D, same dimension, at least ``min_n`` rows each, finite."""
-    x = np.asarray(x)
-    y = np.asarray(y)
-    for name, a in (("X", x), ("Y", y)):
-        if a.ndim != 2:
-            raise InputError(f"{name} must be a 2-D array (N, D), got shape {a.shape}")
-        if a.dtype.kind not in "fiub":
-            raise InputError(f"{name} has dtype {a.dtype}; expected numbers")
-        if len(a) < min_n:
-            raise InputError(f"{name} has {len(a)} sample(s); MMD needs at least {min_n} per side")
-        if a.shape[1] == 0:
-            raise InputError(f"{name} has no features (shape {a.shape})")
-        if not np.isfinite(a).all():
-            raise InputError(f"{name} contains NaN or Inf values; clean the data first")
-    if x.shape[1] != y.shape[1]:
-        raise InputError(f"X and Y have different dimensions ({x.shape[1]} vs {y.shape[1]}); "
-                         f"compare sets in the same space (same `pgan embed` model)")
+    x, y = check_rows(x, "X", min_rows=min_n), check_rows(y, "Y", min_rows=min_n)
+    check_same_space(x, y, "X", "Y")
     return x, y
 
 
@@ -344,12 +331,6 @@ def mmd_test(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
         p = float((1 + np.count_nonzero(stats[1:] >= obs)) / (permutations + 1))
     return MMDResult(obs, p, kernel, sigma, len(x), len(y), permutations, estimator, rule,
                      "permutation" if permutations > 0 else "none")
-
-
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = DEFAULT_KERNEL,
-                  bandwidth: float | str | None = None, seed: int = 0, device: str = "cpu") -> float:
-    """Just the unbiased MMD² (no test)."""
-    return mmd_test(x, y, kernel, bandwidth, permutations=0, seed=seed, device=device).mmd2
 
 
 def kid_subset_size_for(n_x: int, n_y: int, subset_size: int | None) -> int:

@@ -1,4 +1,4 @@
-"""Mode coverage on the seeds' toy Gaussian mixtures (Metz et al., "Unrolled GANs", ICLR 2017;
+"""Mode coverage on toy Gaussian mixtures (Metz et al., "Unrolled GANs", ICLR 2017;
 Srivastava et al., "VEEGAN", NeurIPS 2017).
 
 The mixture is the ``mixture`` attribute that ``pgan data gaussian`` stores: ``means`` (K, 2),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pgan_cli.arrays import check_rows, check_same_space
 from pgan_cli.errors import InputError
 from pgan_cli.metrics._blocks import BLOCK_BYTES, distance_blocks, exact_kth_distance
 
@@ -35,15 +36,10 @@ DEFAULT_K = 5
 def check_pair(real: np.ndarray, synthetic: np.ndarray, k: int) -> None:
     """Both sets 2-D, same dimension, finite, with more than k rows."""
     for name, a in (("real", real), ("synthetic", synthetic)):
-        if a.ndim != 2:
-            raise InputError(f"the {name} set must be a 2-D array (N, D), got shape {a.shape}")
-        if not np.isfinite(a).all():
-            raise InputError(f"the {name} set contains NaN or Inf values")
+        check_rows(a, f"the {name} set")
         if len(a) < k + 1:
             raise InputError(f"the {name} set has {len(a)} rows; k = {k} needs at least {k + 1}")
-    if real.shape[1] != synthetic.shape[1]:
-        raise InputError(f"real and synthetic sets have different dimensions ({real.shape[1]} vs "
-                         f"{synthetic.shape[1]}); compare them in the same space")
+    check_same_space(real, synthetic, "the real set", "the synthetic set")
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
 

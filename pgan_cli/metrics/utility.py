@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pgan_cli.arrays import check_values
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli import params
 from pgan_cli.params import MAX_PERMUTATIONS, Interval, Options, constrained
@@ -66,8 +67,7 @@ def check_sets(train_sets: list[LabelledSet], test: LabelledSet) -> int:
         if s.labels is None:
             raise InputError(f"{s.name} has no labels; utility needs labelled sets "
                              f"(sample a conditional generator, or import labels)")
-        if not np.isfinite(s.samples).all():
-            raise InputError(f"{s.name} contains NaN or Inf values")
+        check_values(s.samples, s.name)
         if s.labels.min() < 0:
             raise InputError(f"{s.name} has negative labels")
     for s in train_sets:

@@ -9,7 +9,7 @@
   DP-SGD need one without BatchNorm; ``spectral`` normalises every weight of D, Miyato et al.
   2018), tanh output in [-1, 1].
 - :class:`MLPGenerator` / :class:`MLPDiscriminator`: fully connected nets for vector data
-  (the seeds' linear-layer DCGAN and fully connected WGAN), 3 hidden layers of ``4 * width``.
+  (a linear-layer DCGAN and a fully connected WGAN), 3 hidden layers of ``4 * width``.
 - Conditional models (AC-GAN, Odena et al. 2017, as pGAN): the generator joins a learned class
   embedding to z; the discriminator has an auxiliary classification head on its penultimate
   features.

@@ -45,7 +45,6 @@ HEAP_MAX_ROWS = 16384
 WIDE_DIM, WIDE_BLOCK_ROWS = 512, 1024  # from this dimension on, heap blocks of at least 1,024 queries
 REF_CHUNK = 1 << 16      # references per heap chunk (at most CENTRE_BYTES when centred on the fly)
 CENTRE_BYTES = 64 << 20  # a reference chunk centred on the fly (heap selection)
-SELECTIONS = ("fused", "heap")
 SELECTION: str | None = None  # None: choose_selection decides per batch; a name forces it (benchmarks, tests)
 
 

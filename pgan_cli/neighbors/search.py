@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pgan_cli import devices
+from pgan_cli.arrays import check_values
 from pgan_cli.errors import InputError, UsageError
 
 METRICS = ("l2", "cosine", "linf")
@@ -65,8 +66,7 @@ def check_pair(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool = 
         raise InputError(f"expected 2-D arrays (N, D), got {query.shape} and {ref.shape}")
     check_shapes(query.shape, ref.shape, k, exclude_self)
     for name, x in (("query", query), ("reference", ref)):
-        if not np.isfinite(x).all():
-            raise InputError(f"{name} set contains NaN or Inf values")
+        check_values(x, f"the {name} set")
 
 
 def check_shapes(qshape: tuple[int, ...], rshape: tuple[int, ...], k: int, exclude_self: bool = False) -> None:
@@ -381,8 +381,7 @@ def knn_batches(batches: Iterable[np.ndarray | tuple[int, np.ndarray]], ref: np.
             continue
         if q.shape[1] != nidx.ref.shape[1]:
             raise InputError(f"query and reference have different dimensions ({q.shape[1]} vs {nidx.ref.shape[1]})")
-        if not np.isfinite(q).all():
-            raise InputError(f"query set contains NaN or Inf values (batch at row {start})")
+        check_values(q, "the query set", start)
         qp = nidx.prepare(q)
         qr = nidx.refine_space(q, qp)
         space = nidx.refine_ref

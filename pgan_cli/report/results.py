@@ -35,7 +35,6 @@ JSON_KINDS = (KIND_ATTACK, KIND_MMD, KIND_FIDELITY, KIND_UTILITY, KIND_DP_AUDIT)
 # Privacy results: given any of these and no --gate, the default preset applies (docs/report.md,
 # "Fail closed"), even when they hold no attack at all.
 PRIVACY_KINDS = (KIND_ATTACK, KIND_KNN, KIND_SCORES)
-KINDS = JSON_KINDS + (KIND_TRAIN_LOG, KIND_KNN, KIND_SCORES, KIND_SUMMARY)
 
 _KIND_OF_STAMP = {formats.ATTACK: KIND_ATTACK, formats.MMD: KIND_MMD, formats.FIDELITY: KIND_FIDELITY,
                   formats.UTILITY: KIND_UTILITY, formats.SUMMARY: KIND_SUMMARY, formats.DP_AUDIT: KIND_DP_AUDIT}

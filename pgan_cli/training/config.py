@@ -64,7 +64,7 @@ def make_config(data, *, arch: str = defaults.DEFAULT_ARCH, net: str | None = No
         raise OptionError("$arch wgan-gp penalises per-sample gradients, which BatchNorm in the critic "
                           "breaks (Gulrajani et al. 2017); use $norm none or $norm groupnorm", "arch", "norm")
     if net == "mlp" and norm == "batchnorm" and arch != "dcgan":
-        norm = "none"  # the seeds' fully connected WGAN critic had no normalisation
+        norm = "none"  # a fully connected WGAN critic without normalisation (Arjovsky et al. 2017)
     if epochs is not None and steps is not None:
         raise OptionError("give $epochs or $steps, not both", "epochs", "steps")
     if epochs is None and steps is None:

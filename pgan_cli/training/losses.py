@@ -1,4 +1,4 @@
-"""GAN losses of the seeds' family, each as (discriminator loss, generator loss) on logits.
+"""GAN losses of the DCGAN/WGAN family, each as (discriminator loss, generator loss) on logits.
 
 - ``dcgan``: the non-saturating GAN loss (Goodfellow et al. 2014; Radford et al. 2016):
   L_D = -log D(x) - log(1 - D(G(z))), L_G = -log D(G(z)), on logits via softplus.
