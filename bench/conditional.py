@@ -27,10 +27,10 @@ def class_agreement(size: int, epochs: int, arch: str | None = None, width: int 
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
     from pgan_cli.datasets import digits
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.run import train_file
 
     b = digits(size)
     x = b.samples.reshape(len(b.samples), -1)

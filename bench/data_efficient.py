@@ -61,7 +61,7 @@ def prepare(folder: Path, size: int = 16) -> dict[str, Path]:
 def train(sets: dict[str, Path], folder: Path, name: str, options: dict, steps: int, seed: int = 0) -> dict:
     """Train one candidate; its cost is CPU time of this process (one torch thread), which other
     jobs on a shared machine slow down far less than wall time."""
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.run import train_file
 
     ck = folder / f"{name}.pt"
     t0, c0 = time.perf_counter(), time.process_time()
@@ -82,7 +82,7 @@ def cost_per_step(sets, folder: Path, name: str, options: dict) -> float:
 def evaluate(sets, folder: Path, name: str, trained: dict, seed: int = 0) -> dict:
     from pgan_cli.audit import run_audit
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.sampling import sample_file
+    from pgan_cli.gan.sampling import sample_file
 
     synth = folder / f"{name}-synthetic.h5"
     n = read_dataset(sets["train"]).n

@@ -62,7 +62,7 @@ def bench_ldp() -> list[dict]:
 def bench_accountant() -> list[dict]:
     from opacus.accountants import PRVAccountant, RDPAccountant
 
-    from pgan_cli.training.dpsgd import compute_epsilon
+    from pgan_cli.gan.training.dpsgd import compute_epsilon
 
     rows = []
     for sigma, q, steps, delta in [(0.9375, 64 / 898, 42, 1e-5), (12.03, 0.2, 250, 1e-5), (1.0, 0.01, 10000, 1e-5),
@@ -104,8 +104,8 @@ def digits_sets(tmp: Path, n_members: int = 100, seed: int = 0) -> dict[str, Pat
 
 
 def train(sets, out: Path, eps: float | None, **opts) -> tuple[dict, float]:
-    from pgan_cli.training.dpsgd import dp_trainer
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.dpsgd import dp_trainer
+    from pgan_cli.gan.training.run import train_file
 
     trainer = dp_trainer(eps) if eps is not None else None
     t = time.perf_counter()
@@ -139,10 +139,10 @@ def attack_aucs(ck_path: Path, sets: dict[str, Path], n_synth: int = 2000, seed:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import read_dataset
     from pgan_cli.neighbors import nearest_distance
-    from pgan_cli.sampling import generate
+    from pgan_cli.gan.sampling import generate
 
     ck = load_checkpoint(ck_path)
     m, h = read_dataset(sets["members"]), read_dataset(sets["holdout"])

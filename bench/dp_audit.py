@@ -29,8 +29,8 @@ from dp import digits_sets, machine, table  # noqa: E402
 
 def run(sets, tmp: Path, eps: float | None, seed: int, epochs: int, canaries: int) -> list[dict]:
     from pgan_cli.privacy.one_run_audit import dp_audit_file
-    from pgan_cli.training.dpsgd import dp_trainer
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.dpsgd import dp_trainer
+    from pgan_cli.gan.training.run import train_file
 
     out = tmp / f"g_{eps}_{seed}_{sets['n']}.pt"
     trainer = dp_trainer(eps) if eps is not None else None

@@ -29,7 +29,7 @@ What is compared (the CPU result is the reference):
   finite; the first step's losses near the CPU run's (same seeded weights, batch and noise).
 - ``sample``: ``pgan sample`` on the device: the same latents and labels, samples within
   TF32 rounding (1e-2 on [-1, 1] images).
-- ``dist-probe``: pgan's torchrun helper (:class:`pgan_cli.training.distributed.Dist`) with NCCL:
+- ``dist-probe``: pgan's torchrun helper (:class:`pgan_cli.gan.training.distributed.Dist`) with NCCL:
   broadcast, gradient all-reduce, barrier, teardown (2 ranks with 2+ GPUs, else 1 rank).
 - ``torchrun-train``: ``torchrun -m pgan_cli train`` on the device and its resume.
 - ``attack``: ``pgan attack --device cuda`` against ``--device cpu`` on the same files:
@@ -394,7 +394,7 @@ def run_inprocess(argv: list[str]) -> CliResult:
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     t0 = time.perf_counter()
     console.configure(quiet=False, verbose=False, provenance=True)
@@ -662,7 +662,7 @@ def make_train_check(precision: str) -> Callable[[Ctx, dict], dict]:
     def check_train(ctx: Ctx, p: dict) -> dict:
         """``pgan train`` on the device and ``--resume`` to twice the steps (fresh processes), the
         same run on the CPU; first-step losses compared (same seeded weights, batch and noise)."""
-        from pgan_cli.checkpoint import read_checkpoint_file
+        from pgan_cli.gan.checkpoint import read_checkpoint_file
 
         prec, notes = precision, []
         if precision == "fp16" and not ctx.dev.startswith("cuda"):
@@ -777,7 +777,7 @@ def check_dist_probe(ctx: Ctx, p: dict) -> dict:
 
 def check_torchrun_train(ctx: Ctx, p: dict) -> dict:
     """``torchrun -m pgan_cli train`` on the device, then its resume under torchrun."""
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     nproc = _nproc(ctx, p)
     data = ctx.data(p["data"])
@@ -1372,7 +1372,7 @@ def dist_probe(device: str) -> int:
     import torch.distributed as td
     from torch import nn
 
-    from pgan_cli.training.distributed import Dist
+    from pgan_cli.gan.training.distributed import Dist
 
     dist = Dist(device)
     forced = not dist.enabled

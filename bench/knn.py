@@ -201,7 +201,7 @@ def files_check(nq: int, nr: int, d: int, k: int, folder: Path, reps: int = 2) -
     np.save(paths["ref"], ref)
     del query, ref
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    imports = "import pgan_cli.cli, pgan_cli.neighbors, pgan_cli.samples, torch, faiss, h5py"
+    imports = "import pgan_cli.cli.frame, pgan_cli.neighbors, pgan_cli.samples, torch, faiss, h5py"
     t = {"cli": [], "in_process": [], "start_up": [], "cli_search": [], "cli_index": []}
     for _ in range(reps):
         t0 = time.perf_counter()

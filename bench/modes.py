@@ -36,11 +36,11 @@ def run(arch: str, steps: int, folder: Path, seed: int = 0, batch_size: int = 25
         gp_weight: float | None = None, width: int = 64, options: dict | None = None) -> dict:
     import h5py
 
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
     from pgan_cli.datasets import gaussian_mixture
-    from pgan_cli.sampling import class_probabilities, write_samples
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.sampling import class_probabilities, write_samples
+    from pgan_cli.gan.training.run import train_file
 
     data = folder / "ring.h5"
     if not data.exists():

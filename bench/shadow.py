@@ -71,7 +71,7 @@ def attack(w: Path, gen: str, synth: str, members: np.ndarray, holdout: np.ndarr
     from pgan_cli.attacks import run_suite
     from pgan_cli.attacks.evaluation import auc, bootstrap_auc_ci
     from pgan_cli.attacks.shadow import model_space, pairwise_distances
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import read_dataset
 
     ck = load_checkpoint(w / gen)

@@ -28,7 +28,7 @@ def tutorial_loop(size: int, arch: str, precision: str, steps: int, warmup: int,
     """The tutorial's loop (DataLoader, BCE on D(real) then D(fake), G step), or its WGAN-GP form."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from pgan_cli.models.nets import ConvDiscriminator, ConvGenerator
+    from pgan_cli.gan.models.nets import ConvDiscriminator, ConvGenerator
 
     torch.manual_seed(0)
     n_critic = 1 if arch == "dcgan" else 5
@@ -88,8 +88,8 @@ def tutorial_loop(size: int, arch: str, precision: str, steps: int, warmup: int,
 def pgan_loop(size: int, arch: str, precision: str, steps: int, warmup: int, batch: int = 64) -> float:
     """pgan's Trainer on the same networks and data sizes."""
     from pgan_cli.dataset import DataBundle
-    from pgan_cli.training.config import make_config
-    from pgan_cli.training.loop import Trainer
+    from pgan_cli.gan.training.config import make_config
+    from pgan_cli.gan.training.loop import Trainer
 
     n_critic = 1 if arch == "dcgan" else 5
     x = (np.random.default_rng(0).random((batch * (steps + warmup) * n_critic, 1, size, size)) * 2 - 1)

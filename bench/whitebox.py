@@ -81,7 +81,7 @@ def main() -> None:
         pgan("train", "m100.h5", "--arch", "dcgan", "--steps", args.steps_overfit, "--batch-size", "50",
              "--seed", "0", "-o", "overfit.pt", "-q", cwd=w)
     res["overfit_train_seconds"] = time.perf_counter() - t
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     res["overfit_progress"] = read_checkpoint_file(w / "overfit.pt")["progress"]
     pgan("sample", "overfit.pt", "-n", "1000", "--seed", "1", "-o", "s_overfit.h5", "-q", cwd=w)

@@ -1,6 +1,6 @@
 """pgan: train GANs on sensitive images and audit what they release.
 
-The command-line tool lives in :mod:`pgan_cli.app`; every algorithm it runs is importable
+The command-line tool lives in :mod:`pgan_cli.cli.app`; every algorithm it runs is importable
 on its own (``from pgan_cli.metrics import mmd``) and has no command-line code in it.
 """
 

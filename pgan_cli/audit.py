@@ -402,7 +402,7 @@ def run_audit(output_dir: str | os.PathLike, *, members: str | os.PathLike, hold
             links[gen_rel] = Path(generator).resolve()
         if train_log:
             links[log_rel] = Path(train_log).resolve()
-        from pgan_cli.privacy import canaries
+        from pgan_cli.gan import canaries
 
         dp_audit, why = canaries.audit_source(generator, canary_source) if generator else (None, None)
         if dp_audit:

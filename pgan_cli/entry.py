@@ -12,7 +12,7 @@ def main() -> None:
     """Install the signal policy (:mod:`pgan_cli.interrupts`), then run the tool."""
     interrupts.install()
     try:
-        from pgan_cli.app import main as run
+        from pgan_cli.cli.app import main as run
 
         run()
     except KeyboardInterrupt as e:  # outside a command (start-up, parsing): nothing was written yet

@@ -6,7 +6,7 @@ Readers look at the stamp, never at which keys happen to be present, and refuse 
 stamp they do not know with one line. Each format has one module that writes and reads it:
 
 - dataset ``.h5`` (``kind`` and ``format_version`` attributes): :mod:`pgan_cli.dataset`;
-- ``pgan-checkpoint``, the checkpoint ``.pt``: :mod:`pgan_cli.checkpoint`;
+- ``pgan-checkpoint``, the checkpoint ``.pt``: :mod:`pgan_cli.gan.checkpoint`;
 - ``pgan-embedding``, an embedding model ``.npz``: :mod:`pgan_cli.embeddings.base`;
 - ``pgan-embedded-set``, the JSON sidecar beside an embedded set's ``.npy``: :mod:`pgan_cli.embeddings.api`;
 - ``pgan-knn``, ``pgan knn -o knn.h5``: :mod:`pgan_cli.neighbors.files`;
@@ -18,7 +18,7 @@ stamp they do not know with one line. Each format has one module that writes and
 - ``pgan-dp-audit``, ``pgan dp-audit --json``: :mod:`pgan_cli.privacy.one_run_audit`;
 - ``pgan-summary``, ``summary.json``: :mod:`pgan_cli.report.summary` (read by
   :mod:`pgan_cli.report.results` with the other results);
-- the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.training.callbacks`;
+- the training log (JSON lines whose records hold ``step``): :mod:`pgan_cli.gan.training.callbacks`;
 - ``pgan-shadow-run``, the manifest of one shadow generator in ``pgan attack --shadow-dir``:
   :mod:`pgan_cli.attacks.shadow`.
 
@@ -47,6 +47,8 @@ SHADOW_RUN = "pgan-shadow-run"  # shadow.json beside one shadow generator (pgan 
 RESULT_VERSION = 1  # the layout version of the JSON results above
 
 JSON_RESULTS = (ATTACK, MMD, FIDELITY, UTILITY, SUMMARY, DP_AUDIT)
+# the words of summary.json's "verdict" (docs/report.md), read by the report, the audit and tracking
+VERDICT_PASS, VERDICT_FAIL, VERDICT_NONE = "pass", "fail", "no gates"
 KEY_FORMAT, KEY_FORMAT_VERSION = "format", "format_version"
 
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pgan_cli import console
-from pgan_cli.app import app, normalize_argv
+from pgan_cli.cli.app import app, normalize_argv
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import sys
 from conftest import REPO, run_pgan
 
 from pgan_cli import __version__
-from pgan_cli.app import PIPELINE_ORDER
+from pgan_cli.cli.app import PIPELINE_ORDER
 
 
 def test_version_and_module_entry():
@@ -22,7 +22,7 @@ def test_version_and_module_entry():
 def test_help_lists_every_command_with_a_description(cli):
     import typer
 
-    from pgan_cli.app import app
+    from pgan_cli.cli.app import app
 
     r = cli("--help")
     assert r.exit_code == 0
@@ -39,7 +39,7 @@ def test_help_lists_every_command_with_a_description(cli):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys; import pgan_cli.app; "
+    code = ("import sys; import pgan_cli.cli.app; "
             "print(json.dumps(sorted(m for m in ('torch', 'faiss', 'umap', 'sklearn', 'h5py') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

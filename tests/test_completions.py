@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from conftest import REPO
 
-from pgan_cli.completions import SHELLS, command_tree, render
+from pgan_cli.cli.completions import SHELLS, command_tree, render
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
@@ -45,7 +45,7 @@ def test_bash_completion_runs():
 
 
 def test_cli_reference_is_up_to_date():
-    from pgan_cli.clidoc import render_cli_reference
+    from pgan_cli.cli.docs import render_cli_reference
 
     text = render_cli_reference()
     assert (REPO / "docs" / "CLI.md").read_text() == text, (

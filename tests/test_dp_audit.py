@@ -88,7 +88,7 @@ def audit_run(tmp_path_factory, digits_splits):
 def test_train_records_canaries_and_dp_audit_reads_them(cli, audit_run, digits_splits):
     d, ck, summary = audit_run
     assert summary["audit_canaries"]["m"] == 60 and 15 < summary["audit_canaries"]["included"] < 45
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
     from pgan_cli.dataset import read_dataset
 
     config = read_checkpoint_file(ck)["config"]
@@ -131,7 +131,7 @@ def test_resume_keeps_the_canaries(cli, audit_run, digits_splits, tmp_path):
     d, ck, _ = audit_run
     import shutil
 
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     ck2 = tmp_path / "c2.pt"
     shutil.copy(ck, ck2)

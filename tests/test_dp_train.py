@@ -1,4 +1,4 @@
-"""DP-SGD training (`pgan train --dp-epsilon`, pgan_cli.training.dpsgd): the accountant against an
+"""DP-SGD training (`pgan train --dp-epsilon`, pgan_cli.gan.training.dpsgd): the accountant against an
 independent computation, the steps counted, the checkpoint / sample records, and bad options."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import assert_clean_error
 
-from pgan_cli.training import dpsgd
+from pgan_cli.gan.training import dpsgd
 
 N_TINY = 120
 
@@ -33,7 +33,7 @@ def _run_cli(*args):
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     console.configure(quiet=False, verbose=False, provenance=True)
     r = CliRunner().invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)
@@ -101,7 +101,7 @@ def test_default_delta_below_one_over_n():
 
 # ---- DP training from the CLI -------------------------------------------------------------------------
 def test_dp_dcgan_checkpoint_records_dp(dp_dcgan):
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     out, log, r = dp_dcgan
     ck = load_checkpoint(out)
@@ -136,7 +136,7 @@ def test_dp_epoch_end_records_carry_the_epsilon_spent(dp_dcgan):
     """2 epochs of 6 Poisson batches, one generator step each: epoch_end records at steps 6 and 12
     carry the epsilon after exactly their critic steps (an independent accountant run); the last
     one is also the run's end and matches the checkpoint."""
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     out, log, _ = dp_dcgan
     recs = [json.loads(line) for line in log.read_text().splitlines()]
@@ -155,7 +155,7 @@ def test_dp_epoch_end_records_carry_the_epsilon_spent(dp_dcgan):
 
 def test_dp_sample_file_carries_epsilon(dp_dcgan, tmp_path):
     out, _, _ = dp_dcgan
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     eps = load_checkpoint(out).raw["extra"]["dp"]["epsilon"]
     synth = tmp_path / "s.h5"
@@ -167,7 +167,7 @@ def test_dp_sample_file_carries_epsilon(dp_dcgan, tmp_path):
 
 
 def test_dp_wgan_counts_every_critic_step(dp_wgan):
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     out, r = dp_wgan
     ck = load_checkpoint(out)
@@ -185,7 +185,7 @@ def test_dp_wgan_counts_every_critic_step(dp_wgan):
 @pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_generator_step_leaves_d_accumulators_alone(tiny_digits):
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.config import make_config
+    from pgan_cli.gan.training.config import make_config
 
     data = read_dataset(tiny_digits)
     cfg = make_config(data, arch="dcgan", width=8, latent_dim=8, batch_size=16, epochs=1)

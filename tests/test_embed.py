@@ -19,7 +19,7 @@ from pgan_cli.embeddings import load_model, make_embedding
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A small (untrained) conv checkpoint for 1x8x8 digits, written by the checkpoint API."""
-    from pgan_cli.checkpoint import build_networks, save_checkpoint
+    from pgan_cli.gan.checkpoint import build_networks, save_checkpoint
 
     cfg = {"arch": "dcgan", "net": "conv", "norm": "none", "latent_dim": 8, "width": 8,
            "sample_shape": [1, 8, 8], "kind": "images", "conditional": False, "num_classes": 0}

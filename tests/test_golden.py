@@ -143,7 +143,7 @@ def _run_in_process(args: list[str]) -> Result:
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     old_argv = sys.argv
     sys.argv = ["pgan", *args]

@@ -271,10 +271,10 @@ def test_tree_comparison_names_the_worst_key():
 def test_grad_scaler_state_is_saved_and_restored(tmp_path, cli):
     import torch
 
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.config import make_config
-    from pgan_cli.training.loop import Trainer
+    from pgan_cli.gan.training.config import make_config
+    from pgan_cli.gan.training.loop import Trainer
 
     assert cli("data", "gaussian", "-n", "200", "--modes", "4", "-o", tmp_path / "g.h5", "-q").exit_code == 0
     data = read_dataset(tmp_path / "g.h5")

@@ -67,7 +67,7 @@ def cli_module():
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
     from tests.conftest import Result
 
     runner = CliRunner()

@@ -91,7 +91,7 @@ def test_huge_png_peak_memory_with_size(tmp_path):
     _huge_png(tmp_path / "huge.png")
     # VmHWM is this process's own peak: getrusage's ru_maxrss survives exec, so it would report
     # the forking pytest worker's size when that is larger
-    code = ("import sys; from pgan_cli.app import main\n"
+    code = ("import sys; from pgan_cli.cli.app import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

@@ -12,7 +12,7 @@ from conftest import assert_clean_error
 
 from pgan_cli.attacks import AttackInputs, get_attack
 from pgan_cli.attacks.evaluation import auc
-from pgan_cli.checkpoint import build_networks, load_checkpoint, save_checkpoint
+from pgan_cli.gan.checkpoint import build_networks, load_checkpoint, save_checkpoint
 from pgan_cli.dataset import read_dataset, write_dataset
 from pgan_cli.leak import LEAK_IS_COPY, LEAK_MEMBER_INDEX, LEAK_POPULATION_INDEX
 

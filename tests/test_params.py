@@ -52,7 +52,7 @@ def test_option_errors_name_parameters_in_python_and_options_on_the_command_line
     Python and as the typed option on the command line; ``$`` in a file name stays literal."""
     from pgan_cli.dataset import read_dataset
     from pgan_cli.params import OptionError
-    from pgan_cli.training.config import make_config
+    from pgan_cli.gan.training.config import make_config
 
     e = OptionError(f"$epochs or $epoch, not {OptionError.literal('$epochs.h5')}", "epochs")
     assert str(e) == "epochs or $epoch, not $epochs.h5"

@@ -113,7 +113,7 @@ def invoke(*args) -> Result:
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     console.configure(quiet=False, verbose=False, provenance=True)
     r = CliRunner().invoke(app, normalize_argv([str(a) for a in args]), catch_exceptions=False)

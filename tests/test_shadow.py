@@ -34,10 +34,10 @@ D = 4
 def world(tmp_path_factory):
     """A release trained on 20 population records plus two outlying records A and B, each 10 times;
     the targets: A and B (members) against a population record and an outlier C never trained on."""
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
-    from pgan_cli.sampling import write_samples
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.sampling import write_samples
+    from pgan_cli.gan.training.run import train_file
 
     d = tmp_path_factory.mktemp("shadow")
     rng = np.random.default_rng(0)

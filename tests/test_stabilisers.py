@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import assert_clean_error
-from pgan_cli.training import augment as A
-from pgan_cli.training import losses
+from pgan_cli.gan.training import augment as A
+from pgan_cli.gan.training import losses
 
 TINY = ["--width", "8", "--latent-dim", "8", "--batch-size", "32", "-q"]
 
@@ -111,7 +111,7 @@ def test_r1_is_the_squared_gradient_norm():
 
 
 def test_spectral_norm_bounds_every_layer():
-    from pgan_cli.models.nets import ConvDiscriminator, MLPDiscriminator
+    from pgan_cli.gan.models.nets import ConvDiscriminator, MLPDiscriminator
 
     torch.manual_seed(6)
     for d in (ConvDiscriminator(1, 16, width=8, norm="spectral", num_classes=3),
@@ -130,7 +130,7 @@ def test_spectral_norm_bounds_every_layer():
 
 # ---- the command line: defaults, logs, resume, DP ------------------------------------------------------
 def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     assert cli("train", digits8, "--steps", "2", "-o", tmp_path / "i.pt", *TINY).exit_code == 0
     c = read_checkpoint_file(tmp_path / "i.pt")["config"]
@@ -151,7 +151,7 @@ def test_defaults_per_kind_are_recorded(cli, tmp_path, digits8, ring8):
 
 
 def test_ada_p_is_logged_saved_and_resumed(cli, tmp_path, digits8):
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     log, ck = tmp_path / "t.jsonl", tmp_path / "a.pt"
     r = cli("train", digits8, "--augment", "ada", "--r1", "1", "--steps", "40", "--log", log, "--log-every", "10",
@@ -192,7 +192,7 @@ def test_dp_accountant_ignores_augmentation_and_sngan_runs(cli, tmp_path, digits
     """DiffAugment changes what each per-sample gradient is computed on, not how many records it
     depends on: the noise and epsilon are those of the same run without augmentation. sngan under
     DP-SGD trains with GroupNorm in place of spectral normalisation."""
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     dps = {}
     for aug in ("none", "diffaug"):
@@ -211,8 +211,8 @@ def test_ema_horizon_grows_with_the_run(digits8):
     """After t generator steps the EMA uses decay min(0.999, (1 + t) / (10 + t)): early steps are
     averaged over a short horizon, so a short run is not held at its initial weights."""
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.config import make_config
-    from pgan_cli.training.loop import Trainer
+    from pgan_cli.gan.training.config import make_config
+    from pgan_cli.gan.training.loop import Trainer
 
     b = read_dataset(digits8)
     cfg = make_config(b, steps=1, width=4, latent_dim=4, batch_size=16, augment="none")

@@ -60,7 +60,7 @@ def _sha(path: Path) -> str:
 
 
 def _ckpt_tracking(path: Path) -> dict:
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     return json.loads(read_checkpoint_file(path)["provenance"])["tracking"]
 
@@ -331,7 +331,7 @@ def test_missing_extra_is_one_line_naming_it(cli, tmp_path, digits8, monkeypatch
 
 
 def test_pgan_imports_without_the_tracking_libraries():
-    code = ("import sys, json; import pgan_cli.app, pgan_cli.tracking, pgan_cli.training.callbacks, pgan_cli.audit; "
+    code = ("import sys, json; import pgan_cli.cli.app, pgan_cli.tracking, pgan_cli.gan.training.callbacks, pgan_cli.audit; "
             "print(json.dumps(sorted(m for m in ('mlflow', 'tensorboard', 'torch.utils.tensorboard') "
             "if m in sys.modules)))")
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
@@ -419,7 +419,7 @@ def test_a_tracking_failure_mid_run_keeps_the_checkpoint(cli, tmp_path, digits8,
     warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and "No space left on device" in warnings[0] and "checkpoint" in warnings[0]
     assert "No space left" in json.loads(r.stdout)["tracking"]["error"]
-    from pgan_cli.checkpoint import read_checkpoint_file
+    from pgan_cli.gan.checkpoint import read_checkpoint_file
 
     assert read_checkpoint_file(out)["progress"]["step"] == 4
 

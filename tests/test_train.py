@@ -64,7 +64,7 @@ def cond_ckpt(tmp_path_factory, digits8) -> Path:
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     out = tmp_path_factory.mktemp("cond") / "cond.pt"
     r = CliRunner().invoke(app, normalize_argv(["train", str(digits8), "--arch", "wgan-gp", "--conditional", "--ema",
@@ -129,7 +129,7 @@ def cfg_sha(path: Path) -> str:
 
 # ---- checkpoint API --------------------------------------------------------------------------------
 def test_checkpoint_api_generate_discriminate_features(cond_ckpt):
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     ck = load_checkpoint(cond_ckpt)
     assert ck.latent_dim == 8 and ck.num_classes == 10 and ck.class_names == [str(i) for i in range(10)]
@@ -156,7 +156,7 @@ def test_checkpoint_api_generate_discriminate_features(cond_ckpt):
 
 def test_vector_scaling_round_trip_and_samples_in_data_space(cli, tmp_path):
     """Vectors are standardised for training and un-scaled when sampling (input space out)."""
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
 
     rng = np.random.default_rng(0)
@@ -252,7 +252,7 @@ def test_resume_refuses_other_data(cli, tmp_path, cond_ckpt, digits_small):
 
 def test_killed_run_leaves_a_loadable_checkpoint(cli, tmp_path, digits_small):
     digits8 = digits_small
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
 
     ck = tmp_path / "run.pt"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -331,7 +331,7 @@ def test_bf16_and_augment_train(cli, tmp_path, digits_small, augment):
 
 
 def test_augment_keeps_range_and_shape():
-    from pgan_cli.training.augment import augment_images
+    from pgan_cli.gan.training.augment import augment_images
 
     torch.manual_seed(0)
     x = torch.rand(16, 3, 16, 16) * 2 - 1
@@ -341,7 +341,7 @@ def test_augment_keeps_range_and_shape():
 
 
 def test_nets_sizes_and_channels():
-    from pgan_cli.models.nets import ConvDiscriminator, ConvGenerator
+    from pgan_cli.gan.models.nets import ConvDiscriminator, ConvGenerator
 
     for size in (8, 16, 32, 64, 128, 256):
         g = ConvGenerator(16, 9, size, width=4, num_classes=3)
@@ -397,9 +397,9 @@ def test_conditional_digits_are_recognised_as_their_class(tmp_path, digits8):
     >= 80% of the samples to the class they were conditioned on."""
     from sklearn.linear_model import LogisticRegression
 
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import read_dataset
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.run import train_file
 
     real = read_dataset(digits8)
     clf = LogisticRegression(max_iter=2000).fit(real.samples.reshape(real.n, -1), real.labels)
@@ -478,7 +478,7 @@ def small_ckpt(tmp_path_factory, digits_small) -> Path:
     from typer.testing import CliRunner
 
     from pgan_cli import console
-    from pgan_cli.app import app, normalize_argv
+    from pgan_cli.cli.app import app, normalize_argv
 
     out = tmp_path_factory.mktemp("resume") / "small.pt"
     r = CliRunner().invoke(app, normalize_argv(["train", str(digits_small), "--steps", "4", "--seed", "3",
@@ -593,7 +593,7 @@ def test_resume_refuses_other_data_naming_both_hashes(cli, tmp_path, digits8, sm
 def test_resume_conflicts_effective_norm():
     """The stored norm is the effective one: asking again for the batchnorm that an mlp WGAN critic
     or DP-SGD replaced is the same run."""
-    from pgan_cli.training.config import resume_conflicts
+    from pgan_cli.gan.training.config import resume_conflicts
 
     mlp_wgan = {"arch": "wgan", "net": "mlp", "norm": "none"}
     assert resume_conflicts(mlp_wgan, {"norm": "batchnorm"}) == []
@@ -649,8 +649,8 @@ def test_resume_refuses_a_log_that_is_not_a_training_log(cli, tmp_path, digits_s
 def test_callbacks_see_every_step_and_epoch(digits_small, tmp_path):
     """The loop's extension point (docs/train.md): a callback passed to train_file is called once
     per generator step, once per epoch end, and closed even when training ends normally."""
-    from pgan_cli.training.callbacks import TrainingCallback
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.training.callbacks import TrainingCallback
+    from pgan_cli.gan.training.run import train_file
 
     class Count(TrainingCallback):
         def __init__(self):

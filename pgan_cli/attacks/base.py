@@ -41,8 +41,8 @@ class AttackInputs:
 
     synthetic: np.ndarray
     reference: np.ndarray | None = None
-    generator: Any = None              # pgan_cli.checkpoint.Checkpoint
-    reference_generator: Any = None    # pgan_cli.checkpoint.Checkpoint
+    generator: Any = None              # pgan_cli.gan.checkpoint.Checkpoint
+    reference_generator: Any = None    # pgan_cli.gan.checkpoint.Checkpoint
     synthetic_latents: np.ndarray | None = None
     synthetic_labels: np.ndarray | None = None
     cache: NeighborCache = field(default_factory=NeighborCache)

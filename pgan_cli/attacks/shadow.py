@@ -19,7 +19,7 @@ Design (docs/attacks.md, "Shadow modelling"):
   K/2 in- and K/2 out-sets each, instead of 2T x K runs.
 - **The recipe is the release's**: every training option of the checkpoint's config (arch, net,
   norm, width, latent size, epochs or steps, batch size, learning rates, critic steps, EMA,
-  DP-SGD settings) goes to :func:`pgan_cli.training.run.train_file` unchanged; the shadow training
+  DP-SGD settings) goes to :func:`pgan_cli.gan.training.run.train_file` unchanged; the shadow training
   set has the release's training size (``data_n``), drawn from the reference records; a shadow's
   synthetic set has the released set's size. Only ``shadow_steps`` (asked for explicitly) changes
   the training length, and the result says so.

@@ -43,7 +43,7 @@ def _seed(*parts: int) -> int:
 # ---- the recipe --------------------------------------------------------------------------------
 @dataclass
 class Recipe:
-    """How the released generator was trained, as :func:`pgan_cli.training.run.train_file` takes it."""
+    """How the released generator was trained, as :func:`pgan_cli.gan.training.run.train_file` takes it."""
 
     options: dict[str, Any]          # make_config keywords (no seed: every shadow has its own)
     data_n: int                      # the release's training size
@@ -168,12 +168,12 @@ def train_shadow(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarr
                reference: np.ndarray, n_synthetic: int, device: str, manifest: dict,
                copies: int = 1) -> tuple[np.ndarray, dict]:
     """Train, sample and commit one shadow (checkpoint, samples, manifest) as one output set."""
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
     from pgan_cli.files import sha256_file, write_json
     from pgan_cli.outputs import output_set
-    from pgan_cli.sampling import generate
-    from pgan_cli.training.run import train_file
+    from pgan_cli.gan.sampling import generate
+    from pgan_cli.gan.training.run import train_file
 
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     x = np.concatenate([reference[plan.background], np.repeat(targets[plan.inserted], copies, axis=0)])
@@ -181,7 +181,7 @@ def train_shadow(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarr
     x = x[np.random.default_rng(plan.training_seed).permutation(len(x))]
     trainer = {}
     if recipe.dp is not None:
-        from pgan_cli.training.dpsgd import dp_trainer
+        from pgan_cli.gan.training.dpsgd import dp_trainer
 
         trainer = {"trainer_cls": dp_trainer(recipe.dp["target_epsilon"], recipe.dp["delta"],
                                              recipe.dp["max_grad_norm"])}

@@ -262,7 +262,7 @@ def audit_files(members: Path, non_members: Path, synthetic: Path | None = None,
                          f"from the same `pgan embed` model")
     ck = ref_ck = None
     if generator is not None or reference_generator is not None:
-        from pgan_cli.checkpoint import load_checkpoint
+        from pgan_cli.gan.checkpoint import load_checkpoint
 
         ck = load_checkpoint(generator, device=device) if generator is not None else None
         ref_ck = load_checkpoint(reference_generator, device=device) if reference_generator is not None else None

@@ -197,7 +197,7 @@ class DiscriminatorEmbedding(Embedding):
         self.checkpoint = checkpoint
         self.ck_config: dict[str, Any] | None = None
         if checkpoint is not None:
-            from pgan_cli.checkpoint import load_checkpoint
+            from pgan_cli.gan.checkpoint import load_checkpoint
 
             ck = load_checkpoint(checkpoint, device="cpu")
             self.ck_config = ck.config
@@ -206,7 +206,7 @@ class DiscriminatorEmbedding(Embedding):
             raise UsageError("--method discriminator needs --checkpoint gen.pt (a checkpoint from `pgan train`)")
 
     def _build(self, state: dict) -> None:
-        from pgan_cli.checkpoint import build_networks
+        from pgan_cli.gan.checkpoint import build_networks
 
         _, d = build_networks(self.ck_config)
         try:

@@ -2,7 +2,7 @@
 "Privacy auditing with one (1) training run", NeurIPS 2023; docs/dp.md, "Auditing the claim").
 
 The run trained on each of m canaries independently with probability 1/2
-(:mod:`pgan_cli.privacy.canaries`). The auditor scores every canary with the trained model (the
+(:mod:`pgan_cli.gan.canaries`). The auditor scores every canary with the trained model (the
 discriminator's logit, as LOGAN; or minus the generator's reconstruction error, as GAN-Leaks),
 guesses "in" for the k+ highest scores and "out" for the k- lowest, and counts the correct
 guesses v among the r = k+ + k- made. If the training is (eps, delta)-DP, then (their Theorem
@@ -160,9 +160,9 @@ def dp_audit_file(checkpoint: str | os.PathLike, *, canary_source: str | os.Path
                   delta: float | None = None, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     """``pgan dp-audit``: the audited epsilon of a run trained with ``--audit-canaries``, beside its
     claim; the stamped JSON the command prints."""
-    from pgan_cli.checkpoint import load_checkpoint
+    from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.files import check_input
-    from pgan_cli.privacy import canaries
+    from pgan_cli.gan import canaries
     from pgan_cli.provenance import make_provenance
 
     check_input(checkpoint, "checkpoint")

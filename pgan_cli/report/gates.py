@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pgan_cli.errors import GateFailed, InputError, UsageError
+from pgan_cli.formats import VERDICT_FAIL, VERDICT_NONE, VERDICT_PASS
 from pgan_cli.report.summary import KEY_ATTACKS, KEY_DISTANCES, KEY_PRIVACY
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -46,7 +47,6 @@ _GATE_RE = re.compile(r"^\s*(?P<path>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
                       r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 _PATH_RE = re.compile(r"^[A-Za-z0-9_*?@%+\-]+(?:\.[A-Za-z0-9_*?@%+\-]+)*$")
 PRESET_NAMES = ("default", "strict", "none")
-VERDICT_PASS, VERDICT_FAIL, VERDICT_NONE = "pass", "fail", "no gates"
 
 
 @dataclass(frozen=True)

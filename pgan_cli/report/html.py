@@ -252,7 +252,7 @@ def training_settings(synthetic) -> str:
     gen = (getattr(synthetic, "attrs", None) or {}).get("generator")
     if not isinstance(gen, dict):
         return ""
-    from pgan_cli.training.defaults import TRAINING_SETTINGS
+    from pgan_cli.gan.training.defaults import TRAINING_SETTINGS
 
     rows = [[k, ", ".join(map(str, gen[k])) if isinstance(gen[k], list) else gen[k]]
             for k in (*TRAINING_SETTINGS, "conditional", "step") if k in gen]

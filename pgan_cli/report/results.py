@@ -1,7 +1,7 @@
 """Reading the results of pgan's measuring commands for the report: each file is recognised by its
 stamp (:mod:`pgan_cli.formats`): the ``format`` of a JSON result (``pgan-attack``, ``pgan-mmd``,
 ``pgan-fidelity``, ``pgan-utility``, ``pgan-dp-audit``, ``pgan-summary``) or of an HDF5 result (``pgan-knn``,
-``pgan-attack-scores``); a training log is read by its owner (:mod:`pgan_cli.training.callbacks`).
+``pgan-attack-scores``); a training log is read by its owner (:mod:`pgan_cli.gan.training.callbacks`).
 Attack results are checked so that no gate can misread them (docs/report.md, "Fail closed").
 """
 
@@ -248,7 +248,7 @@ def _check_attack(path: Path, data: dict[str, Any]) -> None:
 
 
 def _load_jsonl(path: Path) -> ResultFile:
-    from pgan_cli.training.callbacks import read_training_log
+    from pgan_cli.gan.training.callbacks import read_training_log
 
     records = read_training_log(path)
     if not records:

@@ -18,7 +18,7 @@ imported only here and only when asked for: pgan imports and runs without them.
 :func:`check_tracking` checks what was asked for before any work (the library is installed, the
 store or folder can be written, an MLflow run to log into exists) and writes nothing.
 
-Training feeds a tracker through :class:`pgan_cli.training.callbacks.TrackRun` (the log records the
+Training feeds a tracker through :class:`pgan_cli.gan.training.callbacks.TrackRun` (the log records the
 JSON-lines log gets, the sample grids, the final checkpoint); the audit through :func:`log_audit`.
 """
 
@@ -378,7 +378,7 @@ def log_audit(spec: TrackSpec, out_dir: str | os.PathLike, summary: dict[str, An
     tag ``pgan.audit.verdict`` and the metric ``audit.pass`` (1 pass, 0 fail), the audit's settings
     as tags ``pgan.audit.*``, and ``report.html`` + ``summary.json`` as files under ``audit/``.
     Return where it went (:meth:`Tracker.record`)."""
-    from pgan_cli.report.gates import VERDICT_FAIL, VERDICT_PASS
+    from pgan_cli.formats import VERDICT_FAIL, VERDICT_PASS
 
     folder = Path(out_dir)
     verdict = str(summary.get("verdict"))

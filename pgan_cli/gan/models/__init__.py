@@ -1,0 +1,1 @@
+"""Generator and discriminator networks (:mod:`pgan_cli.gan.models.nets`)."""

@@ -1,1 +1,0 @@
-"""Generator and discriminator networks (:mod:`pgan_cli.models.nets`)."""
