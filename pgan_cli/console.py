@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -70,20 +71,68 @@ def _progress_bar():
                     console=stderr, transient=True, disable=state.quiet or not stderr.is_terminal)
 
 
+PLAIN_EVERY_S = 30.0  # stderr not a terminal (a CI log, a file): a plain progress line this often
+_now = time.monotonic
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class _PlainProgress:
+    """Progress for a log: a line every :data:`PLAIN_EVERY_S` seconds (step, done, rate, ETA), where
+    a bar would draw nothing and a long step would otherwise be silent until its end."""
+
+    def __init__(self, description: str, total: int | None):
+        self.description, self.total, self.done, self.info = description or "working", total, 0, ""
+        self.t0 = self.last = _now()
+
+    def advance(self, n: int = 1, info: str | None = None) -> None:
+        self.done += n
+        self.info = self.info if info is None else info
+        now = _now()
+        if now - self.last >= PLAIN_EVERY_S:
+            self.last = now
+            stderr.print(self.line(now), markup=False)
+
+    def line(self, now: float) -> str:
+        rate = self.done / max(now - self.t0, 1e-9)
+        parts = [f"{self.description}: {self.done:,}" + (f"/{self.total:,}" if self.total else "")]
+        if self.total:
+            parts[0] += f" ({100 * self.done / self.total:.0f}%)"
+        parts.append(f"{rate:.3g}/s, {_duration(now - self.t0)} elapsed")
+        if self.total and rate > 0:
+            parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
+        if self.info:
+            parts.append(self.info)
+        return ", ".join(parts)
+
+
+def _plain(description: str, total: int | None) -> _PlainProgress | None:
+    return None if state.quiet or stderr.is_terminal else _PlainProgress(description, total)
+
+
 def progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
-    """Iterate with a rich progress bar on stderr (only on a terminal, never with ``--quiet``)."""
+    """Iterate with a rich progress bar on stderr on a terminal, a plain line every 30 s elsewhere
+    (a CI log), nothing with ``--quiet``."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
+    plain = _plain(description, total)
     with _progress_bar() as bar:
         task = bar.add_task(description, total=total, info="")
         for item in iterable:
             yield item
             bar.advance(task)
+            if plain is not None:
+                plain.advance()
 
 
 @contextmanager
 def progress_task(description: str, total: int | None):
-    """A progress bar driven by hand: ``with progress_task("train", n) as step: step(1, info="loss 0.3")``."""
+    """A progress bar driven by hand: ``with progress_task("train", n) as step: step(1, info="loss 0.3")``
+    (a plain line every 30 s where stderr is not a terminal, as :func:`progress`)."""
+    plain = _plain(description, total)
     with _progress_bar() as bar:
         task = bar.add_task(description, total=total, info="")
 
@@ -92,6 +141,8 @@ def progress_task(description: str, total: int | None):
                 bar.advance(task, n)
             else:
                 bar.update(task, advance=n, info=info)
+            if plain is not None:
+                plain.advance(n, info)
 
         yield advance
 

@@ -93,3 +93,26 @@ def test_stdout_closed_early_is_not_a_failed_gate(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pgan_cli", "train", "--help"], stdout=subprocess.DEVNULL,
                        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert p.returncode == 0
+
+
+def test_progress_in_a_log_is_a_plain_line_every_30_s(monkeypatch, capsys):
+    """Where stderr is not a terminal (a CI log) long steps say where they are: a plain line every
+    PLAIN_EVERY_S seconds with the step, the count, the rate and the ETA; none with --quiet."""
+    from pgan_cli import console
+
+    clock = iter(float(t) for t in range(0, 1000, 10))  # 10 s per item
+    monkeypatch.setattr(console, "_now", lambda: next(clock))
+    assert list(console.progress(range(9), description="knn")) == list(range(9))
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert lines == ["knn: 3/9 (33%), 0.1/s, 0:30 elapsed, ETA 1:00", "knn: 6/9 (67%), 0.1/s, 1:00 elapsed, ETA 0:30",
+                     "knn: 9/9 (100%), 0.1/s, 1:30 elapsed, ETA 0:00"]
+    clock = iter(float(t) for t in range(0, 1000, 40))
+    with console.progress_task("train", None) as step:
+        step(2, info="loss_d 0.69")
+    assert capsys.readouterr().err.strip() == "train: 2, 0.05/s, 0:40 elapsed, loss_d 0.69"
+    console.configure(quiet=True)
+    try:
+        list(console.progress(range(9), description="knn"))
+    finally:
+        console.configure(quiet=False)
+    assert capsys.readouterr().err == ""
