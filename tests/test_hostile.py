@@ -656,6 +656,8 @@ NOT_APPLYING = [
     ("utility-logreg-epochs", [*SEEDED["utility"], "--epochs", "3"], "--epochs 3 applies to --classifier cnn only"),
     ("privatize-gaussian-threshold", ["privatize", "train.h5", "--epsilon", "5", "--threshold", "0.5", "-o", "p.h5"],
      "--threshold 0.5 applies to --mechanism randomized-response only"),
+    ("gaussian-one-mode-radius", ["data", "gaussian", "--modes", "1", "--radius", "3", "-o", "g.h5"],
+     "--radius applies to a ring (--modes 2 or more)"),
     ("privatize-laplace-calibration", ["privatize", "train.h5", "-m", "laplace", "--epsilon", "5", "--calibration",
                                        "classic", "-o", "p.h5"], "--calibration classic applies to --mechanism gaussian"),
 ]
@@ -689,7 +691,23 @@ APPLYING = [
                                 "--threshold", "0.2", "-o", "p.h5"]),
     ("privatize-gaussian-classic", ["privatize", "train.h5", "--epsilon", "0.5", "--calibration", "classic",
                                     "-o", "p.h5"]),
+    ("gaussian-one-mode-default-radius", ["data", "gaussian", "--modes", "1", "--radius", "2", "-o", "g.h5"]),
+    ("embed-pca-device-cpu", ["embed", "train.h5", "--method", "pca", "--dim", "4", "-o", "e.npy", "--device", "cpu"]),
 ]
+
+
+@pytest.mark.parametrize("method", ["pixel", "pca"])
+def test_embed_device_on_a_cpu_method(method, world: Path, tmp_path: Path, cli_module, monkeypatch):
+    """A GPU asked of an embedding that runs on the CPU (pixel, pca, umap) is refused, not ignored
+    with the GPU written into the provenance (a machine with a GPU is stood in for)."""
+    import pgan_cli.devices
+
+    monkeypatch.setattr(pgan_cli.devices, "torch_device", lambda d: "cuda:0" if d.startswith("cuda") else "cpu")
+    monkeypatch.chdir(tmp_path)
+    r = cli_module("embed", world / "train.h5", "--method", method, "-o", "e.npy", "--device", "cuda")
+    assert_clean_error(r, f"--device cuda applies to the autoencoder, discriminator and torchvision embeddings only; "
+                          f"{method} runs on the CPU")
+    assert not (tmp_path / "e.npy").exists()
 
 
 @pytest.mark.parametrize("argv", [a for _, a in APPLYING], ids=[c for c, _ in APPLYING])

@@ -18,6 +18,7 @@ import numpy as np
 from pgan_cli import console, formats
 from pgan_cli.samples import SampleReader
 from pgan_cli.errors import InputError, UsageError
+from pgan_cli.params import OptionError
 from pgan_cli.files import atomic_path
 from pgan_cli.outputs import output_set
 
@@ -48,6 +49,17 @@ def output_paths(inputs: list[Path], out_dir: Path | None, output: Path | None) 
     return outs
 
 
+def _where_it_runs(emb, asked: str, device: str) -> str:
+    """The device ``emb`` runs on (what provenance records): ``device`` for a torch network, the CPU
+    for the others, which refuse a GPU asked for (it would be ignored)."""
+    if emb.uses_device:
+        return device
+    if asked.lower() not in ("auto", "cpu"):
+        raise OptionError(f"$device {asked} applies to the autoencoder, discriminator and torchvision embeddings "
+                          f"only; {emb.method} runs on the CPU: drop it", "device")
+    return "cpu"
+
+
 def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, out_dir: str | os.PathLike | None = None,
                 output: str | os.PathLike | None = None, fit_on: str | os.PathLike | None = None,
                 model: str | os.PathLike | None = None, save_model: str | os.PathLike | None = None,
@@ -74,7 +86,7 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
         raise UsageError(f"--save-model {save_model}: the model file must end in .npz")
     from pgan_cli.devices import torch_device
 
-    device = torch_device(device)
+    asked_device, device = device, torch_device(device)
     sources = [SampleSource(p) for p in paths]  # validate every input before any work
     for src in sources:
         src.validate()
@@ -83,6 +95,7 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
             if fit_on is not None or dim is not None or any(v is not None for v in options.values()):
                 raise UsageError("--model reuses a fitted embedding: --fit-on, --dim and method options do not apply")
             emb = load_model(model, device=device, batch_size=batch_size)
+            device = _where_it_runs(emb, asked_device, device)
             if method is not None and method.split(":")[0].lower() != emb.method:
                 raise UsageError(f"--method {method} does not match the model file {model} ({emb.method})")
             for src in sources:
@@ -93,6 +106,7 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
                 raise UsageError("give --method (pixel, pca, umap, autoencoder, discriminator, torchvision:NAME) "
                                  "or --model FILE")
             emb = make_embedding(method, dim=dim, seed=seed, device=device, batch_size=batch_size, **options)
+            device = _where_it_runs(emb, asked_device, device)
             fit_path = Path(fit_on) if fit_on is not None else paths[0]
             fit_src = SampleSource(fit_path)
             try:

@@ -33,6 +33,7 @@ class Embedding:
     method: ClassVar[str] = ""
     takes_dim: ClassVar[bool] = False  # whether --dim means something
     needs_images: ClassVar[bool] = False
+    uses_device: ClassVar[bool] = False  # a torch network that --device places; the others run on the CPU
 
     def __init__(self, dim: int | None = None, seed: int = 0, device: str = "cpu", resize: int | None = None,
                  batch_size: int = 256, **options: Any):

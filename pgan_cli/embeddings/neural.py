@@ -95,6 +95,7 @@ class AutoencoderEmbedding(Embedding):
     """
 
     method = "autoencoder"
+    uses_device = True
     takes_dim = True
 
     def __init__(self, epochs: int = AE_EPOCHS, **kw: Any):
@@ -191,6 +192,7 @@ class DiscriminatorEmbedding(Embedding):
     file keeps the discriminator's weights and its checkpoint's config."""
 
     method = "discriminator"
+    uses_device = True
 
     def __init__(self, checkpoint: str | None = None, **kw: Any):
         super().__init__(**kw)
@@ -321,6 +323,7 @@ class TorchvisionEmbedding(Embedding):
     """
 
     method = "torchvision"
+    uses_device = True
     needs_images = True
 
     def __init__(self, name: str = "resnet18", weights: str | None = None, **kw: Any):

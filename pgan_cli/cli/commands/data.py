@@ -11,7 +11,7 @@ import typer
 from pgan_cli import console
 from pgan_cli.cli.frame import JsonOpt, OutputOpt, SeedOpt, group
 from pgan_cli.errors import UsageError
-from pgan_cli.params import DEFAULT_MAX_PIXELS
+from pgan_cli.params import DEFAULT_MAX_PIXELS, OptionError, defaults_of
 
 data = group("data", help="Create, import, split, inspect and export dataset files (.h5).")
 
@@ -67,6 +67,9 @@ def gaussian_cmd(
     """
     from pgan_cli.datasets import gaussian_mixture
 
+    if modes == 1 and radius != defaults_of(gaussian_cmd)["radius"]:  # one mode sits at the origin
+        raise OptionError("$radius applies to a ring ($modes 2 or more); one mode sits at the origin: drop it",
+                          "radius", "modes")
     _write_bundle(gaussian_mixture(modes, n, radius, std, seed), output, seed=seed,
                   modes=modes, n=n, radius=radius, std=std)
 
