@@ -32,7 +32,8 @@ from typing import Any, Callable
 
 from pgan_cli import console
 from pgan_cli.errors import InputError, PganError, UsageError
-from pgan_cli.files import check_input, sha256_file, write_json
+from pgan_cli.atomic import write_json
+from pgan_cli.files import check_input, sha256_file
 from pgan_cli.shell import COMMANDS_FILE, shell_join, shell_word, write_commands
 
 STATE_FILE = "audit-state.json"
@@ -95,7 +96,7 @@ def plan(dir_: Path, *, sets: dict[str, str], embeddings: list[str], seed: int, 
     of the generator: ``""`` for crafted canaries, else the canary source (relative to DIR).
     """
     from pgan_cli.attacks.evaluation import N_BOOTSTRAP
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
 
     steps: list[Step] = []
     skipped: dict[str, str] = {}

@@ -29,7 +29,8 @@ import numpy as np
 from pgan_cli import FORMAT_VERSION, __version__
 from pgan_cli.arrays import value_problem
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.files import atomic_path, check_input, h5_create
+from pgan_cli.atomic import atomic_path, h5_create
+from pgan_cli.files import check_input
 
 KIND_IMAGES = "images"
 KIND_VECTORS = "vectors"

@@ -3,8 +3,8 @@
 The promises (``docs/security.md``):
 
 - every output is written to a temporary file beside its target and renamed into place only
-  when complete (:func:`atomic_path`), so a failed or interrupted command leaves the old file or
-  nothing, never a truncated one;
+  when complete (:func:`pgan_cli.atomic.atomic_path`), so a failed or interrupted command leaves
+  the old file or nothing, never a truncated one;
 - an output never replaces one of the running command's inputs, however spelled
   (:func:`check_paths` before any work, and again at every rename);
 - outputs of several files are staged and moved into their folder together
@@ -12,28 +12,24 @@ The promises (``docs/security.md``):
 - folders pgan created for a run that then failed are removed again (:func:`forget_run`);
 - an output that is not a regular file (a device, a FIFO, a socket) is refused, never replaced,
   and so is such an input (it would block or never end);
-- a full disk is one line naming the folder (:class:`NoSpace`), and the temporary files and
-  staging folders of dead runs are removed by the next run in that folder (:func:`sweep`),
-  only those pgan can prove it made (:mod:`pgan_cli.ownership`).
+- a full disk is one line naming the folder, and the temporary files and staging folders of
+  dead runs are removed by the next run in that folder, only those pgan can prove it made
+  (:mod:`pgan_cli.atomic`, :mod:`pgan_cli.ownership`).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import io
 import json
 import os
-import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgan_cli import interrupts, ownership
+from pgan_cli import ownership
 from pgan_cli.errors import InputError
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
@@ -289,188 +285,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return _HASH_CACHE[key]
 
 
-# ---- single outputs -------------------------------------------------------------------------
-class NoSpace(InputError):
-    """The disk (or quota) filled up while writing an output."""
-
-    def __init__(self, folder: Path):
-        super().__init__(f"no space left on {os.path.realpath(folder)}; free some space there or choose another "
-                         f"output folder (nothing was replaced)")
-
-
-def _out_of_space(exc: BaseException, folder: Path) -> bool:
-    """Whether a write failed because the disk is full: ENOSPC/EDQUOT anywhere in the exception's
-    chain, or a write error (torch's and HDF5's do not always carry the errno) with the folder's
-    file system (nearly) full."""
-    e: BaseException | None = exc
-    while e is not None:
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(e):
-            return True
-        e = e.__cause__ or e.__context__
-    if not isinstance(exc, (OSError, RuntimeError)):
-        return False
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < (1 << 20)
-
-
-def out_of_space_error(exc: BaseException, folder: str | os.PathLike) -> NoSpace | None:
-    """A :class:`NoSpace` for ``folder`` when ``exc`` is a full disk, else None."""
-    return NoSpace(Path(folder)) if _out_of_space(exc, Path(folder)) else None
-
-
-_noted: set[str] = set()
-
-
-def sweep(folder: str | os.PathLike) -> None:
-    """Remove what dead pgan runs left in ``folder``: staging folders and temporary files whose names
-    carry pgan's tag (:func:`pgan_cli.ownership.owned_name`) and whose process is gone. A folder
-    named like a staging folder that pgan cannot prove it made is left, and named on stderr."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if ".pgan-" not in entry.name:
-            continue
-        kind = "stage" if entry.name.startswith(STAGE_PREFIX) else "tmp"
-        run = ownership.owner_of(entry.name, kind)
-        try:
-            mode = os.lstat(entry.path).st_mode
-        except OSError:
-            continue
-        if run is None:
-            if kind == "stage" and entry.path not in _noted:
-                _noted.add(entry.path)
-                from pgan_cli import console
-
-                console.warn(f"left {entry.path} in place: named like a pgan staging folder, but not one pgan "
-                             f"made on this account")
-            continue
-        if ownership.alive(run):
-            continue
-        if kind == "stage" and stat.S_ISDIR(mode):
-            shutil.rmtree(entry.path, ignore_errors=True)  # never follows a link inside
-        elif kind == "tmp" and stat.S_ISREG(mode):
-            os.unlink(entry.path)
-
-
-def new_temp(folder: str | os.PathLike, stem: str, suffix: str = ".tmp") -> Path:
-    """A new empty file in ``folder`` whose name proves pgan made it, for this process (:func:`sweep`
-    removes it once the process is gone)."""
-    tmp = Path(folder) / f".{stem.lstrip('.')[:80]}{ownership.owned_name('tmp')}{suffix}"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
-    return tmp
-
-
-@contextmanager
-def owned_temp(folder: str | os.PathLike, stem: str, suffix: str = ".tmp") -> Iterator[Path]:
-    """A :func:`new_temp` file, removed when the block fails."""
-    tmp = new_temp(folder, stem, suffix)
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-class _DropsWritesWhenFull(io.FileIO):
-    """A file HDF5 writes through (h5py's ``fileobj`` driver) that, once the disk is full, drops
-    further writes instead of failing them: HDF5, told of a failed write, leaves objects that
-    crash the process when they are freed. :func:`h5_create` raises the failure once HDF5 has
-    closed the file cleanly."""
-
-    full: OSError | None = None
-
-    def _tolerant(self, call, *args):
-        if self.full is None:
-            try:
-                return call(*args)
-            except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                self.full = e
-        return None
-
-    def write(self, b) -> int:
-        n = self._tolerant(super().write, b)
-        return memoryview(b).nbytes if n is None else n
-
-    def truncate(self, size: int | None = None) -> int:
-        n = self._tolerant(super().truncate, size)
-        return self.tell() if n is None else n
-
-
-@contextmanager
-def h5_create(path: str | os.PathLike) -> Iterator[Any]:
-    """A new HDF5 file at ``path`` (an :func:`atomic_path` temporary) open for writing; a full disk
-    is an ``OSError(ENOSPC)`` after HDF5 has let go of the file, never a crash."""
-    import h5py
-
-    raw = _DropsWritesWhenFull(path, "w+")
-    try:
-        with h5py.File(raw, "w") as f:
-            yield f
-    except BaseException:
-        raw.close()
-        if raw.full is not None:
-            raise raw.full from None
-        raise
-    raw.close()
-    if raw.full is not None:
-        raise raw.full
-
-
-@contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
-
-    On any exception (a stop signal that arrived at any time included) the temporary file is
-    removed and ``target`` is left untouched. A target that is one of the running command's
-    inputs, or a device, FIFO or socket, is refused before anything is written.
-    """
-    target = Path(target)
-    refuse_input_target(target)
-    refuse_special_output(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    make_dirs(folder)
-    sweep(folder)
-    try:
-        tmp_path = new_temp(folder, target.name, suffix or ".tmp")
-    except OSError as e:
-        raise out_of_space_error(e, folder) or InputError(
-            f"cannot write {target}: {e.strerror} ({os.path.realpath(folder)})") from None
-    try:
-        yield tmp_path
-        with interrupts.held():
-            interrupts.poll()  # a stop signal whose exception was lost still stops the commit
-            refuse_input_target(target)
-            refuse_special_output(target)
-            if target.is_dir():
-                raise InputError(f"{target} is a folder; give a file path")
-            os.replace(tmp_path, target)
-            committed(target)
-    except BaseException as e:
-        full = out_of_space_error(e, folder)
-        tmp_path.unlink(missing_ok=True)
-        if full is not None:
-            raise full from None
-        raise
-
-
 # ---- JSON -----------------------------------------------------------------------------------
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as sorted, indented JSON atomically."""
-    from pgan_cli.console import to_json
-
-    with atomic_path(path, suffix=".json.tmp") as tmp:
-        tmp.write_text(to_json(obj) + "\n")
-
-
 MAX_JSON_BYTES = 256 << 20
 
 

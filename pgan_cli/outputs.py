@@ -26,8 +26,8 @@ from typing import Any
 
 from pgan_cli import console, interrupts, ownership
 from pgan_cli.errors import InputError
-from pgan_cli.files import (JOURNAL, MANIFEST, MANIFEST_VERSION, committed, make_dirs, out_of_space_error,
-                            owned_temp, refuse_input_target, sweep)
+from pgan_cli.atomic import out_of_space_error, owned_temp, sweep
+from pgan_cli.files import JOURNAL, MANIFEST, MANIFEST_VERSION, committed, make_dirs, refuse_input_target
 
 KEPT = ".pgan-replaced"  # inside a stage: hard links to the files a commit replaces, to put back on failure
 

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 from pgan_cli import __version__
-from pgan_cli.files import atomic_path
+from pgan_cli.atomic import atomic_path
 
 COMMANDS_FILE = "commands.sh"
 

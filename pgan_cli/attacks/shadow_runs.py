@@ -170,7 +170,8 @@ def train_shadow(work: Path, plan: ShadowPlan, recipe: Recipe, targets: np.ndarr
     """Train, sample and commit one shadow (checkpoint, samples, manifest) as one output set."""
     from pgan_cli.gan.checkpoint import load_checkpoint
     from pgan_cli.dataset import write_dataset
-    from pgan_cli.files import sha256_file, write_json
+    from pgan_cli.atomic import write_json
+    from pgan_cli.files import sha256_file
     from pgan_cli.outputs import output_set
     from pgan_cli.gan.sampling import generate
     from pgan_cli.gan.training.run import train_file

@@ -164,7 +164,7 @@ def write_scores(path: str | Path, result: SuiteResult, provenance: dict) -> Pat
     """The scores file: per-candidate scores per attack, truth, candidate rows, DCR arrays (atomic)."""
     import json
 
-    from pgan_cli.files import atomic_path, h5_create
+    from pgan_cli.atomic import atomic_path, h5_create
 
     with atomic_path(path, suffix=".h5.tmp") as tmp:
         with h5_create(tmp) as f:

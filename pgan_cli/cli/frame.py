@@ -229,7 +229,7 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            from pgan_cli import files
+            from pgan_cli import atomic, files
 
             outermost = files.current_run() is None
             old = interrupts.install()
@@ -267,7 +267,7 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
                 if console.state.verbose:
                     _print_traceback(e)
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    full = files.NoSpace(Path(e.filename or ".").parent if e.filename else Path("."))
+                    full = atomic.NoSpace(Path(e.filename or ".").parent if e.filename else Path("."))
                     report_error(prog, str(full))
                     raise typer.Exit(EXIT_BAD_INPUT) from None
                 where = f" ({e.filename})" if getattr(e, "filename", None) else ""

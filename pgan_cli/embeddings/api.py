@@ -19,7 +19,7 @@ from pgan_cli import console, formats
 from pgan_cli.samples import SampleReader
 from pgan_cli.errors import InputError, UsageError
 from pgan_cli.params import OptionError
-from pgan_cli.files import atomic_path
+from pgan_cli.atomic import atomic_path
 from pgan_cli.outputs import output_set
 
 BATCH = 256
@@ -68,7 +68,7 @@ def embed_files(inputs: list[str | os.PathLike], method: str | None = None, *, o
     """Fit an embedding on ``fit_on`` (default: the first input) or load ``model``, then write each
     input's embedding. Returns a summary (the ``--json`` output)."""
     from pgan_cli.embeddings import load_model, make_embedding
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
     from pgan_cli.provenance import make_provenance, shown_path
 
     if not inputs:

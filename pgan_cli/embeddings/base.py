@@ -19,7 +19,8 @@ import numpy as np
 
 from pgan_cli import __version__, formats
 from pgan_cli.errors import FormatError, InputError, UsageError
-from pgan_cli.files import atomic_path, check_input, loads_json
+from pgan_cli.atomic import atomic_path
+from pgan_cli.files import check_input, loads_json
 
 MODEL_FORMAT = formats.EMBEDDING_MODEL
 MODEL_VERSION = 1

@@ -44,7 +44,8 @@ from torch import nn
 
 from pgan_cli import __version__, formats
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.files import atomic_path, check_input, sha256_file
+from pgan_cli.atomic import atomic_path
+from pgan_cli.files import check_input, sha256_file
 
 CHECKPOINT_FORMAT = formats.CHECKPOINT
 MAX_LATENT_DIM, MAX_WIDTH = 1 << 16, 1 << 14  # the config's bounds, also pgan train's option bounds

@@ -144,7 +144,7 @@ def save_scatter(path: str | os.PathLike, samples: np.ndarray, real: np.ndarray 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pgan_cli.files import atomic_path
+    from pgan_cli.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     if real is not None:

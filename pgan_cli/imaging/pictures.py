@@ -52,7 +52,7 @@ def save_png(picture: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Pa
     """Write a uint8 picture as PNG atomically, nearest-neighbour upscaled by ``scale``."""
     from PIL import Image
 
-    from pgan_cli.files import atomic_path
+    from pgan_cli.atomic import atomic_path
 
     img = Image.fromarray(picture)
     if scale > 1:

@@ -311,7 +311,7 @@ class Clusters:
 def write_clusters(path: str | os.PathLike, c: Clusters) -> None:
     """Write ``c`` atomically (a temporary file renamed into place when complete)."""
     from pgan_cli import FORMAT_VERSION, __version__
-    from pgan_cli.files import atomic_path, h5_create
+    from pgan_cli.atomic import atomic_path, h5_create
 
     attrs = {"format": formats.CLUSTERS, "format_version": CLUSTERS_VERSION, "kind": KIND_CLUSTERS,
              "pgan_version": __version__, "dataset_format_version": FORMAT_VERSION, "method": c.method,

@@ -73,7 +73,7 @@ def search_files(query_path: str | os.PathLike, ref_path: str | os.PathLike, out
     import json
 
     from pgan_cli import FORMAT_VERSION, __version__, console
-    from pgan_cli.files import atomic_path, h5_create
+    from pgan_cli.atomic import atomic_path, h5_create
     from pgan_cli.provenance import make_provenance
 
     if metric not in METRICS:

@@ -9,7 +9,8 @@ from typing import Any
 
 from pgan_cli.errors import UsageError
 from pgan_cli.console import to_json
-from pgan_cli.files import atomic_path, check_paths
+from pgan_cli.atomic import atomic_path
+from pgan_cli.files import check_paths
 from pgan_cli.report import gates as G
 from pgan_cli.report.results import KIND_DP_AUDIT, PRIVACY_KINDS, load_result
 from pgan_cli.report.summary import KEY_GATES, KEY_VERDICT, build_summary

@@ -24,7 +24,7 @@ def completions(
     Example: pgan completions bash > ~/.local/share/bash-completion/completions/pgan
     """
     from pgan_cli.cli.completions import SHELLS, render
-    from pgan_cli.files import atomic_path
+    from pgan_cli.atomic import atomic_path
 
     if write is not None:
         write.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ def dp_audit_cmd(
     Example: pgan dp-audit dp.pt --json -o dp-audit.json
     """
     from pgan_cli.cli.frame import resolve_device
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
     from pgan_cli.privacy.one_run_audit import dp_audit_file
 
     result = dp_audit_file(checkpoint, canary_source=canary_source, score=score, confidence=confidence,

@@ -34,7 +34,7 @@ def fidelity_cmd(
 
     Example: pgan fidelity splits/train.h5 synthetic.h5 --k 5 --json
     """
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.fidelity import fidelity_files, parse_metrics
 
     result = fidelity_files(real, synthetic, k=k, metrics=parse_metrics(metrics), seed=seed,

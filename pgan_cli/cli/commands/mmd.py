@@ -41,7 +41,7 @@ def mmd_cmd(
     Example: pgan mmd real.h5 synthetic.h5 --permutations 1000 --seed 0 --json
     """
     from pgan_cli.cli.frame import resolve_device
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.mmd import mmd_files
 
     result = mmd_files(x_path, y_path, kernel=kernel, bandwidth=bandwidth, permutations=permutations,

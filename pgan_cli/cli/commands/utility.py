@@ -36,7 +36,7 @@ def utility_cmd(
 
     Example: pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 --json
     """
-    from pgan_cli.files import write_json
+    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.utility import utility_files
 
     check_applies(APPLIES, ctx.params, defaults_of(utility_cmd))

@@ -339,7 +339,7 @@ def trim_log(path: str | os.PathLike, last_step: int) -> int:
     A resumed run continues from its checkpoint's step; the records a killed run wrote after it
     describe weights that no longer exist, so the log stays one history with each step once.
     """
-    from pgan_cli.files import atomic_path
+    from pgan_cli.atomic import atomic_path
 
     p = Path(path)
     if not p.exists():
