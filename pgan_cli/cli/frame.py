@@ -146,6 +146,18 @@ OUTPUT_FILES = ("output", "scores", "summary", "log", "grid", "save_model")
 OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "shadow_dir", "track_dir")
 
 
+def deliver(result: dict, output: Path | None, json_out: bool) -> bool:
+    """A JSON result where the user asked for it: written to ``-o`` (atomically) and printed on stdout
+    with ``--json``; True when printed (the command then prints nothing else)."""
+    from pgan_cli.atomic import write_json
+
+    if output is not None:
+        write_json(output, result)
+    if json_out:
+        console.emit_json(result)
+    return json_out
+
+
 def report_interrupt(prog: str, exc: BaseException, done: list[Path]) -> int:
     """The one line for a stop signal, naming the outputs already complete; its exit code (128 + signal)."""
     import signal

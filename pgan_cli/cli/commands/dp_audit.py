@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli.frame import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command
+from pgan_cli.cli.frame import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command, deliver
 
 
 @command("dp-audit", stdout_json=True, help="Audit a run's DP claim with its canaries: an empirical lower bound on epsilon.")
@@ -37,15 +37,11 @@ def dp_audit_cmd(
     Example: pgan dp-audit dp.pt --json -o dp-audit.json
     """
     from pgan_cli.cli.frame import resolve_device
-    from pgan_cli.atomic import write_json
     from pgan_cli.privacy.one_run_audit import dp_audit_file
 
     result = dp_audit_file(checkpoint, canary_source=canary_source, score=score, confidence=confidence,
                            guesses=guesses, delta=delta, seed=seed, device=resolve_device(device))
-    if output is not None:
-        write_json(output, result)
-    if json_out:
-        console.emit_json(result)
+    if deliver(result, output, json_out):
         return
     a, c = result["audited"], result["claimed"]
     claim = (f"claimed epsilon {c['epsilon']:.3g} at delta {c['delta']:.2g}" if c else "no DP claim (trained without DP)")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli.frame import JsonOpt, JsonOutputOpt, SeedOpt, command
+from pgan_cli.cli.frame import JsonOpt, JsonOutputOpt, SeedOpt, command, deliver
 from pgan_cli.params import DEFAULT_PRDC_K
 
 
@@ -34,15 +34,11 @@ def fidelity_cmd(
 
     Example: pgan fidelity splits/train.h5 synthetic.h5 --k 5 --json
     """
-    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.fidelity import fidelity_files, parse_metrics
 
     result = fidelity_files(real, synthetic, k=k, metrics=parse_metrics(metrics), seed=seed,
                             c2st_classifier=c2st_classifier)
-    if output is not None:
-        write_json(output, result)
-    if json_out:
-        console.emit_json(result)
+    if deliver(result, output, json_out):
         return
     names = ["precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "frechet",
              "c2st_auc", "high_quality_fraction", "log_likelihood"]

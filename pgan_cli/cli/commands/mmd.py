@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli.frame import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command
+from pgan_cli.cli.frame import DeviceOpt, JsonOpt, JsonOutputOpt, SeedOpt, command, deliver
 from pgan_cli.params import DEFAULT_PERMUTATIONS
 
 
@@ -41,16 +41,12 @@ def mmd_cmd(
     Example: pgan mmd real.h5 synthetic.h5 --permutations 1000 --seed 0 --json
     """
     from pgan_cli.cli.frame import resolve_device
-    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.mmd import mmd_files
 
     result = mmd_files(x_path, y_path, kernel=kernel, bandwidth=bandwidth, permutations=permutations,
                        estimator=estimator, seed=seed, device=resolve_device(device), kid_subsets=kid_subsets,
                        kid_subset_size=kid_subset_size)
-    if output is not None:
-        write_json(output, result)
-    if json_out:
-        console.emit_json(result)
+    if deliver(result, output, json_out):
         return
     r = result
     p = "n/a" if r["p_value"] is None else f"{r['p_value']:.4g}"

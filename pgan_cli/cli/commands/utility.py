@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pgan_cli import console
-from pgan_cli.cli.frame import JsonOpt, JsonOutputOpt, SeedOpt, command
+from pgan_cli.cli.frame import JsonOpt, JsonOutputOpt, SeedOpt, command, deliver
 from pgan_cli.params import DEFAULT_PERMUTATIONS, Only, check_applies, defaults_of
 
 APPLIES = {"epochs": Only("classifier", ("cnn",))}  # logreg and knn are not trained in epochs
@@ -36,16 +36,12 @@ def utility_cmd(
 
     Example: pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 --json
     """
-    from pgan_cli.atomic import write_json
     from pgan_cli.metrics.utility import utility_files
 
     check_applies(APPLIES, ctx.params, defaults_of(utility_cmd))
     result = utility_files(synthetic, real_train, test, classifier=classifier, seed=seed,
                            permutations=permutations, kmeans=kmeans, epochs=epochs)
-    if output is not None:
-        write_json(output, result)
-    if json_out:
-        console.emit_json(result)
+    if deliver(result, output, json_out):
         return
     t, r = result["tstr"], result["trtr"]
     auc = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
