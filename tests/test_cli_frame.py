@@ -116,3 +116,31 @@ def test_progress_in_a_log_is_a_plain_line_every_30_s(monkeypatch, capsys):
     finally:
         console.configure(quiet=False)
     assert capsys.readouterr().err == ""
+
+
+def test_help_examples_use_todays_spellings():
+    """Every 'Example:' line of every command's --help (and so of docs/CLI.md) uses today's option
+    spellings, never a deprecated one (DEPRECATED_SPELLINGS)."""
+    import shlex
+
+    import typer
+
+    from pgan_cli.cli.app import app
+    from pgan_cli.cli.frame import DEPRECATED_SPELLINGS
+
+    def walk(cmd, path):
+        yield path, cmd
+        for name, sub in sorted((getattr(cmd, "commands", None) or {}).items()):
+            yield from walk(sub, (*path, name))
+
+    found = 0
+    for path, cmd in walk(typer.main.get_command(app), ()):
+        table = DEPRECATED_SPELLINGS.get(path) or {}
+        for line in (cmd.help or "").splitlines():
+            if not line.strip().startswith("Example: pgan "):
+                continue
+            found += 1
+            words = shlex.split(line.strip()[len("Example: "):].split("&&")[0].split("|")[0])
+            old = [w.split("=")[0] for w in words if w.split("=")[0] in table]
+            assert old == [], (" ".join(path), old, line)
+    assert found >= 20

@@ -59,7 +59,7 @@ def attack_cmd(
     (--synthetic, --reference, --generator): trains --shadow-models generators with the
     release's recipe and scores --targets members and holdout records.
 
-    Example: pgan attack --members splits/train.h5 --non-members splits/holdout.h5 --synthetic synth.h5 --reference splits/reference.h5 --scores scores.h5 --json
+    Example: pgan attack --members splits/train.h5 --holdout splits/holdout.h5 --synthetic synth.h5 --reference splits/reference.h5 --scores scores.h5 --json
     Example: pgan attack --members splits/train.h5 --holdout splits/holdout.h5 --synthetic synth.h5 --reference splits/reference.h5 --generator gen.pt --methods shadow --shadow-dir shadows --json
     """
     from pgan_cli.attacks import audit_files

@@ -52,8 +52,8 @@ def audit_cmd(
     With --track mlflow (or tensorboard) the summary's figures, the verdict and report.html +
     summary.json are logged once the report is written (--track-run: into the training run).
 
-    Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit
-    Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 -o audit --track mlflow --track-run RUN_ID
+    Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 --out-dir audit
+    Example: pgan audit --members s/train.h5 --holdout s/holdout.h5 --synthetic synth.h5 --out-dir audit --track mlflow --track-run RUN_ID
     """
     from pgan_cli.audit import StepFailed, run_audit
 

@@ -195,7 +195,7 @@ def export_cmd(
 
     Exported folders re-import with `pgan data import` (class sub-folders keep the labels).
 
-    Example: pgan data export synth.h5 --grid synth.png --n 64
+    Example: pgan data export synth.h5 --grid synth.png -n 64
     """
     from pgan_cli.imaging.pictures import export_file
 

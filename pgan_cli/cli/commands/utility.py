@@ -34,7 +34,7 @@ def utility_cmd(
     JSON: tstr.{accuracy,balanced_accuracy,auc,confusion_matrix}, trtr.{...},
     roc_test.p_value, kmeans.synthetic.accuracy (with --kmeans), provenance.
 
-    Example: pgan utility --synthetic synthetic.h5 --real-train splits/train.h5 --test splits/holdout.h5 --json
+    Example: pgan utility --synthetic synthetic.h5 --members splits/train.h5 --holdout splits/holdout.h5 --json
     """
     from pgan_cli.metrics.utility import utility_files
 
