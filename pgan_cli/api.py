@@ -71,6 +71,12 @@ def _renamed(obj: Any, names: dict[str, str]) -> Any:
     return obj
 
 
+def _measured(call, progress: bool, sets: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``call`` (a ``*_files`` function) on ``sets`` as files, positionally in order, arrays named."""
+    with ExitStack() as stack, _shown(progress), _files(stack, **sets) as (paths, names):
+        return _renamed(call(*paths.values(), **kwargs), names)
+
+
 def attack(members: Source, holdout: Source, synthetic: Source | None = None, reference: Source | None = None,
            *, methods: str = "all", seed: int = 0, bootstrap: int | None = None, scores: str | os.PathLike | None = None,
            progress: bool = False, **options: Any) -> dict[str, Any]:
@@ -82,11 +88,10 @@ def attack(members: Source, holdout: Source, synthetic: Source | None = None, re
     from pgan_cli.attacks.evaluation import N_BOOTSTRAP
     from pgan_cli.attacks.suite import audit_files
 
-    with ExitStack() as stack, _shown(progress), _files(stack, members=members, holdout=holdout,
-                                                         synthetic=synthetic, reference=reference) as (p, names):
-        result = audit_files(p["members"], p["holdout"], p["synthetic"], p["reference"], methods=methods, seed=seed,
-                             bootstrap=N_BOOTSTRAP if bootstrap is None else bootstrap, scores=scores, **options)
-        return _renamed(result, names)
+    return _measured(audit_files, progress, {"members": members, "holdout": holdout, "synthetic": synthetic,
+                                             "reference": reference},
+                     methods=methods, seed=seed, bootstrap=N_BOOTSTRAP if bootstrap is None else bootstrap,
+                     scores=scores, **options)
 
 
 def fidelity(real: Source, synthetic: Source, *, progress: bool = False, **options: Any) -> dict[str, Any]:
@@ -95,8 +100,7 @@ def fidelity(real: Source, synthetic: Source, *, progress: bool = False, **optio
     ``metrics``, ``seed``, ``c2st_classifier``. Returns the ``pgan-fidelity`` JSON."""
     from pgan_cli.metrics.fidelity import fidelity_files
 
-    with ExitStack() as stack, _shown(progress), _files(stack, real=real, synthetic=synthetic) as (p, names):
-        return _renamed(fidelity_files(p["real"], p["synthetic"], **options), names)
+    return _measured(fidelity_files, progress, {"real": real, "synthetic": synthetic}, **options)
 
 
 def mmd(x: Source, y: Source, *, progress: bool = False, **options: Any) -> dict[str, Any]:
@@ -105,8 +109,7 @@ def mmd(x: Source, y: Source, *, progress: bool = False, **options: Any) -> dict
     ``device``, ``kid_subsets``, ``kid_subset_size``. Returns the ``pgan-mmd`` JSON."""
     from pgan_cli.metrics.mmd import mmd_files
 
-    with ExitStack() as stack, _shown(progress), _files(stack, x=x, y=y) as (p, names):
-        return _renamed(mmd_files(p["x"], p["y"], **options), names)
+    return _measured(mmd_files, progress, {"x": x, "y": y}, **options)
 
 
 def _file_call(target: str, doc: str):

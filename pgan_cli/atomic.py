@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pgan_cli import interrupts, ownership
+from pgan_cli import console, interrupts, ownership
 from pgan_cli.errors import InputError
 from pgan_cli.files import STAGE_PREFIX, committed, make_dirs, refuse_input_target, refuse_special_output
 
@@ -35,38 +35,40 @@ class NoSpace(InputError):
                          f"output folder (nothing was replaced)")
 
 
-def _out_of_space(exc: BaseException, folder: Path) -> bool:
+def _out_of_space(exc: BaseException) -> bool:
     """Whether a write failed because the disk is full: ENOSPC/EDQUOT anywhere in the exception's
-    chain, or a write error (torch's and HDF5's do not always carry the errno) with the folder's
-    file system (nearly) full."""
+    chain (every output's bytes go through :class:`OutputFile`, so torch and HDF5 failures carry
+    the system's error too)."""
     e: BaseException | None = exc
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if "No space left on device" in str(e):
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
             return True
         e = e.__cause__ or e.__context__
-    if not isinstance(exc, (OSError, RuntimeError)):
-        return False
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < (1 << 20)
+    return False
 
 
 def out_of_space_error(exc: BaseException, folder: str | os.PathLike) -> NoSpace | None:
     """A :class:`NoSpace` for ``folder`` when ``exc`` is a full disk, else None."""
-    return NoSpace(Path(folder)) if _out_of_space(exc, Path(folder)) else None
+    return NoSpace(Path(folder)) if _out_of_space(exc) else None
 
 
 _noted: set[str] = set()
 
 
+_swept: set[str] = set()
+
+
 def sweep(folder: str | os.PathLike) -> None:
     """Remove what dead pgan runs left in ``folder``: staging folders and temporary files whose names
     carry pgan's tag (:func:`pgan_cli.ownership.owned_name`) and whose process is gone. A folder
-    named like a staging folder that pgan cannot prove it made is left, and named on stderr."""
+    named like a staging folder that pgan cannot prove it made is left, and named on stderr. Once
+    per folder and process, and never inside a staging folder (which only its own run writes)."""
+    real = os.path.realpath(folder)
+    if real in _swept or any(part.startswith(STAGE_PREFIX) for part in Path(real).parts):
+        return
+    _swept.add(real)
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -83,8 +85,6 @@ def sweep(folder: str | os.PathLike) -> None:
         if run is None:
             if kind == "stage" and entry.path not in _noted:
                 _noted.add(entry.path)
-                from pgan_cli import console
-
                 console.warn(f"left {entry.path} in place: named like a pgan staging folder, but not one pgan "
                              f"made on this account")
             continue
@@ -115,7 +115,12 @@ def owned_temp(folder: str | os.PathLike, stem: str, suffix: str = ".tmp") -> It
         raise
 
 
-class _DropsWritesWhenFull(io.FileIO):
+class OutputFile(io.FileIO):
+    """The file an output's bytes are written through (HDF5 files and checkpoints), so that a full
+    disk reaches pgan as the ``OSError(ENOSPC)`` the system gives, never as a library's own error."""
+
+
+class _DropsWritesWhenFull(OutputFile):
     """A file HDF5 writes through (h5py's ``fileobj`` driver) that, once the disk is full, drops
     further writes instead of failing them: HDF5, told of a failed write, leaves objects that
     crash the process when they are freed. :func:`h5_create` raises the failure once HDF5 has
@@ -202,7 +207,5 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as sorted, indented JSON atomically."""
-    from pgan_cli.console import to_json
-
     with atomic_path(path, suffix=".json.tmp") as tmp:
-        tmp.write_text(to_json(obj) + "\n")
+        tmp.write_text(console.to_json(obj) + "\n")

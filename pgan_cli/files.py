@@ -39,12 +39,6 @@ STAGE_PREFIX = ".pgan-stage-"
 MANIFEST_VERSION = 2
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ---- the running command's paths ------------------------------------------------------------
 @dataclass
 class RunPaths:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Annotated, Callable, Optional
 import typer
 from typer.core import TyperGroup
 
-from pgan_cli import console, interrupts
+from pgan_cli import atomic, console, files, interrupts
 from pgan_cli.errors import EXIT_BAD_INPUT, PganError
 from pgan_cli.params import DEFAULT_MLFLOW_STORE, DEFAULT_TRACK_EXPERIMENT, SEED, TRACK_BACKENDS
 
@@ -149,10 +150,8 @@ OUTPUT_FOLDERS = ("out_dir", "png_dir", "sample_dir", "output_dir", "write", "sh
 def deliver(result: dict, output: Path | None, json_out: bool) -> bool:
     """A JSON result where the user asked for it: written to ``-o`` (atomically) and printed on stdout
     with ``--json``; True when printed (the command then prints nothing else)."""
-    from pgan_cli.atomic import write_json
-
     if output is not None:
-        write_json(output, result)
+        atomic.write_json(output, result)
     if json_out:
         console.emit_json(result)
     return json_out
@@ -160,12 +159,8 @@ def deliver(result: dict, output: Path | None, json_out: bool) -> bool:
 
 def report_interrupt(prog: str, exc: BaseException, done: list[Path]) -> int:
     """The one line for a stop signal, naming the outputs already complete; its exit code (128 + signal)."""
-    import signal
-
-    from pgan_cli.interrupts import NAMES
-
     signum = getattr(exc, "signum", signal.SIGINT)
-    what = "interrupted" if signum == signal.SIGINT else f"terminated ({NAMES.get(signum, signum)})"
+    what = "interrupted" if signum == signal.SIGINT else f"terminated ({interrupts.NAMES.get(signum, signum)})"
     kept = f"; complete before it and kept: {', '.join(map(str, done))}" if done else ""
     report_error(prog, f"{what}; unfinished outputs were removed, earlier ones are intact{kept}")
     return 128 + int(signum)
@@ -210,7 +205,6 @@ def _paths(value) -> list[Path]:
 
 def check_command_paths(kwargs: dict, in_place: tuple[str, ...] = ()) -> None:
     """Before any work: outputs never replace inputs, folders stay folders, seeds are in range."""
-    from pgan_cli import files
     from pgan_cli.errors import UsageError
 
     seed = kwargs.get("seed")
@@ -241,8 +235,6 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            from pgan_cli import atomic, files
-
             outermost = files.current_run() is None
             old = interrupts.install()
             if outermost:

@@ -44,7 +44,7 @@ from torch import nn
 
 from pgan_cli import __version__, formats
 from pgan_cli.errors import FormatError, InputError
-from pgan_cli.atomic import atomic_path
+from pgan_cli.atomic import OutputFile, atomic_path
 from pgan_cli.files import check_input, sha256_file
 
 CHECKPOINT_FORMAT = formats.CHECKPOINT
@@ -131,8 +131,8 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict[str, Any], generato
         "provenance": json.dumps(provenance or {}, sort_keys=True, default=str),
         "extra": _to_cpu(extra or {}),
     }
-    with atomic_path(path, suffix=".pt.tmp") as tmp:
-        torch.save(blob, tmp)
+    with atomic_path(path, suffix=".pt.tmp") as tmp, OutputFile(tmp, "w") as f:
+        torch.save(blob, f)
     return Path(path)
 
 

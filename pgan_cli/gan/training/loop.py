@@ -52,6 +52,7 @@ from pgan_cli.errors import FormatError, InputError
 from pgan_cli.params import OptionError
 from pgan_cli.gan.training import losses
 from pgan_cli.gan.training.augment import DiscriminatorView
+from pgan_cli.gan.training.config import BATCH_NORM_MIN_ROWS, batch_per_process
 from pgan_cli.gan.training.callbacks import (PeriodicCheckpoint, ProgressBar, SampleGrids, TrainingCallback,
                                          TrainingLog, notify, wants_records)
 from pgan_cli.gan.training.defaults import DEFAULT_CHECKPOINT_EVERY, DEFAULT_LOG_EVERY, R1_EVERY, augment_name
@@ -70,32 +71,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 # ---- the trainer --------------------------------------------------------------------------------
-# BatchNorm1d normalises each feature by its variance over the batch in training (Ioffe &
-# Szegedy 2015), which one row does not have; the fully connected critic with $norm batchnorm
-# has it (its conv layers' BatchNorm2d also average over the 4x4 positions, so one row is enough)
-BATCH_NORM_MIN_ROWS = 2
-
-
-def batch_per_process(batch_size: int, n: int, world: int, minimum: int = 1) -> int:
-    """Rows per batch in each of ``world`` processes: ``batch_size`` split, capped by the data's
-    ``n`` rows; refused below ``minimum`` (:data:`BATCH_NORM_MIN_ROWS` for batch norm over features)."""
-    per_rank, local_n = batch_size // world, n // world
-    if per_rank < 1:
-        raise OptionError(f"$batch_size {batch_size} is smaller than the {world} processes", "batch_size")
-    if local_n < 1:
-        raise InputError(f"{n} training samples cannot be shared by {world} processes")
-    if min(per_rank, local_n) >= minimum:
-        return min(per_rank, local_n)
-    each = " per process" if world > 1 else ""
-    why = (f"the critic's batch norm needs at least {minimum} rows per batch{each} (a variance over the "
-           f"batch)")
-    if per_rank < minimum:
-        raise OptionError(f"$batch_size {batch_size} is too small: {why}; raise it or use $norm groupnorm",
-                          "batch_size", "norm")
-    raise InputError(f"{n} training sample{'s are' if n != 1 else ' is'} too few: {why}; give more rows or "
-                     f"use --norm groupnorm")
-
-
 class Trainer:
     """Train a GAN from a config (see :func:`make_config`) on in-memory data.
 
