@@ -24,7 +24,8 @@ from typing import Any
 
 from pgan_cli import console, interrupts, ownership
 from pgan_cli.errors import InputError
-from pgan_cli.files import STAGE_PREFIX, committed, make_dirs, refuse_input_target, refuse_special_output
+from pgan_cli.files import (STAGE_PREFIX, committed, current_run, make_dirs, refuse_input_target,
+                            refuse_special_output)
 
 
 class NoSpace(InputError):
@@ -57,18 +58,17 @@ def out_of_space_error(exc: BaseException, folder: str | os.PathLike) -> NoSpace
 _noted: set[str] = set()
 
 
-_swept: set[str] = set()
-
-
 def sweep(folder: str | os.PathLike) -> None:
     """Remove what dead pgan runs left in ``folder``: staging folders and temporary files whose names
     carry pgan's tag (:func:`pgan_cli.ownership.owned_name`) and whose process is gone. A folder
     named like a staging folder that pgan cannot prove it made is left, and named on stderr. Once
-    per folder and process, and never inside a staging folder (which only its own run writes)."""
+    per folder and command, and never inside a staging folder (which only its own run writes)."""
     real = os.path.realpath(folder)
-    if real in _swept or any(part.startswith(STAGE_PREFIX) for part in Path(real).parts):
+    run = current_run()
+    if (run is not None and real in run.swept) or any(part.startswith(STAGE_PREFIX) for part in Path(real).parts):
         return
-    _swept.add(real)
+    if run is not None:
+        run.swept.add(real)
     try:
         entries = list(os.scandir(folder))
     except OSError:

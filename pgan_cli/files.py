@@ -52,6 +52,7 @@ class RunPaths:
     in_place: list[Path] = field(default_factory=list)
     created_dirs: list[Path] = field(default_factory=list)
     committed: list[Path] = field(default_factory=list)  # outputs already complete on disk
+    swept: set[str] = field(default_factory=set)  # folders cleared of dead runs' debris (atomic.sweep)
 
 
 def committed(path: Path) -> None:
