@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
+from pgan_cli import interrupts
+
 T = TypeVar("T")
 
 
@@ -52,7 +54,9 @@ def configure(quiet: bool | None = None, verbose: bool | None = None, provenance
 
 
 def log(message: str) -> None:
-    """A progress or information line on stderr (silenced by ``--quiet``)."""
+    """A progress or information line on stderr (silenced by ``--quiet``); a safe point where a
+    stop signal that arrived is raised (:func:`pgan_cli.interrupts.poll`)."""
+    interrupts.poll()
     if not state.quiet:
         stderr.print(message, markup=False)
 
@@ -122,6 +126,7 @@ def progress(iterable: Iterable[T], total: int | None = None, description: str =
     with _progress_bar() as bar:
         task = bar.add_task(description, total=total, info="")
         for item in iterable:
+            interrupts.poll()  # a safe point: each step of a long loop
             yield item
             bar.advance(task)
             if plain is not None:
@@ -137,6 +142,7 @@ def progress_task(description: str, total: int | None):
         task = bar.add_task(description, total=total, info="")
 
         def advance(n: int = 1, info: str | None = None) -> None:
+            interrupts.poll()
             if info is None:
                 bar.advance(task, n)
             else:

@@ -139,6 +139,16 @@ def _quiet() -> Iterator[None]:
 
 
 @contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block (a command's whole run) a signal is only remembered, and raised at the next
+    safe point: :func:`poll`, which every progress tick, log line and commit of an output calls.
+    torch runs Python from C++ (its Python kernels, callbacks), where an exception raised by the
+    handler aborts the process instead of unwinding."""
+    with _quiet():
+        yield
+
+
+@contextmanager
 def polled() -> Iterator[None]:
     """Within the block a signal is only remembered; :func:`poll` (and the block's end) raises it."""
     with _quiet():

@@ -243,7 +243,8 @@ def guarded(prog: str, in_place: tuple[str, ...] = (), stdout_json: bool = False
             try:
                 kwargs = _stdout_json(kwargs, stdout_json)
                 check_command_paths(kwargs, in_place)
-                out = fn(*args, **kwargs)
+                with interrupts.deferred():
+                    out = fn(*args, **kwargs)
                 failed = False
                 signum = interrupts.pending()
                 if outermost and signum is not None:
